@@ -1,0 +1,3 @@
+"""nvdrec.data (see DESIGN.md)."""
+
+__all__: list[str] = []

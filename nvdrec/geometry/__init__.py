@@ -1,0 +1,3 @@
+"""nvdrec.geometry (see DESIGN.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""nvdrec.ops (see DESIGN.md)."""
+
+__all__: list[str] = []

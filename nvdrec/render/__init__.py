@@ -1,0 +1,3 @@
+"""nvdrec.render (see DESIGN.md)."""
+
+__all__: list[str] = []

@@ -1,0 +1,417 @@
+"""Run configuration: nvdiffrec's JSON keys, their defaults, and nvdrec's additions.
+
+An nvdiffrec config file loads unchanged. Every key is validated when the config is
+built; a bad key or value raises :class:`~nvdrec.errors.ConfigError` naming the key,
+the value it got, what is allowed and (for unknown keys) the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+
+__all__ = ["Config", "config_keys", "load_config"]
+
+# Keys that name input files; relative values resolve against the config file's folder
+# when the file exists there, else against the working directory (as nvdiffrec does).
+PATH_KEYS = ("ref_mesh", "base_mesh", "envmap", "mtl_override")
+
+_LOSSES = ("logl1", "logl2", "mse", "smape", "relmse", "l1")
+_BACKGROUNDS = ("black", "white", "checker", "reference")
+_ISOSURFACES = ("dmtet", "flexicubes")
+_LAPLACE = ("relative", "absolute")
+_BACKENDS = ("auto", "torch", "cuda", "nvdiffrast")
+_EXPORTS = ("obj", "glb", "usd")
+_PROGRESS = ("auto", "bar", "log", "none")
+_DISPLAY_KEYS = ("bsdf", "latlong", "relight")
+_DISPLAY_BSDFS = ("pbr", "diffuse", "white", "kd", "ks", "normal", "tangent")
+
+
+def _meta(check: Callable[[str, Any], Any], doc: str) -> dict:
+    return {"check": check, "doc": doc}
+
+
+# --------------------------------------------------------------------------- checks
+# Each check takes (key, value) and returns the normalised value or raises ConfigError.
+
+
+def _fail(key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"config key '{key}': got {value!r}; allowed: {allowed}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(lo: int | None = None):
+    def check(key, v):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if not isinstance(v, int) or isinstance(v, bool) or (lo is not None and v < lo):
+            raise _fail(key, v, f"an integer >= {lo}" if lo is not None else "an integer")
+        return v
+
+    return check
+
+
+def _float(lo: float | None = None, strict: bool = False):
+    def check(key, v):
+        bad = not _is_number(v) or (lo is not None and (v <= lo if strict else v < lo))
+        if bad:
+            rel = ">" if strict else ">="
+            raise _fail(key, v, f"a finite number {rel} {lo}" if lo is not None else "a number")
+        return float(v)
+
+    return check
+
+
+def _bool(key, v):
+    if not isinstance(v, bool):
+        raise _fail(key, v, "true or false")
+    return v
+
+
+def _choice(options: tuple[str, ...]):
+    def check(key, v):
+        if v not in options:
+            hint = difflib.get_close_matches(str(v), options, n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise _fail(key, v, ", ".join(repr(o) for o in options) + extra)
+        return v
+
+    return check
+
+
+def _opt_str(key, v):
+    if v is not None and not isinstance(v, str):
+        raise _fail(key, v, "a string (a path) or null")
+    return v
+
+
+def _vec(n: int | tuple[int, ...], kind: str = "float", lo: float | None = None):
+    lengths = (n,) if isinstance(n, int) else n
+
+    def check(key, v):
+        if kind == "int" and _is_number(v) and 2 in lengths:
+            v = [v, v]  # train_res: 512 means [512, 512]
+        ok = isinstance(v, (list, tuple)) and len(v) in lengths and all(_is_number(x) for x in v)
+        if ok and kind == "int":
+            ok = all(float(x).is_integer() for x in v)
+        if ok and lo is not None:
+            ok = all(x >= lo for x in v)
+        if not ok:
+            what = "integers" if kind == "int" else "numbers"
+            bound = f" >= {lo}" if lo is not None else ""
+            size = " or ".join(str(x) for x in lengths)
+            raise _fail(key, v, f"a list of {size} {what}{bound}")
+        return [int(x) for x in v] if kind == "int" else [float(x) for x in v]
+
+    return check
+
+
+def _opt(check):
+    def wrapped(key, v):
+        return None if v is None else check(key, v)
+
+    return wrapped
+
+
+def _learning_rate(key, v):
+    # scalar | [pos, mat] (one pass uses both) | [[pos, mat], [pos, mat]] per pass
+    def positive(x):
+        return _is_number(x) and x > 0
+
+    if positive(v):
+        return float(v)
+    if isinstance(v, (list, tuple)) and 1 <= len(v) <= 2:
+        if all(positive(x) for x in v):
+            return [float(x) for x in v]
+        if all(
+            isinstance(p, (list, tuple)) and 1 <= len(p) <= 2 and all(positive(x) for x in p)
+            for p in v
+        ):
+            return [[float(x) for x in p] for p in v]
+    raise _fail(
+        key,
+        v,
+        "a positive number, a list [pos, mat] of positive numbers, or one such list per pass",
+    )
+
+
+def _display(key, v):
+    if v is None:
+        return None
+    if not isinstance(v, list):
+        raise _fail(key, v, 'a list of objects such as {"bsdf": "kd"} or {"latlong": true}')
+    out = []
+    for i, item in enumerate(v):
+        if not isinstance(item, dict):
+            raise _fail(f"{key}[{i}]", item, 'an object such as {"bsdf": "kd"}')
+        for k in item:
+            if k not in _DISPLAY_KEYS:
+                raise _fail(f"{key}[{i}]", item, "keys " + ", ".join(_DISPLAY_KEYS))
+        if "bsdf" in item:
+            _choice(_DISPLAY_BSDFS)(f"{key}[{i}].bsdf", item["bsdf"])
+        if "latlong" in item:
+            _bool(f"{key}[{i}].latlong", item["latlong"])
+        out.append(dict(item))
+    return out
+
+
+def _exports(key, v):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        raise _fail(key, v, "a non-empty list of " + ", ".join(_EXPORTS))
+    for x in v:
+        _choice(_EXPORTS)(key, x)
+    return list(dict.fromkeys(v))
+
+
+def _device(key, v):
+    ok = isinstance(v, str) and (
+        v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+    )
+    if not ok:
+        raise _fail(key, v, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return v
+
+
+def _mesh_scale(key, v):
+    if v == "auto":
+        return v
+    return _float(0.0, strict=True)(key, v)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class Config:
+    """All settings of a reconstruction run.
+
+    Field names, meanings and defaults are those of nvdiffrec's configs, so its JSON
+    files load unchanged; fields after ``device`` are nvdrec's additions.
+    """
+
+    # ---- nvdiffrec keys (same names and defaults)
+    iter: int = field(default=5000, metadata=_meta(_int(0), "iterations per pass"))
+    batch: int = field(default=1, metadata=_meta(_int(1), "views per iteration"))
+    spp: int = field(default=1, metadata=_meta(_int(1), "supersampling factor per axis"))
+    layers: int = field(default=1, metadata=_meta(_int(1), "depth-peeling layers"))
+    train_res: list = field(
+        default_factory=lambda: [512, 512], metadata=_meta(_vec(2, "int", 1), "[H, W]")
+    )
+    display_res: list | None = field(
+        default=None, metadata=_meta(_opt(_vec(2, "int", 1)), "[H, W] of previews")
+    )
+    texture_res: list = field(
+        default_factory=lambda: [1024, 1024], metadata=_meta(_vec(2, "int", 1), "[H, W]")
+    )
+    display_interval: int = field(default=0, metadata=_meta(_int(0), "0 = off"))
+    save_interval: int = field(default=1000, metadata=_meta(_int(0), "preview every N iters"))
+    learning_rate: Any = field(default=0.01, metadata=_meta(_learning_rate, "see docs"))
+    min_roughness: float = field(default=0.08, metadata=_meta(_float(0.0), "roughness floor"))
+    custom_mip: bool = field(default=False, metadata=_meta(_bool, "trainable mip levels"))
+    random_textures: bool = field(default=False, metadata=_meta(_bool, "random init"))
+    background: str = field(default="checker", metadata=_meta(_choice(_BACKGROUNDS), ""))
+    loss: str = field(default="logl1", metadata=_meta(_choice(_LOSSES), "image loss"))
+    out_dir: str | None = field(default=None, metadata=_meta(_opt_str, "under out/"))
+    ref_mesh: str | None = field(default=None, metadata=_meta(_opt_str, "data"))
+    base_mesh: str | None = field(default=None, metadata=_meta(_opt_str, "skip pass 1"))
+    validate: bool = field(default=True, metadata=_meta(_bool, "validation metrics"))
+    isosurface: str = field(default="dmtet", metadata=_meta(_choice(_ISOSURFACES), ""))
+    mtl_override: str | None = field(default=None, metadata=_meta(_opt_str, "MTL path"))
+    dmtet_grid: int = field(default=64, metadata=_meta(_int(2), "tet grid resolution"))
+    mesh_scale: Any = field(default=2.1, metadata=_meta(_mesh_scale, "grid box size"))
+    env_scale: float = field(default=1.0, metadata=_meta(_float(0.0), "envmap multiplier"))
+    envmap: str | None = field(default=None, metadata=_meta(_opt_str, "lat-long HDR"))
+    display: list | None = field(default=None, metadata=_meta(_display, "preview extras"))
+    camera_space_light: bool = field(default=False, metadata=_meta(_bool, ""))
+    lock_light: bool = field(default=False, metadata=_meta(_bool, ""))
+    lock_pos: bool = field(default=False, metadata=_meta(_bool, ""))
+    sdf_regularizer: float = field(default=0.2, metadata=_meta(_float(0.0), ""))
+    laplace: str = field(default="relative", metadata=_meta(_choice(_LAPLACE), ""))
+    laplace_scale: float = field(default=10000.0, metadata=_meta(_float(0.0), ""))
+    pre_load: bool = field(default=True, metadata=_meta(_bool, ""))
+    kd_min: list = field(
+        default_factory=lambda: [0.0, 0.0, 0.0, 0.0], metadata=_meta(_vec((3, 4)), "")
+    )
+    kd_max: list = field(
+        default_factory=lambda: [1.0, 1.0, 1.0, 1.0], metadata=_meta(_vec((3, 4)), "")
+    )
+    ks_min: list = field(default_factory=lambda: [0.0, 0.08, 0.0], metadata=_meta(_vec(3), ""))
+    ks_max: list = field(default_factory=lambda: [1.0, 1.0, 1.0], metadata=_meta(_vec(3), ""))
+    nrm_min: list = field(default_factory=lambda: [-1.0, -1.0, 0.0], metadata=_meta(_vec(3), ""))
+    nrm_max: list = field(default_factory=lambda: [1.0, 1.0, 1.0], metadata=_meta(_vec(3), ""))
+    cam_near_far: list = field(
+        default_factory=lambda: [0.1, 1000.0], metadata=_meta(_vec(2, lo=0.0), "[near, far]")
+    )
+    learn_light: bool = field(default=True, metadata=_meta(_bool, ""))
+    local_rank: int = field(default=0, metadata=_meta(_int(0), "set by launchers"))
+    multi_gpu: bool = field(default=False, metadata=_meta(_bool, "set by launchers"))
+
+    # ---- nvdrec additions
+    device: str = field(default="auto", metadata=_meta(_device, "auto, cpu, cuda, cuda:N"))
+    seed: int = field(default=0, metadata=_meta(_int(0), "random seed"))
+    backend: str = field(default="auto", metadata=_meta(_choice(_BACKENDS), "raster ops"))
+    checkpoint_interval: int = field(default=500, metadata=_meta(_int(0), "0 = off"))
+    export_formats: list = field(
+        default_factory=lambda: ["obj", "glb"], metadata=_meta(_exports, "mesh/ outputs")
+    )
+    validate_views: int = field(default=50, metadata=_meta(_int(1), "orbit views"))
+    progress: str = field(default="auto", metadata=_meta(_choice(_PROGRESS), ""))
+    log_interval: int = field(default=50, metadata=_meta(_int(1), "log line every N iters"))
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, f.metadata["check"](f.name, getattr(self, f.name)))
+        near, far = self.cam_near_far
+        if not 0 < near < far:
+            raise ConfigError(
+                f"config key 'cam_near_far': got {self.cam_near_far!r}; "
+                "allowed: [near, far] with 0 < near < far"
+            )
+        for lo_key, hi_key in (("kd_min", "kd_max"), ("ks_min", "ks_max"), ("nrm_min", "nrm_max")):
+            lo, hi = getattr(self, lo_key), getattr(self, hi_key)
+            if any(a > b for a, b in zip(lo, hi)):
+                raise ConfigError(
+                    f"config keys '{lo_key}'/'{hi_key}': got {lo!r} > {hi!r} in some channel; "
+                    f"each '{lo_key}' entry must be <= the matching '{hi_key}' entry"
+                )
+        if self.display_res is None:
+            self.display_res = list(self.train_res)
+
+    # ------------------------------------------------------------------ helpers
+    def to_dict(self) -> dict:
+        """Plain-JSON dictionary of every key (what ``OUT/config.json`` holds)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the resolved config as JSON (atomically)."""
+        from ..io.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def replace(self, **changes: Any) -> Config:
+        """A validated copy with some keys changed."""
+        return load_config({**self.to_dict(), **changes})
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def config_keys() -> list[str]:
+    """Every valid config key, in declaration order."""
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def _unknown_key(key: str) -> ConfigError:
+    hint = difflib.get_close_matches(key, config_keys(), n=1, cutoff=0.5)
+    extra = f"; did you mean '{hint[0]}'?" if hint else "; run 'nvdrec train --help' for the list"
+    return ConfigError(f"unknown config key '{key}'{extra}")
+
+
+def parse_override(key: str, text: str) -> Any:
+    """Turn a command-line override string into a value (JSON if it parses, else text)."""
+    key = key.replace("-", "_")
+    if key not in config_keys():
+        raise _unknown_key(key)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return text
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file '{path}' cannot be read: {e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"config file '{path}' is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file '{path}' must hold a JSON object, got {type(data).__name__}"
+        )
+    return data
+
+
+def _resolve_path(value: str, base_dir: Path | None) -> str:
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return str(p)
+    if base_dir is not None and (base_dir / p).exists():
+        return str((base_dir / p).resolve())
+    return str(p.resolve())
+
+
+def load_config(
+    path_or_dict: str | os.PathLike | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build a validated :class:`Config` from a JSON file or a dict, plus overrides.
+
+    Args:
+        path_or_dict: path of a JSON config (nvdiffrec format), a mapping of keys, or
+            None for all defaults.
+        overrides: keys that replace those of the file (e.g. ``{"iter": 200}``).
+
+    Returns:
+        The config with input paths made absolute (relative ones are looked up next to
+        the config file first, then in the working directory) and ``out_dir`` resolved:
+        a relative ``out_dir`` lives under ``out/`` of the working directory, as in
+        nvdiffrec; an absolute one is used as is; none gives ``out/<config name>``.
+
+    Raises:
+        ConfigError: unknown key, bad value, unreadable or malformed file.
+    """
+    base_dir: Path | None = None
+    stem = "run"
+    if path_or_dict is None:
+        data: dict = {}
+    elif isinstance(path_or_dict, Mapping):
+        data = dict(path_or_dict)
+    else:
+        path = Path(path_or_dict)
+        data = _read_json(path)
+        base_dir = path.resolve().parent
+        stem = path.stem
+    for k, v in (overrides or {}).items():
+        data[k.replace("-", "_")] = v
+    data.pop("config", None)  # nvdiffrec's own dumps carry the config path
+    for k in data:
+        if k not in config_keys():
+            raise _unknown_key(k)
+    cfg = Config(**data)
+    for k in PATH_KEYS:
+        v = getattr(cfg, k)
+        if v:
+            setattr(cfg, k, _resolve_path(v, base_dir))
+    out = Path(cfg.out_dir) if cfg.out_dir else Path(stem)
+    if not out.is_absolute():
+        out = Path("out") / out
+    cfg.out_dir = str(out.resolve())
+    return cfg

@@ -1,0 +1,29 @@
+import subprocess
+import sys
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "nvdrec", *args], capture_output=True, text=True)
+
+
+def test_info_reports_backends():
+    r = _run("info")
+    assert r.returncode == 0, r.stderr
+    for word in ("nvdrec", "torch", "backends:", "cuda", "nvdiffrast", "tinycudann"):
+        assert word in r.stdout
+
+
+def test_help_and_no_command():
+    r = _run("--help")
+    assert r.returncode == 0 and "info" in r.stdout
+    assert _run().returncode == 2
+
+
+def test_import_loads_no_native_code():
+    code = (
+        "import sys, nvdrec, nvdrec.io, nvdrec.structures, nvdrec.ops;"
+        "bad=[m for m in sys.modules if 'cpp_extension' in m or m.startswith('nvdrec._C')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
