@@ -48,3 +48,10 @@ def _cuda_home_nvcc() -> bool:
 
     home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
     return bool(home) and (Path(home) / "bin" / "nvcc").exists()
+
+
+def kernels_available() -> bool:
+    """True when our CUDA kernels are loaded or can be built and loaded now."""
+    from . import build
+
+    return build.try_load() is not None

@@ -1,3 +1,21 @@
-"""nvdrec.ops (see DESIGN.md)."""
+"""Differentiable rendering primitives (torch reference + CUDA kernels).
 
-__all__: list[str] = []
+Semantics follow nvdiffrast's documentation so that code written for it ports by
+changing the import; see docs/ops.md.
+"""
+
+from .antialias import TopologyHash, antialias, antialias_construct_topology_hash
+from .interpolate import interpolate
+from .rasterize import DepthPeeler, rasterize
+from .texture import build_mips, texture
+
+__all__ = [
+    "rasterize",
+    "DepthPeeler",
+    "interpolate",
+    "texture",
+    "build_mips",
+    "antialias",
+    "antialias_construct_topology_hash",
+    "TopologyHash",
+]

@@ -1,0 +1,314 @@
+"""Texture sampling: 2D textures and cube maps, nearest / bilinear / trilinear (mipmaps).
+
+Texel centres, UV origin and cube-face orientation follow docs/conventions.md. The mip
+level of a pixel is ``log2(rho) + bias`` where ``rho`` is the longer of the two texel
+footprint vectors ``(du/dX, dv/dX) * size`` and ``(du/dY, dv/dY) * size`` (the isotropic
+level-of-detail rule of the OpenGL specification), clamped to the available levels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._common import check_tensor, pick_backend
+
+__all__ = ["texture", "build_mips", "cube_dir_to_face", "cube_face_to_dir"]
+
+FILTER_MODES = ("auto", "nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear")
+BOUNDARY_MODES = ("wrap", "clamp", "zero", "cube")
+
+
+# ------------------------------------------------------------------- cube maps
+def cube_dir_to_face(d: torch.Tensor):
+    """Face index [...] (+X,-X,+Y,-Y,+Z,-Z = 0..5) and (s, t) in [0, 1] for directions [..., 3]."""
+    x, y, z = d.unbind(-1)
+    ax, ay, az = x.abs(), y.abs(), z.abs()
+    is_x = (ax >= ay) & (ax >= az)
+    is_y = ~is_x & (ay >= az)
+    face = torch.where(
+        is_x, torch.where(x >= 0, 0, 1), torch.where(is_y, torch.where(y >= 0, 2, 3), torch.where(z >= 0, 4, 5))
+    )
+    ma = torch.where(is_x, ax, torch.where(is_y, ay, az)).clamp(min=1e-20)
+    sc = torch.where(
+        is_x, torch.where(x >= 0, -z, z), torch.where(is_y, x, torch.where(z >= 0, x, -x))
+    )
+    tc = torch.where(is_x, -y, torch.where(is_y, torch.where(y >= 0, z, -z), -y))
+    return face, (sc / ma + 1) * 0.5, (tc / ma + 1) * 0.5
+
+
+def cube_face_to_dir(face: torch.Tensor, sc: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
+    """Inverse of the face table: direction [..., 3] for a face and sc, tc in [-1, 1]."""
+    one = torch.ones_like(sc)
+    table = torch.stack(
+        [
+            torch.stack([one, -tc, -sc], -1),
+            torch.stack([-one, -tc, sc], -1),
+            torch.stack([sc, one, tc], -1),
+            torch.stack([sc, -one, -tc], -1),
+            torch.stack([sc, -tc, one], -1),
+            torch.stack([-sc, -tc, -one], -1),
+        ],
+        dim=-2,
+    )  # [..., 6, 3]
+    idx = face.long()[..., None, None].expand(*face.shape, 1, 3)
+    return torch.gather(table, -2, idx).squeeze(-2)
+
+
+# ------------------------------------------------------------------- mip chains
+def _downsample(t: torch.Tensor) -> torch.Tensor:
+    """2x2 box filter of [N, H, W, C] (odd sizes: area filter to the floor size)."""
+    n, h, w, c = t.shape
+    x = t.permute(0, 3, 1, 2)
+    if h % 2 == 0 and w % 2 == 0:
+        y = F.avg_pool2d(x, 2)
+    else:
+        y = F.adaptive_avg_pool2d(x, (max(h // 2, 1), max(w // 2, 1)))
+    return y.permute(0, 2, 3, 1)
+
+
+def build_mips(tex: torch.Tensor, max_mip_level: int | None = None, cube: bool = False) -> list:
+    """Mip chain [level0, level1, ...] of [B, H, W, C] (or [B, 6, N, N, C] cube maps),
+    halving down to 1 texel (or ``max_mip_level`` levels beyond the base)."""
+    levels = [tex]
+    limit = max_mip_level if max_mip_level is not None else 64
+    while len(levels) - 1 < limit:
+        t = levels[-1]
+        h, w = t.shape[-3], t.shape[-2]
+        if h == 1 and w == 1:
+            break
+        if cube:
+            b = t.shape[0]
+            levels.append(_downsample(t.reshape(b * 6, h, w, -1)).reshape(b, 6, max(h // 2, 1), max(w // 2, 1), -1))
+        else:
+            levels.append(_downsample(t))
+    return levels
+
+
+# ------------------------------------------------------------------- sampling
+def _level_tables(levels: list, cube: bool):
+    """Concatenate levels into one buffer [B, N, C]; offsets/sizes per level."""
+    b = levels[0].shape[0]
+    flat, offs, hs, ws = [], [], [], []
+    total = 0
+    for lv in levels:
+        h, w = lv.shape[-3], lv.shape[-2]
+        flat.append(lv.reshape(b, -1, lv.shape[-1]))
+        offs.append(total)
+        hs.append(h)
+        ws.append(w)
+        total += h * w * (6 if cube else 1)
+    dev = levels[0].device
+    return (
+        torch.cat(flat, 1),
+        torch.tensor(offs, device=dev),
+        torch.tensor(hs, device=dev),
+        torch.tensor(ws, device=dev),
+    )
+
+
+def _taps(uv: torch.Tensor, h: torch.Tensor, w: torch.Tensor, nearest: bool):
+    """Integer texel coordinates and weights of the 1 or 4 taps at uv [..., 2]."""
+    x = uv[..., 0] * w - 0.5
+    y = uv[..., 1] * h - 0.5
+    if nearest:
+        j = torch.floor(x + 0.5).long()
+        i = torch.floor(y + 0.5).long()
+        return [(i, j, torch.ones_like(x))]
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = x - x0, y - y0
+    j0, i0 = x0.long(), y0.long()
+    return [
+        (i0, j0, (1 - fx) * (1 - fy)),
+        (i0, j0 + 1, fx * (1 - fy)),
+        (i0 + 1, j0, (1 - fx) * fy),
+        (i0 + 1, j0 + 1, fx * fy),
+    ]
+
+
+def _fetch(buf, index):
+    """buf [B, N, C] gathered at flat texel indices index [B, P] -> [B, P, C]."""
+    return torch.gather(buf, 1, index[..., None].expand(*index.shape, buf.shape[-1]))
+
+
+def _sample_level_2d(buf, off, h, w, uv, boundary, nearest):
+    out = 0.0
+    for i, j, wt in _taps(uv, h, w, nearest):
+        if boundary == "wrap":
+            i, j = torch.remainder(i, h), torch.remainder(j, w)
+            valid = None
+        else:
+            valid = (i >= 0) & (i < h) & (j >= 0) & (j < w)
+            i = torch.minimum(torch.clamp(i, min=0), h - 1)
+            j = torch.minimum(torch.clamp(j, min=0), w - 1)
+        val = _fetch(buf, off + i * w + j)
+        if boundary == "zero":
+            wt = wt * valid
+        out = out + val * wt[..., None]
+    return out
+
+
+def _sample_level_cube(buf, off, n, face, st, nearest):
+    out = 0.0
+    for i, j, wt in _taps(st, n, n, nearest):
+        outside = (i < 0) | (i >= n) | (j < 0) | (j >= n)
+        if bool(outside.any()):
+            # taps beyond the face edge continue on the neighbouring face: take the
+            # direction of that texel centre on the extended face plane and look it up
+            sc = (j.to(st.dtype) + 0.5) / n * 2 - 1
+            tc = (i.to(st.dtype) + 0.5) / n * 2 - 1
+            f2, s2, t2 = cube_dir_to_face(cube_face_to_dir(face, sc, tc))
+            j2 = torch.minimum(torch.floor(s2 * n).long().clamp(min=0), n - 1)
+            i2 = torch.minimum(torch.floor(t2 * n).long().clamp(min=0), n - 1)
+            fi = torch.where(outside, f2, face)
+            i = torch.where(outside, i2, i)
+            j = torch.where(outside, j2, j)
+        else:
+            fi = face
+        val = _fetch(buf, off + (fi * n + i) * n + j)
+        out = out + val * wt[..., None]
+    return out
+
+
+def _lod_from_derivs(uv_da, h, w, cube_dir=None):
+    """Level of detail log2(rho) from pixel derivatives of uv (or cube directions)."""
+    if cube_dir is None:
+        ax = torch.stack([uv_da[..., 0] * w, uv_da[..., 1] * h], -1)
+        ay = torch.stack([uv_da[..., 2] * w, uv_da[..., 3] * h], -1)
+    else:
+        # derivative of the face coordinates s = sc / |ma| (texel units: * N / 2)
+        d = cube_dir
+        dx, dy = uv_da[..., 0:3], uv_da[..., 3:6]
+        absd = d.abs()
+        major = absd.argmax(-1, keepdim=True)
+        ma = torch.gather(d, -1, major)
+        ma = torch.where(ma.abs() < 1e-20, torch.full_like(ma, 1e-20), ma)
+
+        def proj(dd):
+            # in-face gradient: remove the component along the major axis, scale by 1/|ma|
+            dma = torch.gather(dd, -1, major)
+            g = (dd - d * (dma / ma)) / ma.abs()
+            return g * (w * 0.5)
+
+        ax, ay = proj(dx), proj(dy)
+    rho2 = torch.maximum((ax * ax).sum(-1), (ay * ay).sum(-1))
+    return 0.5 * torch.log2(rho2.clamp(min=1e-30))
+
+
+def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
+    cube = boundary_mode == "cube"
+    if cube and tex.ndim == 4:
+        tex = tex[None]
+    if not cube and tex.ndim == 3:
+        tex = tex[None]
+    batch = uv.shape[0]
+    if tex.shape[0] == 1 and batch > 1:
+        tex = tex.expand(batch, *tex.shape[1:])
+    mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
+    if mipmapped:
+        if mip is not None:
+            levels = [tex] + [m if m.shape[0] == batch else m.expand(batch, *m.shape[1:]) for m in mip]
+            if max_mip_level is not None:
+                levels = levels[: max_mip_level + 1]
+        else:
+            levels = build_mips(tex, max_mip_level, cube=cube)
+    else:
+        levels = [tex]
+    buf, offs, hs, ws = _level_tables(levels, cube)
+    shape = uv.shape[:-1]
+    flat_uv = uv.reshape(batch, -1, uv.shape[-1])
+    if cube:
+        face, s, t = cube_dir_to_face(flat_uv)
+        coords = torch.stack([s, t], -1)
+    else:
+        coords = flat_uv
+    nearest = filter_mode == "nearest"
+
+    def sample(level_idx):
+        off, h, w = offs[level_idx], hs[level_idx], ws[level_idx]
+        if cube:
+            return _sample_level_cube(buf, off, h, face, coords, nearest)
+        return _sample_level_2d(buf, off, h, w, coords, boundary_mode, nearest)
+
+    if not mipmapped or len(levels) == 1:
+        zero = torch.zeros(flat_uv.shape[:-1], dtype=torch.long, device=uv.device)
+        return sample(zero).reshape(*shape, -1)
+    lod = torch.zeros(flat_uv.shape[:-1], dtype=flat_uv.dtype, device=uv.device)
+    if uv_da is not None:
+        da = uv_da.reshape(batch, -1, uv_da.shape[-1])
+        lod = _lod_from_derivs(da, levels[0].shape[-3], levels[0].shape[-2], flat_uv if cube else None)
+    if mip_level_bias is not None:
+        lod = lod + mip_level_bias.reshape(batch, -1)
+    lod = lod.clamp(0, len(levels) - 1)
+    if filter_mode == "linear-mipmap-nearest":
+        return sample(torch.floor(lod + 0.5).long()).reshape(*shape, -1)
+    l0 = torch.floor(lod).long().clamp(max=len(levels) - 2)
+    frac = (lod - l0.to(lod.dtype))[..., None]
+    out = sample(l0) * (1 - frac) + sample(l0 + 1) * frac
+    return out.reshape(*shape, -1)
+
+
+def texture(
+    tex: torch.Tensor,
+    uv: torch.Tensor,
+    uv_da: torch.Tensor | None = None,
+    mip_level_bias: torch.Tensor | None = None,
+    mip: list | None = None,
+    filter_mode: str = "auto",
+    boundary_mode: str = "wrap",
+    max_mip_level: int | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Sample a texture.
+
+    Args:
+        tex: [B, H, W, C] 2D texture (B may be 1 to share), or for
+            ``boundary_mode="cube"`` a cube map [B, 6, N, N, C] or [6, N, N, C].
+        uv: [B, h, w, 2] texture coordinates, or [B, h, w, 3] directions for cube maps.
+        uv_da: pixel derivatives of uv, [B, h, w, 4] = (du/dX, du/dY, dv/dX, dv/dY)
+            (as returned by interpolate with diff_attrs), or [B, h, w, 6] for cube maps
+            (d dir/dX then d dir/dY).
+        mip_level_bias: [B, h, w] added to the level of detail (in levels).
+        mip: custom mip levels 1.. as a list of tensors shaped like ``tex`` at halved
+            sizes (gradients flow into them); default: built by 2x2 box filtering.
+        filter_mode: "nearest", "linear", "linear-mipmap-nearest",
+            "linear-mipmap-linear", or "auto" (trilinear when uv_da or mip_level_bias
+            is given, else bilinear).
+        boundary_mode: "wrap", "clamp", "zero" or "cube".
+        max_mip_level: use at most this many levels beyond the base.
+
+    Returns:
+        [B, h, w, C] filtered texels.
+    """
+    if filter_mode not in FILTER_MODES:
+        raise ValueError(f"filter_mode must be one of {FILTER_MODES}, got {filter_mode!r}")
+    if boundary_mode not in BOUNDARY_MODES:
+        raise ValueError(f"boundary_mode must be one of {BOUNDARY_MODES}, got {boundary_mode!r}")
+    cube = boundary_mode == "cube"
+    if cube:
+        check_tensor("tex", tex, (4, 5))
+        if tex.shape[-4] != 6 or tex.shape[-3] != tex.shape[-2]:
+            raise ValueError(f"cube map tex must be [B, 6, N, N, C] or [6, N, N, C], got {tuple(tex.shape)}")
+        check_tensor("uv", uv, (4,), last=3)
+        if uv_da is not None:
+            check_tensor("uv_da", uv_da, (4,), last=6)
+    else:
+        check_tensor("tex", tex, (3, 4))
+        check_tensor("uv", uv, (4,), last=2)
+        if uv_da is not None:
+            check_tensor("uv_da", uv_da, (4,), last=4)
+    tb = tex.shape[0] if tex.ndim == (5 if cube else 4) else 1
+    if tb not in (1, uv.shape[0]):
+        raise ValueError(f"tex batch {tb} does not match uv batch {uv.shape[0]} (use 1 to share)")
+    if mip_level_bias is not None:
+        check_tensor("mip_level_bias", mip_level_bias, (3, 4))
+    if filter_mode == "auto":
+        mipped = uv_da is not None or mip_level_bias is not None
+        filter_mode = "linear-mipmap-linear" if mipped else "linear"
+    if pick_backend(backend, tex, uv) == "cuda":
+        from ._cuda import texture_cuda
+
+        return texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
+    return _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
