@@ -78,6 +78,11 @@ def test_lod_from_uv_derivatives():
     out = ops.texture(tex, uv, uv_da=da)
     ref = ops.texture(tex, uv, mip_level_bias=torch.full((1, 1, 1), 2.0))
     assert_close(out, ref, atol=1e-6)
+    # anisotropic check on a non-square texture: du/dY of 4/16 is 4 texels along W=16
+    tall = torch.rand(1, 64, 16, 1)
+    da = torch.tensor([0.0, 4 / 16, 0.0, 0.0]).view(1, 1, 1, 4)
+    ref = ops.texture(tall, uv, mip_level_bias=torch.full((1, 1, 1), 2.0))
+    assert_close(ops.texture(tall, uv, uv_da=da), ref, atol=1e-6)
     custom = [torch.zeros(1, 64 >> k, 64 >> k, 1) for k in range(1, 7)]
     assert (ops.texture(tex, uv, uv_da=da, mip=custom) == 0).all()
 

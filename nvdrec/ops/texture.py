@@ -175,8 +175,9 @@ def _sample_level_cube(buf, off, n, face, st, nearest):
 def _lod_from_derivs(uv_da, h, w, cube_dir=None):
     """Level of detail log2(rho) from pixel derivatives of uv (or cube directions)."""
     if cube_dir is None:
-        ax = torch.stack([uv_da[..., 0] * w, uv_da[..., 1] * h], -1)
-        ay = torch.stack([uv_da[..., 2] * w, uv_da[..., 3] * h], -1)
+        # uv_da = (du/dX, du/dY, dv/dX, dv/dY); footprint vectors in texels
+        ax = torch.stack([uv_da[..., 0] * w, uv_da[..., 2] * h], -1)
+        ay = torch.stack([uv_da[..., 1] * w, uv_da[..., 3] * h], -1)
     else:
         # derivative of the face coordinates s = sc / |ma| (texel units: * N / 2)
         d = cube_dir
