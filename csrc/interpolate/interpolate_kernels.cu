@@ -1,0 +1,105 @@
+// Attribute interpolation kernels: out = u a0 + v a1 + (1 - u - v) a2.
+#include "../common/common.h"
+#include "interpolate.h"
+
+namespace nvdrec {
+
+__global__ void interpolate_fwd_kernel(InterpParams p) {
+  long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = (long long)p.num_batch * p.height * p.width;
+  if (pix >= total) return;
+  float4 r = reinterpret_cast<const float4*>(p.rast)[pix];
+  int t = (int)r.w - 1;
+  int C = p.channels;
+  float* out = p.out + pix * C;
+  float* out_da = p.num_diff ? p.out_da + pix * 2 * p.num_diff : nullptr;
+  if (t < 0) {
+    for (int c = 0; c < C; ++c) out[c] = 0.f;
+    for (int k = 0; k < 2 * p.num_diff; ++k) out_da[k] = 0.f;
+    return;
+  }
+  int b = (int)(pix / ((long long)p.height * p.width));
+  const float* base = p.attr + (p.attr_batched ? (long long)b * p.num_vert * C : 0LL);
+  const float* a0 = base + (long long)p.tri[t * 3 + 0] * C;
+  const float* a1 = base + (long long)p.tri[t * 3 + 1] * C;
+  const float* a2 = base + (long long)p.tri[t * 3 + 2] * C;
+  for (int c = 0; c < C; ++c) out[c] = a2[c] + r.x * (a0[c] - a2[c]) + r.y * (a1[c] - a2[c]);
+  if (p.num_diff) {
+    float4 d = reinterpret_cast<const float4*>(p.rast_db)[pix];  // du/dX du/dY dv/dX dv/dY
+    for (int k = 0; k < p.num_diff; ++k) {
+      int c = p.diff_idx[k];
+      float e0 = a0[c] - a2[c], e1 = a1[c] - a2[c];
+      out_da[2 * k] = e0 * d.x + e1 * d.z;
+      out_da[2 * k + 1] = e0 * d.y + e1 * d.w;
+    }
+  }
+}
+
+__global__ void interpolate_bwd_kernel(InterpParams p) {
+  long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = (long long)p.num_batch * p.height * p.width;
+  if (pix >= total) return;
+  float4 r = reinterpret_cast<const float4*>(p.rast)[pix];
+  int t = (int)r.w - 1;
+  float4* gr = reinterpret_cast<float4*>(p.grad_rast) + pix;
+  if (t < 0) {
+    *gr = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (p.grad_rast_db) reinterpret_cast<float4*>(p.grad_rast_db)[pix] = make_float4(0.f, 0.f, 0.f, 0.f);
+    return;
+  }
+  int C = p.channels;
+  int b = (int)(pix / ((long long)p.height * p.width));
+  long long boff = p.attr_batched ? (long long)b * p.num_vert * C : 0LL;
+  int v0 = p.tri[t * 3 + 0], v1 = p.tri[t * 3 + 1], v2 = p.tri[t * 3 + 2];
+  const float* a0 = p.attr + boff + (long long)v0 * C;
+  const float* a1 = p.attr + boff + (long long)v1 * C;
+  const float* a2 = p.attr + boff + (long long)v2 * C;
+  float* g0 = p.grad_attr + boff + (long long)v0 * C;
+  float* g1 = p.grad_attr + boff + (long long)v1 * C;
+  float* g2 = p.grad_attr + boff + (long long)v2 * C;
+  const float* go = p.grad_out + pix * C;
+  float gu = 0.f, gv = 0.f;
+  float w2 = 1.f - r.x - r.y;
+  for (int c = 0; c < C; ++c) {
+    float g = go[c];
+    if (g == 0.f) continue;
+    gu += g * (a0[c] - a2[c]);
+    gv += g * (a1[c] - a2[c]);
+    atomicAdd(g0 + c, g * r.x);
+    atomicAdd(g1 + c, g * r.y);
+    atomicAdd(g2 + c, g * w2);
+  }
+  float4 gdb = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (p.num_diff && p.grad_out_da) {
+    float4 d = reinterpret_cast<const float4*>(p.rast_db)[pix];
+    const float* gda = p.grad_out_da + pix * 2 * p.num_diff;
+    for (int k = 0; k < p.num_diff; ++k) {
+      int c = p.diff_idx[k];
+      float gx = gda[2 * k], gy = gda[2 * k + 1];
+      if (gx == 0.f && gy == 0.f) continue;
+      float e0 = a0[c] - a2[c], e1 = a1[c] - a2[c];
+      gdb.x += gx * e0;
+      gdb.z += gx * e1;
+      gdb.y += gy * e0;
+      gdb.w += gy * e1;
+      float ge0 = gx * d.x + gy * d.y;  // d out_da / d e0
+      float ge1 = gx * d.z + gy * d.w;
+      atomicAdd(g0 + c, ge0);
+      atomicAdd(g1 + c, ge1);
+      atomicAdd(g2 + c, -ge0 - ge1);
+    }
+  }
+  *gr = make_float4(gu, gv, 0.f, 0.f);
+  if (p.grad_rast_db) reinterpret_cast<float4*>(p.grad_rast_db)[pix] = gdb;
+}
+
+void launch_interpolate_fwd(const InterpParams& p, cudaStream_t s) {
+  long long n = (long long)p.num_batch * p.height * p.width;
+  if (n) interpolate_fwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+void launch_interpolate_bwd(const InterpParams& p, cudaStream_t s) {
+  long long n = (long long)p.num_batch * p.height * p.width;
+  if (n) interpolate_bwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+
+}  // namespace nvdrec

@@ -1,0 +1,253 @@
+// Rasterization kernels: homogeneous 2D coverage (see nvdrec/ops/rasterize.py).
+#include "../common/common.h"
+#include "rasterize.h"
+
+namespace nvdrec {
+
+NVDREC_D void slot_of(const RasterParams& p, int g, int& b, int& t) {
+  if (p.instanced) {
+    b = g / p.num_tri;
+    t = g - b * p.num_tri;
+  } else {
+    b = p.slot_batch[g];
+    t = p.slot_tri[g];
+  }
+}
+
+NVDREC_D const float* vertex_ptr(const float* pos, int instanced, int num_vert, int b, int v) {
+  return pos + ((instanced ? (long long)b * num_vert : 0LL) + v) * 4;
+}
+
+// Barycentrics, depth and derivatives of one pixel for clip vertices v[3][4]; templated
+// so the backward pass can evaluate it on dual numbers.
+template <class T>
+NVDREC_HD void raster_eval(const T (&v)[3][4], float px, float py, float sx, float sy, T out[7],
+                           bool& inside) {
+  // r1 = x - px w, r2 = y - py w (over the three vertices); lam = r1 x r2
+  T r1[3], r2[3];
+  for (int i = 0; i < 3; ++i) {
+    r1[i] = v[i][0] - v[i][3] * px;
+    r2[i] = v[i][1] - v[i][3] * py;
+  }
+  T lam[3] = {r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2],
+              r1[0] * r2[1] - r1[1] * r2[0]};
+  // d lam / d px = -(w x r2), d lam / d py = -(r1 x w)
+  T w[3] = {v[0][3], v[1][3], v[2][3]};
+  T lx[3] = {r2[1] * w[2] - r2[2] * w[1], r2[2] * w[0] - r2[0] * w[2], r2[0] * w[1] - r2[1] * w[0]};
+  T ly[3] = {w[1] * r1[2] - w[2] * r1[1], w[2] * r1[0] - w[0] * r1[2], w[0] * r1[1] - w[1] * r1[0]};
+  T s = lam[0] + lam[1] + lam[2];
+  inside = fabsf(value(s)) > 1e-30f;
+  if (!inside) s = T(1.f);
+  T b0 = lam[0] / s, b1 = lam[1] / s, b2 = lam[2] / s;
+  T wp = b0 * v[0][3] + b1 * v[1][3] + b2 * v[2][3];
+  T zp = b0 * v[0][2] + b1 * v[1][2] + b2 * v[2][2];
+  float wv = value(wp);
+  T depth = zp / (wv > 0.f ? wp : T(1.f));
+  float dv = value(depth);
+  inside = inside && value(b0) >= 0.f && value(b1) >= 0.f && value(b2) >= 0.f && wv > 0.f &&
+           dv >= -1.f && dv <= 1.f;
+  T sx_sum = lx[0] + lx[1] + lx[2];
+  T sy_sum = ly[0] + ly[1] + ly[2];
+  T s2 = s * s;
+  out[0] = b0;
+  out[1] = b1;
+  out[2] = depth;
+  out[3] = (lx[0] * s - lam[0] * sx_sum) / s2 * sx;  // du/dX
+  out[4] = (ly[0] * s - lam[0] * sy_sum) / s2 * sy;  // du/dY
+  out[5] = (lx[1] * s - lam[1] * sx_sum) / s2 * sx;  // dv/dX
+  out[6] = (ly[1] * s - lam[1] * sy_sum) / s2 * sy;  // dv/dY
+}
+
+__global__ void raster_setup_kernel(RasterParams p) {
+  int g = blockIdx.x * blockDim.x + threadIdx.x;
+  if (g >= p.num_slots) return;
+  int b, t;
+  slot_of(p, g, b, t);
+  float v[3][4];
+  for (int i = 0; i < 3; ++i) {
+    const float* src = vertex_ptr(p.pos, p.instanced, p.num_vert, b, p.tri[t * 3 + i]);
+    for (int k = 0; k < 4; ++k) v[i][k] = src[k];
+  }
+  bool out_all[7] = {true, true, true, true, true, true, true};
+  for (int i = 0; i < 3; ++i) {
+    float x = v[i][0], y = v[i][1], z = v[i][2], w = v[i][3];
+    out_all[0] &= x > w;
+    out_all[1] &= x < -w;
+    out_all[2] &= y > w;
+    out_all[3] &= y < -w;
+    out_all[4] &= z > w;
+    out_all[5] &= z < -w;
+    out_all[6] &= w <= 0.f;
+  }
+  bool culled = false;
+  for (int k = 0; k < 7; ++k) culled |= out_all[k];
+  bool front = v[0][3] > 0.f && v[1][3] > 0.f && v[2][3] > 0.f;
+  int x0 = 0, x1 = p.width - 1, y0 = 0, y1 = p.height - 1;
+  if (front) {
+    float mnx = 1e30f, mxx = -1e30f, mny = 1e30f, mxy = -1e30f;
+    for (int i = 0; i < 3; ++i) {
+      float sx = (v[i][0] / v[i][3] + 1.f) * 0.5f * p.width - 0.5f;
+      float sy = (v[i][1] / v[i][3] + 1.f) * 0.5f * p.height - 0.5f;
+      mnx = fminf(mnx, sx), mxx = fmaxf(mxx, sx), mny = fminf(mny, sy), mxy = fmaxf(mxy, sy);
+    }
+    // clamp in float first: projected coordinates can be huge
+    mnx = fminf(fmaxf(ceilf(mnx - 1e-4f), 0.f), (float)(p.width - 1));
+    mny = fminf(fmaxf(ceilf(mny - 1e-4f), 0.f), (float)(p.height - 1));
+    mxx = fminf(fmaxf(floorf(mxx + 1e-4f), -1.f), (float)(p.width - 1));
+    mxy = fminf(fmaxf(floorf(mxy + 1e-4f), -1.f), (float)(p.height - 1));
+    x0 = (int)mnx, y0 = (int)mny, x1 = (int)mxx, y1 = (int)mxy;
+  }
+  if (culled || x1 < x0 || y1 < y0) x1 = x0 - 1;
+  p.bbox[g] = make_int4(x0, x1, y0, y1);
+  long long area = (x1 < x0) ? 0 : (long long)(x1 - x0 + 1) * (y1 - y0 + 1);
+  p.chunks[g] = (int)((area + kRasterChunk - 1) / kRasterChunk);
+  // edge coefficients lam = A + Bx px + By py: A = x cross y, Bx = y cross w, By = w cross x
+  float* st = p.setup + (long long)g * 16;
+  float x[3] = {v[0][0], v[1][0], v[2][0]}, y[3] = {v[0][1], v[1][1], v[2][1]};
+  float w[3] = {v[0][3], v[1][3], v[2][3]};
+  for (int i = 0; i < 3; ++i) {
+    int j = (i + 1) % 3, k = (i + 2) % 3;
+    st[i] = x[j] * y[k] - x[k] * y[j];
+    st[3 + i] = y[j] * w[k] - y[k] * w[j];
+    st[6 + i] = w[j] * x[k] - w[k] * x[j];
+    st[9 + i] = v[i][2];
+    st[12 + i] = w[i];
+  }
+}
+
+// Persistent kernel: work items are chunks of kRasterChunk pixels of a triangle's box.
+__global__ void raster_cover_kernel(RasterParams p) {
+  const int* prefix = p.chunks;  // inclusive prefix sums
+  int total = p.num_slots > 0 ? prefix[p.num_slots - 1] : 0;
+  const float sxs = 2.f / p.width, sys = 2.f / p.height;
+  for (int wi = blockIdx.x * blockDim.x + threadIdx.x; wi < total; wi += gridDim.x * blockDim.x) {
+    // slot g = first index with prefix[g] > wi
+    int lo = 0, hi = p.num_slots - 1;
+    while (lo < hi) {
+      int mid = (lo + hi) >> 1;
+      if (prefix[mid] > wi) hi = mid; else lo = mid + 1;
+    }
+    int g = lo;
+    int first = g > 0 ? prefix[g - 1] : 0;
+    int4 bb = p.bbox[g];
+    int bw = bb.y - bb.x + 1;
+    long long area = (long long)bw * (bb.w - bb.z + 1);
+    long long k0 = (long long)(wi - first) * kRasterChunk;
+    long long k1 = k0 + kRasterChunk < area ? k0 + kRasterChunk : area;
+    const float* st = p.setup + (long long)g * 16;
+    float A[3], Bx[3], By[3], Z[3], W[3];
+    for (int i = 0; i < 3; ++i) A[i] = st[i], Bx[i] = st[3 + i], By[i] = st[6 + i], Z[i] = st[9 + i], W[i] = st[12 + i];
+    int b = p.instanced ? g / p.num_tri : p.slot_batch[g];
+    for (long long k = k0; k < k1; ++k) {
+      int pyi = bb.z + (int)(k / bw);
+      int pxi = bb.x + (int)(k % bw);
+      float px = (pxi + 0.5f) * sxs - 1.f;
+      float py = (pyi + 0.5f) * sys - 1.f;
+      float l0 = A[0] + Bx[0] * px + By[0] * py;
+      float l1 = A[1] + Bx[1] * px + By[1] * py;
+      float l2 = A[2] + Bx[2] * px + By[2] * py;
+      float s = l0 + l1 + l2;
+      if (!(fabsf(s) > 1e-30f)) continue;
+      float b0 = l0 / s, b1 = l1 / s, b2 = l2 / s;
+      if (b0 < 0.f || b1 < 0.f || b2 < 0.f) continue;
+      float wp = b0 * W[0] + b1 * W[1] + b2 * W[2];
+      if (!(wp > 0.f)) continue;
+      float zp = b0 * Z[0] + b1 * Z[1] + b2 * Z[2];
+      float depth = zp / wp;
+      if (!(depth >= -1.f && depth <= 1.f)) continue;
+      long long pix = ((long long)b * p.height + pyi) * p.width + pxi;
+      long long key = make_key(depth, g);
+      if (p.prev && key <= p.prev[pix]) continue;
+      atomicMin((unsigned long long*)&p.keys[pix], (unsigned long long)key);
+    }
+  }
+}
+
+__global__ void raster_resolve_kernel(RasterParams p) {
+  long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = (long long)p.num_batch * p.height * p.width;
+  if (pix >= total) return;
+  long long key = p.keys[pix];
+  float4* r = reinterpret_cast<float4*>(p.rast) + pix;
+  float4* d = reinterpret_cast<float4*>(p.rast_db) + pix;
+  if (key == kEmptyKey) {
+    *r = make_float4(0.f, 0.f, 0.f, 0.f);
+    *d = make_float4(0.f, 0.f, 0.f, 0.f);
+    p.key_out[pix] = -1;
+    return;
+  }
+  p.key_out[pix] = key;
+  int g = (int)(key & 0x7fffffff);
+  int b, t;
+  slot_of(p, g, b, t);
+  int pxi = (int)(pix % p.width);
+  int pyi = (int)((pix / p.width) % p.height);
+  float v[3][4];
+  for (int i = 0; i < 3; ++i) {
+    const float* src = vertex_ptr(p.pos, p.instanced, p.num_vert, b, p.tri[t * 3 + i]);
+    for (int k = 0; k < 4; ++k) v[i][k] = src[k];
+  }
+  float out[7];
+  bool inside;
+  float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
+  raster_eval<float>(v, px, py, 2.f / p.width, 2.f / p.height, out, inside);
+  *r = make_float4(out[0], out[1], out[2], (float)(t + 1));
+  *d = make_float4(out[3], out[4], out[5], out[6]);
+}
+
+__global__ void raster_grad_kernel(RasterGradParams p) {
+  long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = (long long)p.num_batch * p.height * p.width;
+  if (pix >= total) return;
+  float4 r = reinterpret_cast<const float4*>(p.rast)[pix];
+  int t = (int)r.w - 1;
+  if (t < 0) return;
+  float4 gr = reinterpret_cast<const float4*>(p.grad_rast)[pix];
+  float4 gd = p.grad_db ? reinterpret_cast<const float4*>(p.grad_db)[pix] : make_float4(0, 0, 0, 0);
+  if (gr.x == 0.f && gr.y == 0.f && gr.z == 0.f && gd.x == 0.f && gd.y == 0.f && gd.z == 0.f && gd.w == 0.f)
+    return;
+  int b = (int)(pix / ((long long)p.height * p.width));
+  int pxi = (int)(pix % p.width);
+  int pyi = (int)((pix / p.width) % p.height);
+  int vid[3];
+  Dual<12> v[3][4];
+  for (int i = 0; i < 3; ++i) {
+    vid[i] = p.tri[t * 3 + i];
+    const float* src = vertex_ptr(p.pos, p.instanced, p.num_vert, b, vid[i]);
+    for (int k = 0; k < 4; ++k) v[i][k] = Dual<12>::var(src[k], i * 4 + k);
+  }
+  Dual<12> out[7];
+  bool inside;
+  float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
+  raster_eval<Dual<12>>(v, px, py, 2.f / p.width, 2.f / p.height, out, inside);
+  float go[7] = {gr.x, gr.y, gr.z, gd.x, gd.y, gd.z, gd.w};
+  for (int i = 0; i < 3; ++i) {
+    float* dst = p.grad_pos + ((p.instanced ? (long long)b * p.num_vert : 0LL) + vid[i]) * 4;
+    for (int k = 0; k < 4; ++k) {
+      float acc = 0.f;
+      for (int o = 0; o < 7; ++o) acc += go[o] * out[o].d[i * 4 + k];
+      if (acc != 0.f) atomicAdd(dst + k, acc);
+    }
+  }
+}
+
+void launch_raster_setup(const RasterParams& p, cudaStream_t s) {
+  if (p.num_slots == 0) return;
+  raster_setup_kernel<<<div_up(p.num_slots, 256), 256, 0, s>>>(p);
+}
+void launch_raster_cover(const RasterParams& p, cudaStream_t s) {
+  if (p.num_slots == 0) return;
+  raster_cover_kernel<<<p.max_work_blocks, 256, 0, s>>>(p);
+}
+void launch_raster_resolve(const RasterParams& p, cudaStream_t s) {
+  long long n = (long long)p.num_batch * p.height * p.width;
+  if (n == 0) return;
+  raster_resolve_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+void launch_raster_grad(const RasterGradParams& p, cudaStream_t s) {
+  long long n = (long long)p.num_batch * p.height * p.width;
+  if (n == 0) return;
+  raster_grad_kernel<<<div_up(n, 128), 128, 0, s>>>(p);
+}
+
+}  // namespace nvdrec

@@ -1,0 +1,302 @@
+// Texture sampling kernels: bilinear / trilinear, 2D and cube maps with seam handling.
+#include "../common/common.h"
+#include "texture.h"
+
+namespace nvdrec {
+
+template <int N>
+NVDREC_HD Dual<N> dabs(const Dual<N>& a) { return a.v < 0.f ? -a : a; }
+NVDREC_HD float dabs(float a) { return fabsf(a); }
+template <int N>
+NVDREC_HD Dual<N> dlog2(const Dual<N>& a) {
+  Dual<N> r;
+  r.v = log2f(a.v);
+  for (int i = 0; i < N; ++i) r.d[i] = a.d[i] / (a.v * 0.69314718056f);
+  return r;
+}
+NVDREC_HD float dlog2(float a) { return log2f(a); }
+
+// Direction -> face (+X,-X,+Y,-Y,+Z,-Z) and s, t in [0, 1] (OpenGL cube-map table).
+template <class T>
+NVDREC_HD int dir_to_face(const T& x, const T& y, const T& z, T& s, T& t) {
+  float ax = fabsf(value(x)), ay = fabsf(value(y)), az = fabsf(value(z));
+  int face;
+  T sc, tc, ma;
+  if (ax >= ay && ax >= az) {
+    face = value(x) >= 0.f ? 0 : 1;
+    sc = face == 0 ? -z : z;
+    tc = -y;
+    ma = dabs(x);
+  } else if (ay >= az) {
+    face = value(y) >= 0.f ? 2 : 3;
+    sc = x;
+    tc = face == 2 ? z : -z;
+    ma = dabs(y);
+  } else {
+    face = value(z) >= 0.f ? 4 : 5;
+    sc = face == 4 ? x : -x;
+    tc = -y;
+    ma = dabs(z);
+  }
+  if (value(ma) < 1e-20f) ma = T(1e-20f);
+  s = (sc / ma + 1.f) * 0.5f;
+  t = (tc / ma + 1.f) * 0.5f;
+  return face;
+}
+
+NVDREC_D void face_to_dir(int face, float sc, float tc, float& x, float& y, float& z) {
+  switch (face) {
+    case 0: x = 1.f, y = -tc, z = -sc; break;
+    case 1: x = -1.f, y = -tc, z = sc; break;
+    case 2: x = sc, y = 1.f, z = tc; break;
+    case 3: x = sc, y = -1.f, z = -tc; break;
+    case 4: x = sc, y = -tc, z = 1.f; break;
+    default: x = -sc, y = -tc, z = -1.f; break;
+  }
+}
+
+// Level of detail log2(rho) (+ bias added by the caller) from pixel derivatives.
+template <class T>
+NVDREC_HD T lod_from_derivs(const TexParams& p, const T* dir, const T* da) {
+  float w0 = (float)p.level_w[0], h0 = (float)p.level_h[0];
+  T r2x, r2y;
+  if (!p.cube) {
+    T ax0 = da[0] * w0, ax1 = da[2] * h0, ay0 = da[1] * w0, ay1 = da[3] * h0;
+    r2x = ax0 * ax0 + ax1 * ax1;
+    r2y = ay0 * ay0 + ay1 * ay1;
+  } else {
+    float a0 = fabsf(value(dir[0])), a1 = fabsf(value(dir[1])), a2 = fabsf(value(dir[2]));
+    int m = (a0 >= a1 && a0 >= a2) ? 0 : (a1 >= a2 ? 1 : 2);
+    T ma = dir[m];
+    if (fabsf(value(ma)) < 1e-20f) ma = T(1e-20f);
+    T ama = dabs(ma);
+    T r2[2];
+    for (int k = 0; k < 2; ++k) {
+      const T* dd = da + 3 * k;
+      T ratio = dd[m] / ma;
+      T acc(0.f);
+      for (int j = 0; j < 3; ++j) {
+        T g = (dd[j] - dir[j] * ratio) / ama * (w0 * 0.5f);
+        acc = acc + g * g;
+      }
+      r2[k] = acc;
+    }
+    r2x = r2[0];
+    r2y = r2[1];
+  }
+  T r2 = value(r2x) >= value(r2y) ? r2x : r2y;
+  if (value(r2) < 1e-30f) r2 = T(1e-30f);
+  return dlog2(r2) * 0.5f;
+}
+
+struct Taps {
+  long long idx[4];  // texel index within one batch's buffer, -1 = zero (outside)
+  float w[4];        // bilinear weights
+  float dwx[4];      // d w / d x (texel units along columns)
+  float dwy[4];      // d w / d y (texel units along rows)
+  int n;
+};
+
+NVDREC_D void make_taps(const TexParams& p, int level, float s, float t, int face, bool nearest, Taps& tp) {
+  int h = p.level_h[level], w = p.level_w[level];
+  long long off = p.level_off[level];
+  float x = s * w - 0.5f, y = t * h - 0.5f;
+  int ii[4], jj[4];
+  if (nearest) {
+    tp.n = 1;
+    ii[0] = (int)floorf(y + 0.5f);
+    jj[0] = (int)floorf(x + 0.5f);
+    tp.w[0] = 1.f, tp.dwx[0] = 0.f, tp.dwy[0] = 0.f;
+  } else {
+    tp.n = 4;
+    float x0 = floorf(x), y0 = floorf(y);
+    float fx = x - x0, fy = y - y0;
+    int j0 = (int)x0, i0 = (int)y0;
+    ii[0] = i0, jj[0] = j0, tp.w[0] = (1 - fx) * (1 - fy), tp.dwx[0] = -(1 - fy), tp.dwy[0] = -(1 - fx);
+    ii[1] = i0, jj[1] = j0 + 1, tp.w[1] = fx * (1 - fy), tp.dwx[1] = (1 - fy), tp.dwy[1] = -fx;
+    ii[2] = i0 + 1, jj[2] = j0, tp.w[2] = (1 - fx) * fy, tp.dwx[2] = -fy, tp.dwy[2] = (1 - fx);
+    ii[3] = i0 + 1, jj[3] = j0 + 1, tp.w[3] = fx * fy, tp.dwx[3] = fy, tp.dwy[3] = fx;
+  }
+  for (int k = 0; k < tp.n; ++k) {
+    int i = ii[k], j = jj[k];
+    if (p.cube) {
+      int f = face;
+      if (i < 0 || i >= h || j < 0 || j >= w) {
+        // continue across the face edge: texel centre on the extended plane -> direction
+        float sc = (j + 0.5f) / w * 2.f - 1.f, tc = (i + 0.5f) / h * 2.f - 1.f;
+        float dx, dy, dz, s2, t2;
+        face_to_dir(face, sc, tc, dx, dy, dz);
+        f = dir_to_face<float>(dx, dy, dz, s2, t2);
+        j = min(max((int)floorf(s2 * w), 0), w - 1);
+        i = min(max((int)floorf(t2 * h), 0), h - 1);
+      }
+      tp.idx[k] = off + ((long long)f * h + i) * w + j;
+    } else if (p.boundary == 0) {
+      i = ((i % h) + h) % h;
+      j = ((j % w) + w) % w;
+      tp.idx[k] = off + (long long)i * w + j;
+    } else {
+      bool outside = i < 0 || i >= h || j < 0 || j >= w;
+      i = min(max(i, 0), h - 1);
+      j = min(max(j, 0), w - 1);
+      tp.idx[k] = (outside && p.boundary == 2) ? -1 : off + (long long)i * w + j;
+    }
+  }
+}
+
+// Pixel setup shared by forward and backward: coordinates, face and level choice.
+struct PixelSetup {
+  float s, t;       // face / texture coordinates in [0, 1] (unwrapped)
+  int face;
+  int l0, l1;       // levels to blend
+  float frac;       // weight of l1
+  float lod;        // unclamped level of detail
+  bool lod_live;    // gradient flows into lod
+};
+
+NVDREC_D void pixel_setup(const TexParams& p, long long q, PixelSetup& ps) {
+  int ud = p.cube ? 3 : 2;
+  const float* uv = p.uv + q * ud;
+  if (p.cube) {
+    ps.face = dir_to_face<float>(uv[0], uv[1], uv[2], ps.s, ps.t);
+  } else {
+    ps.face = 0, ps.s = uv[0], ps.t = uv[1];
+  }
+  ps.l0 = ps.l1 = 0, ps.frac = 0.f, ps.lod = 0.f, ps.lod_live = false;
+  if (p.filter < 2 || p.num_levels == 1) return;
+  float lod = 0.f;
+  if (p.uv_da) {
+    int dd = p.cube ? 6 : 4;
+    float dir[3] = {uv[0], uv[1], p.cube ? uv[2] : 0.f};
+    lod = lod_from_derivs<float>(p, dir, p.uv_da + q * dd);
+  }
+  if (p.bias) lod += p.bias[q];
+  ps.lod = lod;
+  float maxl = (float)(p.num_levels - 1);
+  float cl = fminf(fmaxf(lod, 0.f), maxl);
+  if (p.filter == 2) {
+    ps.l0 = ps.l1 = (int)floorf(cl + 0.5f);
+    return;
+  }
+  ps.l0 = min((int)floorf(cl), p.num_levels - 2);
+  ps.l1 = ps.l0 + 1;
+  ps.frac = cl - ps.l0;
+  ps.lod_live = lod >= 0.f && lod <= maxl;
+}
+
+__global__ void texture_fwd_kernel(TexParams p) {
+  long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = p.num_batch * p.pix_per_batch;
+  if (q >= total) return;
+  int b = (int)(q / p.pix_per_batch);
+  const float* buf = p.buf + (p.tex_batched ? (long long)b * p.texels * p.channels : 0LL);
+  PixelSetup ps;
+  pixel_setup(p, q, ps);
+  int C = p.channels;
+  float* out = p.out + q * C;
+  for (int c = 0; c < C; ++c) out[c] = 0.f;
+  bool nearest = p.filter == 0;
+  int nl = (ps.l1 != ps.l0) ? 2 : 1;
+  for (int li = 0; li < nl; ++li) {
+    int level = li == 0 ? ps.l0 : ps.l1;
+    float lw = nl == 1 ? 1.f : (li == 0 ? 1.f - ps.frac : ps.frac);
+    Taps tp;
+    make_taps(p, level, ps.s, ps.t, ps.face, nearest, tp);
+    for (int k = 0; k < tp.n; ++k) {
+      if (tp.idx[k] < 0) continue;
+      const float* texel = buf + tp.idx[k] * C;
+      float wk = tp.w[k] * lw;
+      for (int c = 0; c < C; ++c) out[c] += wk * texel[c];
+    }
+  }
+}
+
+__global__ void texture_bwd_kernel(TexParams p) {
+  long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = p.num_batch * p.pix_per_batch;
+  if (q >= total) return;
+  int b = (int)(q / p.pix_per_batch);
+  long long boff = p.tex_batched ? (long long)b * p.texels * p.channels : 0LL;
+  const float* buf = p.buf + boff;
+  float* gbuf = p.grad_buf + boff;
+  PixelSetup ps;
+  pixel_setup(p, q, ps);
+  int C = p.channels;
+  const float* go = p.grad_out + q * C;
+  bool nearest = p.filter == 0;
+  int nl = (ps.l1 != ps.l0) ? 2 : 1;
+  float gs = 0.f, gt = 0.f, glod = 0.f;
+  for (int li = 0; li < nl; ++li) {
+    int level = li == 0 ? ps.l0 : ps.l1;
+    float lw = nl == 1 ? 1.f : (li == 0 ? 1.f - ps.frac : ps.frac);
+    float sign = li == 0 ? -1.f : 1.f;
+    Taps tp;
+    make_taps(p, level, ps.s, ps.t, ps.face, nearest, tp);
+    float gx = 0.f, gy = 0.f;
+    for (int k = 0; k < tp.n; ++k) {
+      if (tp.idx[k] < 0) continue;
+      const float* texel = buf + tp.idx[k] * C;
+      float* gtex = gbuf + tp.idx[k] * C;
+      float dot = 0.f;
+      for (int c = 0; c < C; ++c) {
+        float g = go[c];
+        if (g == 0.f) continue;
+        atomicAdd(gtex + c, g * tp.w[k] * lw);
+        dot += g * texel[c];
+      }
+      gx += dot * tp.dwx[k];
+      gy += dot * tp.dwy[k];
+      glod += sign * dot * tp.w[k];
+    }
+    gs += gx * lw * p.level_w[level];
+    gt += gy * lw * p.level_h[level];
+  }
+  if (nl == 1) glod = 0.f;
+  if (!ps.lod_live) glod = 0.f;
+  int ud = p.cube ? 3 : 2;
+  const float* uv = p.uv + q * ud;
+  float* guv = p.grad_uv + q * ud;
+  if (!p.cube) {
+    guv[0] = gs;
+    guv[1] = gt;
+  } else {
+    Dual<3> d[3] = {Dual<3>::var(uv[0], 0), Dual<3>::var(uv[1], 1), Dual<3>::var(uv[2], 2)};
+    Dual<3> s, t;
+    dir_to_face<Dual<3>>(d[0], d[1], d[2], s, t);
+    for (int j = 0; j < 3; ++j) guv[j] = gs * s.d[j] + gt * t.d[j];
+  }
+  if (p.grad_bias) p.grad_bias[q] = glod;
+  if (p.uv_da) {
+    int dd = p.cube ? 6 : 4;
+    float* gda = p.grad_uv_da + q * dd;
+    const float* da = p.uv_da + q * dd;
+    if (glod == 0.f) {
+      for (int j = 0; j < dd; ++j) gda[j] = 0.f;
+      return;
+    }
+    if (!p.cube) {
+      Dual<4> dv[4], dir[3];
+      for (int j = 0; j < 4; ++j) dv[j] = Dual<4>::var(da[j], j);
+      Dual<4> lod = lod_from_derivs<Dual<4>>(p, dir, dv);
+      for (int j = 0; j < 4; ++j) gda[j] = glod * lod.d[j];
+    } else {
+      Dual<9> dv[6], dir[3];
+      for (int j = 0; j < 6; ++j) dv[j] = Dual<9>::var(da[j], j);
+      for (int j = 0; j < 3; ++j) dir[j] = Dual<9>::var(uv[j], 6 + j);
+      Dual<9> lod = lod_from_derivs<Dual<9>>(p, dir, dv);
+      for (int j = 0; j < 6; ++j) gda[j] = glod * lod.d[j];
+      for (int j = 0; j < 3; ++j) guv[j] += glod * lod.d[6 + j];
+    }
+  }
+}
+
+void launch_texture_fwd(const TexParams& p, cudaStream_t s) {
+  long long n = p.num_batch * p.pix_per_batch;
+  if (n) texture_fwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+void launch_texture_bwd(const TexParams& p, cudaStream_t s) {
+  long long n = p.num_batch * p.pix_per_batch;
+  if (n) texture_bwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+
+}  // namespace nvdrec

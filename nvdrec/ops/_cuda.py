@@ -1,0 +1,164 @@
+"""Autograd wrappers around nvdrec's CUDA kernels (csrc/); imported only for CUDA tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from .._ext.build import load
+
+_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
+_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 0}
+
+
+def _zeros_if_none(g, like):
+    return torch.zeros_like(like) if g is None else g.contiguous()
+
+
+# ------------------------------------------------------------------ rasterize
+class _RasterizeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pos, tri, slot_b, slot_t, n_batch, h, w, prev, grad_db):
+        rast, rast_db, key = load().rasterize_fwd(pos, tri, slot_b, slot_t, n_batch, h, w, prev)
+        ctx.save_for_backward(pos, tri, rast)
+        ctx.grad_db = grad_db
+        ctx.mark_non_differentiable(key)
+        return rast, rast_db, key
+
+    @staticmethod
+    def backward(ctx, g_rast, g_db, _g_key):
+        pos, tri, rast = ctx.saved_tensors
+        g_rast = _zeros_if_none(g_rast, rast)
+        g_db = g_db.contiguous() if (ctx.grad_db and g_db is not None) else None
+        grad_pos = load().rasterize_bwd(pos, tri, rast, g_rast, g_db)
+        return grad_pos, None, None, None, None, None, None, None, None
+
+
+def rasterize_cuda(pos, tri, resolution, ranges, grad_db, prev):
+    """(rast, rast_db, keys) with the same layout as the torch reference."""
+    h, w = resolution
+    pos = pos.contiguous()
+    tri = tri.to(device=pos.device, dtype=torch.int32).contiguous()
+    empty = torch.zeros(0, dtype=torch.int32, device=pos.device)
+    if pos.ndim == 3:
+        n_batch, slot_b, slot_t = pos.shape[0], empty, empty
+    else:
+        if ranges is None:
+            ranges = torch.tensor([[0, tri.shape[0]]])
+        ranges = ranges.to(device=pos.device, dtype=torch.long)
+        counts = ranges[:, 1].clamp(min=0)
+        n_batch = len(ranges)
+        slot_b = torch.arange(n_batch, device=pos.device).repeat_interleave(counts)
+        first = torch.cumsum(counts, 0) - counts
+        slot_t = torch.arange(len(slot_b), device=pos.device) - first[slot_b] + ranges[slot_b, 0]
+        slot_b, slot_t = slot_b.int().contiguous(), slot_t.int().contiguous()
+    if prev is not None:
+        prev = prev.contiguous()
+    return _RasterizeFn.apply(pos, tri, slot_b, slot_t, n_batch, h, w, prev, grad_db)
+
+
+# ------------------------------------------------------------------ interpolate
+class _InterpolateFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, attr, rast, tri, rast_db, diff_idx):
+        out, out_da = load().interpolate_fwd(attr, rast, tri, rast_db, diff_idx)
+        ctx.save_for_backward(attr, rast, tri, rast_db, diff_idx)
+        ctx.has_db = rast_db is not None
+        return out, out_da
+
+    @staticmethod
+    def backward(ctx, g_out, g_da):
+        attr, rast, tri, rast_db, diff_idx = ctx.saved_tensors
+        g_out = _zeros_if_none(g_out, torch.empty(*rast.shape[:3], attr.shape[-1], device=attr.device))
+        g_da = g_da.contiguous() if (g_da is not None and diff_idx.numel()) else None
+        grad_attr, grad_rast, grad_db = load().interpolate_bwd(
+            attr, rast, tri, rast_db if ctx.has_db else None, diff_idx, g_out, g_da
+        )
+        return grad_attr, grad_rast, (grad_db if diff_idx.numel() else None), None, None
+
+
+def interpolate_cuda(attr, rast, tri, rast_db, diff_attrs):
+    squeeze = attr.ndim == 2
+    a = (attr[None] if squeeze else attr).contiguous().float()
+    if diff_attrs is None or rast_db is None:
+        idx = []
+    elif diff_attrs == "all":
+        idx = list(range(a.shape[-1]))
+    else:
+        idx = list(diff_attrs)
+    diff_idx = torch.tensor(idx, dtype=torch.int32, device=attr.device)
+    db = rast_db.contiguous() if (rast_db is not None and idx) else None
+    tri = tri.to(device=attr.device, dtype=torch.int32).contiguous()
+    out, out_da = _InterpolateFn.apply(a, rast.contiguous(), tri, db, diff_idx)
+    return out, (out_da if idx else None)
+
+
+# ------------------------------------------------------------------ texture
+class _TextureFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, buf, uv, uv_da, bias, meta):
+        offs, hs, ws, cube, boundary, filt = meta
+        out = load().texture_fwd(buf, offs, hs, ws, cube, boundary, filt, uv, uv_da, bias)
+        ctx.save_for_backward(buf, uv, uv_da, bias)
+        ctx.meta = meta
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        buf, uv, uv_da, bias = ctx.saved_tensors
+        offs, hs, ws, cube, boundary, filt = ctx.meta
+        g_buf, g_uv, g_da, g_bias = load().texture_bwd(
+            buf, offs, hs, ws, cube, boundary, filt, uv, uv_da, bias, g_out.contiguous()
+        )
+        return g_buf, g_uv, (g_da if uv_da is not None else None), (g_bias if bias is not None else None), None
+
+
+def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
+    from .texture import _level_tables, build_mips
+
+    cube = boundary_mode == "cube"
+    if cube and tex.ndim == 4:
+        tex = tex[None]
+    if not cube and tex.ndim == 3:
+        tex = tex[None]
+    mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
+    if mipmapped:
+        if mip is not None:
+            levels = [tex, *mip]
+            if max_mip_level is not None:
+                levels = levels[: max_mip_level + 1]
+        else:
+            levels = build_mips(tex, max_mip_level, cube=cube)
+    else:
+        levels = [tex]
+    levels = levels[:16]
+    batch = max(lv.shape[0] for lv in levels)
+    levels = [lv.expand(batch, *lv.shape[1:]) if lv.shape[0] != batch else lv for lv in levels]
+    buf, offs, hs, ws = _level_tables(levels, cube)
+    meta = (offs.tolist(), hs.tolist(), ws.tolist(), cube, _BOUNDARIES[boundary_mode], _FILTERS[filter_mode])
+    da = uv_da.contiguous().float() if (uv_da is not None and mipmapped) else None
+    bias = mip_level_bias.contiguous().float() if (mip_level_bias is not None and mipmapped) else None
+    return _TextureFn.apply(buf.contiguous().float(), uv.contiguous().float(), da, bias, meta)
+
+
+# ------------------------------------------------------------------ antialias
+class _AntialiasFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, color, pos, rast, tri, neighbor, boost):
+        out = load().antialias_fwd(color, rast, pos, tri, neighbor)
+        ctx.save_for_backward(color, pos, rast, tri, neighbor)
+        ctx.boost = boost
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        color, pos, rast, tri, neighbor = ctx.saved_tensors
+        g_color, g_pos = load().antialias_bwd(color, rast, pos, tri, neighbor, g_out.contiguous(), ctx.boost)
+        return g_color, g_pos, None, None, None, None
+
+
+def antialias_cuda(color, rast, pos, tri, topo, boost):
+    tri = tri.to(device=color.device, dtype=torch.int32).contiguous()
+    neighbor = topo.neighbor.to(device=color.device, dtype=torch.int32).contiguous()
+    return _AntialiasFn.apply(
+        color.contiguous().float(), pos.contiguous().float(), rast.contiguous(), tri, neighbor, float(boost)
+    )
