@@ -81,8 +81,17 @@ def test_rasterize_matches_reference(shared_or_none, res):
         mismatch = float((ids_t != ids_c).float().mean())
         assert mismatch < 2e-3, f"{name}: {mismatch:.4%} of pixels differ in triangle id"
         same = (ids_t == ids_c) & (ids_t > 0)
-        assert_close(r_c[..., :3][same], r_t[..., :3][same], atol=VALUE_ATOL, rtol=1e-4, name=f"{name} rast")
-        assert_close(db_c[same], db_t[same], atol=1e-4, rtol=1e-3, name=f"{name} rast_db")
+        # both float32 backends against the float64 reference: the CUDA kernel may not be
+        # less accurate than the float32 torch reference (a few 1e-5 on O(1) values)
+        r_64, db_64 = ops.rasterize(pos.double(), tri, res, backend="torch")
+        same &= r_64[..., 3] == ids_t
+        err_t = (r_t[..., :3] - r_64[..., :3])[same].abs().max()
+        err_c = (r_c[..., :3] - r_64[..., :3])[same].abs().max()
+        assert err_c <= max(2 * err_t, VALUE_ATOL), f"{name}: cuda err {err_c:.2e}, torch err {err_t:.2e}"
+        scale = db_64.abs().max()
+        errd_t = (db_t - db_64)[same].abs().max() / scale
+        errd_c = (db_c - db_64)[same].abs().max() / scale
+        assert errd_c <= max(2 * errd_t, 1e-5), f"{name}: rast_db cuda {errd_c:.2e} torch {errd_t:.2e}"
         # backward with a random cotangent on pixels both agree on
         p1 = pos.clone().requires_grad_()
         p2 = pos.clone().requires_grad_()

@@ -92,4 +92,17 @@ NVDREC_D long long make_key(float depth, int slot) {
 
 inline int div_up(long long a, int b) { return (int)((a + b - 1) / b); }
 
+// Lanes of the calling warp that pass the same key (the active lanes only).
+NVDREC_D unsigned warp_peers(unsigned long long key) { return __match_any_sync(__activemask(), key); }
+
+// Sum of val over the lanes in peers (every lane of the group gets the sum).
+NVDREC_D float warp_group_sum(unsigned peers, float val) {
+  float sum = 0.f;
+  for (unsigned rem = peers; rem; rem &= rem - 1) sum += __shfl_sync(peers, val, __ffs(rem) - 1);
+  return sum;
+}
+
+NVDREC_D bool warp_group_leader(unsigned peers) { return (int)(threadIdx.x & 31) == __ffs(peers) - 1; }
+
+
 }  // namespace nvdrec

@@ -60,14 +60,20 @@ __global__ void interpolate_bwd_kernel(InterpParams p) {
   const float* go = p.grad_out + pix * C;
   float gu = 0.f, gv = 0.f;
   float w2 = 1.f - r.x - r.y;
+  unsigned peers = warp_peers(((unsigned long long)b << 32) | (unsigned)t);
+  bool leader = warp_group_leader(peers);
   for (int c = 0; c < C; ++c) {
     float g = go[c];
-    if (g == 0.f) continue;
     gu += g * (a0[c] - a2[c]);
     gv += g * (a1[c] - a2[c]);
-    atomicAdd(g0 + c, g * r.x);
-    atomicAdd(g1 + c, g * r.y);
-    atomicAdd(g2 + c, g * w2);
+    float s0 = warp_group_sum(peers, g * r.x);
+    float s1 = warp_group_sum(peers, g * r.y);
+    float s2 = warp_group_sum(peers, g * w2);
+    if (leader) {
+      if (s0 != 0.f) atomicAdd(g0 + c, s0);
+      if (s1 != 0.f) atomicAdd(g1 + c, s1);
+      if (s2 != 0.f) atomicAdd(g2 + c, s2);
+    }
   }
   float4 gdb = make_float4(0.f, 0.f, 0.f, 0.f);
   if (p.num_diff && p.grad_out_da) {
@@ -76,17 +82,18 @@ __global__ void interpolate_bwd_kernel(InterpParams p) {
     for (int k = 0; k < p.num_diff; ++k) {
       int c = p.diff_idx[k];
       float gx = gda[2 * k], gy = gda[2 * k + 1];
-      if (gx == 0.f && gy == 0.f) continue;
       float e0 = a0[c] - a2[c], e1 = a1[c] - a2[c];
       gdb.x += gx * e0;
       gdb.z += gx * e1;
       gdb.y += gy * e0;
       gdb.w += gy * e1;
-      float ge0 = gx * d.x + gy * d.y;  // d out_da / d e0
-      float ge1 = gx * d.z + gy * d.w;
-      atomicAdd(g0 + c, ge0);
-      atomicAdd(g1 + c, ge1);
-      atomicAdd(g2 + c, -ge0 - ge1);
+      float ge0 = warp_group_sum(peers, gx * d.x + gy * d.y);  // d out_da / d e0
+      float ge1 = warp_group_sum(peers, gx * d.z + gy * d.w);
+      if (leader && (ge0 != 0.f || ge1 != 0.f)) {
+        atomicAdd(g0 + c, ge0);
+        atomicAdd(g1 + c, ge1);
+        atomicAdd(g2 + c, -ge0 - ge1);
+      }
     }
   }
   *gr = make_float4(gu, gv, 0.f, 0.f);

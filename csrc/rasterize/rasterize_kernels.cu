@@ -221,12 +221,19 @@ __global__ void raster_grad_kernel(RasterGradParams p) {
   float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
   raster_eval<Dual<12>>(v, px, py, 2.f / p.width, 2.f / p.height, out, inside);
   float go[7] = {gr.x, gr.y, gr.z, gd.x, gd.y, gd.z, gd.w};
+  float acc[12];
+  for (int j = 0; j < 12; ++j) {
+    acc[j] = 0.f;
+    for (int o = 0; o < 7; ++o) acc[j] += go[o] * out[o].d[j];
+  }
+  // lanes showing the same triangle of the same image reduce before the atomics
+  unsigned peers = warp_peers(((unsigned long long)b << 32) | (unsigned)t);
+  bool leader = warp_group_leader(peers);
   for (int i = 0; i < 3; ++i) {
     float* dst = p.grad_pos + ((p.instanced ? (long long)b * p.num_vert : 0LL) + vid[i]) * 4;
     for (int k = 0; k < 4; ++k) {
-      float acc = 0.f;
-      for (int o = 0; o < 7; ++o) acc += go[o] * out[o].d[i * 4 + k];
-      if (acc != 0.f) atomicAdd(dst + k, acc);
+      float sum = warp_group_sum(peers, acc[i * 4 + k]);
+      if (leader && sum != 0.f) atomicAdd(dst + k, sum);
     }
   }
 }

@@ -238,10 +238,14 @@ __global__ void texture_bwd_kernel(TexParams p) {
       const float* texel = buf + tp.idx[k] * C;
       float* gtex = gbuf + tp.idx[k] * C;
       float dot = 0.f;
+      // neighbouring pixels often share texels: reduce over the warp before the atomics
+      unsigned peers = warp_peers((unsigned long long)gtex);
+      bool leader = warp_group_leader(peers);
+      float wk = tp.w[k] * lw;
       for (int c = 0; c < C; ++c) {
         float g = go[c];
-        if (g == 0.f) continue;
-        atomicAdd(gtex + c, g * tp.w[k] * lw);
+        float s = warp_group_sum(peers, g * wk);
+        if (leader && s != 0.f) atomicAdd(gtex + c, s);
         dot += g * texel[c];
       }
       gx += dot * tp.dwx[k];

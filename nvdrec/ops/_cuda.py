@@ -76,6 +76,17 @@ class _InterpolateFn(torch.autograd.Function):
         return grad_attr, grad_rast, (grad_db if diff_idx.numel() else None), None, None
 
 
+_INDEX_CACHE: dict = {}
+
+
+def _index_tensor(idx: tuple, device) -> torch.Tensor:
+    """Cached int32 channel list on the device (avoids a host-to-device copy per call)."""
+    key = (idx, str(device))
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = torch.tensor(idx, dtype=torch.int32, device=device)
+    return _INDEX_CACHE[key]
+
+
 def interpolate_cuda(attr, rast, tri, rast_db, diff_attrs):
     squeeze = attr.ndim == 2
     a = (attr[None] if squeeze else attr).contiguous().float()
@@ -85,7 +96,7 @@ def interpolate_cuda(attr, rast, tri, rast_db, diff_attrs):
         idx = list(range(a.shape[-1]))
     else:
         idx = list(diff_attrs)
-    diff_idx = torch.tensor(idx, dtype=torch.int32, device=attr.device)
+    diff_idx = _index_tensor(tuple(idx), attr.device)
     db = rast_db.contiguous() if (rast_db is not None and idx) else None
     tri = tri.to(device=attr.device, dtype=torch.int32).contiguous()
     out, out_da = _InterpolateFn.apply(a, rast.contiguous(), tri, db, diff_idx)
@@ -113,7 +124,7 @@ class _TextureFn(torch.autograd.Function):
 
 
 def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
-    from .texture import _level_tables, build_mips
+    from .texture import build_mips
 
     cube = boundary_mode == "cube"
     if cube and tex.ndim == 4:
@@ -133,8 +144,17 @@ def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
     levels = levels[:16]
     batch = max(lv.shape[0] for lv in levels)
     levels = [lv.expand(batch, *lv.shape[1:]) if lv.shape[0] != batch else lv for lv in levels]
-    buf, offs, hs, ws = _level_tables(levels, cube)
-    meta = (offs.tolist(), hs.tolist(), ws.tolist(), cube, _BOUNDARIES[boundary_mode], _FILTERS[filter_mode])
+    # level tables on the host (no device round trip); one level needs no copy
+    offs, hs, ws, total = [], [], [], 0
+    for lv in levels:
+        h, w = lv.shape[-3], lv.shape[-2]
+        offs.append(total)
+        hs.append(h)
+        ws.append(w)
+        total += h * w * (6 if cube else 1)
+    flat = [lv.reshape(batch, -1, lv.shape[-1]) for lv in levels]
+    buf = flat[0] if len(flat) == 1 else torch.cat(flat, 1)
+    meta = (offs, hs, ws, cube, _BOUNDARIES[boundary_mode], _FILTERS[filter_mode])
     da = uv_da.contiguous().float() if (uv_da is not None and mipmapped) else None
     bias = mip_level_bias.contiguous().float() if (mip_level_bias is not None and mipmapped) else None
     return _TextureFn.apply(buf.contiguous().float(), uv.contiguous().float(), da, bias, meta)

@@ -189,19 +189,27 @@ def _shade_fragments(pos, tri, ranges, resolution, best, b_idx, t_idx, n_batch, 
         verts = pos[b_idx[g, None], tri_l[t_idx[g]]]
     else:
         verts = pos[tri_l[t_idx[g]]]
-    lam_a, lam_bx, lam_by = _edge_coeffs(verts)
     pxi, pyi = hit % w, (hit // w) % h
     px = (pxi.to(pos.dtype) + 0.5) * (2.0 / w) - 1.0
     py = (pyi.to(pos.dtype) + 0.5) * (2.0 / h) - 1.0
-    b, depth, _ = _coverage(lam_a, lam_bx, lam_by, verts, px, py)
+    # the product form lam = (x - px w) x (y - py w) loses less precision than the
+    # expanded linear form used for the coverage search
+    r1 = verts[..., 0] - px[:, None] * verts[..., 3]
+    r2 = verts[..., 1] - py[:, None] * verts[..., 3]
+    lam = torch.linalg.cross(r1, r2, dim=-1)
+    s = lam.sum(-1, keepdim=True)
+    s = torch.where(s.abs() > 1e-30, s, torch.ones_like(s))
+    b = lam / s
+    wp = (b * verts[..., 3]).sum(-1)
+    depth = (b * verts[..., 2]).sum(-1) / torch.where(wp > 0, wp, torch.ones_like(wp))
     ids = (t_idx[g] + 1).to(pos.dtype)
     vals = torch.stack([b[:, 0], b[:, 1], depth, ids], dim=-1)
     rast = torch.zeros(n_batch * h * w, 4, device=pos.device, dtype=pos.dtype)
     rast = rast.index_put((hit,), vals).view(n_batch, h, w, 4)
-    # d b / d(px, py) from the linear form of lam; one pixel is 2/W (2/H) in NDC
-    lam = lam_a + lam_bx * px[:, None] + lam_by * py[:, None]
-    s = lam.sum(-1, keepdim=True)
-    s = torch.where(s.abs() > 1e-30, s, torch.ones_like(s))
+    # d b / d(px, py): d lam / d px = -(w x r2), d lam / d py = -(r1 x w); one pixel
+    # is 2/W (2/H) in NDC
+    lam_bx = torch.linalg.cross(r2, verts[..., 3], dim=-1)
+    lam_by = torch.linalg.cross(verts[..., 3], r1, dim=-1)
     db_dx = (lam_bx * s - lam * lam_bx.sum(-1, keepdim=True)) / (s * s) * (2.0 / w)
     db_dy = (lam_by * s - lam * lam_by.sum(-1, keepdim=True)) / (s * s) * (2.0 / h)
     dvals = torch.stack([db_dx[:, 0], db_dy[:, 0], db_dx[:, 1], db_dy[:, 1]], dim=-1)
