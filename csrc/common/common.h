@@ -92,17 +92,38 @@ NVDREC_D long long make_key(float depth, int slot) {
 
 inline int div_up(long long a, int b) { return (int)((a + b - 1) / b); }
 
-// Lanes of the calling warp that pass the same key (the active lanes only).
-NVDREC_D unsigned warp_peers(unsigned long long key) { return __match_any_sync(__activemask(), key); }
+// Runs of equal keys among the 32 lanes of a warp (all lanes must call): neighbouring
+// pixels usually show the same triangle or touch the same texel, so gradients are summed
+// over each run with a segmented shuffle reduction and written with one atomic per run.
+struct WarpRuns {
+  int end;      // first lane after this lane's run
+  bool leader;  // first lane of its run
+};
 
-// Sum of val over the lanes in peers (every lane of the group gets the sum).
-NVDREC_D float warp_group_sum(unsigned peers, float val) {
-  float sum = 0.f;
-  for (unsigned rem = peers; rem; rem &= rem - 1) sum += __shfl_sync(peers, val, __ffs(rem) - 1);
-  return sum;
+NVDREC_D WarpRuns warp_runs(unsigned long long key) {
+  int lane = threadIdx.x & 31;
+  unsigned long long prev = __shfl_up_sync(0xffffffffu, key, 1);
+  bool start = lane == 0 || prev != key;
+  unsigned starts = __ballot_sync(0xffffffffu, start);
+  unsigned later = starts & ~((2u << lane) - 1u);
+  WarpRuns r;
+  r.end = later ? __ffs(later) - 1 : 32;
+  r.leader = start;
+  return r;
 }
 
-NVDREC_D bool warp_group_leader(unsigned peers) { return (int)(threadIdx.x & 31) == __ffs(peers) - 1; }
+// Sum of v over the lanes from this lane to the end of its run (the full run sum on the
+// leader). All lanes must call.
+NVDREC_D float warp_run_sum(const WarpRuns& r, float v) {
+  int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    float o = __shfl_down_sync(0xffffffffu, v, off);
+    if (lane + off < r.end) v += o;
+  }
+  return v;
+}
 
+constexpr unsigned long long kNoKey = ~0ULL;
 
 }  // namespace nvdrec

@@ -1,5 +1,6 @@
 // Rasterization kernels: homogeneous 2D coverage (see nvdrec/ops/rasterize.py).
 #include "../common/common.h"
+#include "raster_math.h"
 #include "rasterize.h"
 
 namespace nvdrec {
@@ -16,46 +17,6 @@ NVDREC_D void slot_of(const RasterParams& p, int g, int& b, int& t) {
 
 NVDREC_D const float* vertex_ptr(const float* pos, int instanced, int num_vert, int b, int v) {
   return pos + ((instanced ? (long long)b * num_vert : 0LL) + v) * 4;
-}
-
-// Barycentrics, depth and derivatives of one pixel for clip vertices v[3][4]; templated
-// so the backward pass can evaluate it on dual numbers.
-template <class T>
-NVDREC_HD void raster_eval(const T (&v)[3][4], float px, float py, float sx, float sy, T out[7],
-                           bool& inside) {
-  // r1 = x - px w, r2 = y - py w (over the three vertices); lam = r1 x r2
-  T r1[3], r2[3];
-  for (int i = 0; i < 3; ++i) {
-    r1[i] = v[i][0] - v[i][3] * px;
-    r2[i] = v[i][1] - v[i][3] * py;
-  }
-  T lam[3] = {r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2],
-              r1[0] * r2[1] - r1[1] * r2[0]};
-  // d lam / d px = -(w x r2), d lam / d py = -(r1 x w)
-  T w[3] = {v[0][3], v[1][3], v[2][3]};
-  T lx[3] = {r2[1] * w[2] - r2[2] * w[1], r2[2] * w[0] - r2[0] * w[2], r2[0] * w[1] - r2[1] * w[0]};
-  T ly[3] = {w[1] * r1[2] - w[2] * r1[1], w[2] * r1[0] - w[0] * r1[2], w[0] * r1[1] - w[1] * r1[0]};
-  T s = lam[0] + lam[1] + lam[2];
-  inside = fabsf(value(s)) > 1e-30f;
-  if (!inside) s = T(1.f);
-  T b0 = lam[0] / s, b1 = lam[1] / s, b2 = lam[2] / s;
-  T wp = b0 * v[0][3] + b1 * v[1][3] + b2 * v[2][3];
-  T zp = b0 * v[0][2] + b1 * v[1][2] + b2 * v[2][2];
-  float wv = value(wp);
-  T depth = zp / (wv > 0.f ? wp : T(1.f));
-  float dv = value(depth);
-  inside = inside && value(b0) >= 0.f && value(b1) >= 0.f && value(b2) >= 0.f && wv > 0.f &&
-           dv >= -1.f && dv <= 1.f;
-  T sx_sum = lx[0] + lx[1] + lx[2];
-  T sy_sum = ly[0] + ly[1] + ly[2];
-  T s2 = s * s;
-  out[0] = b0;
-  out[1] = b1;
-  out[2] = depth;
-  out[3] = (lx[0] * s - lam[0] * sx_sum) / s2 * sx;  // du/dX
-  out[4] = (ly[0] * s - lam[0] * sy_sum) / s2 * sy;  // du/dY
-  out[5] = (lx[1] * s - lam[1] * sx_sum) / s2 * sx;  // dv/dX
-  out[6] = (ly[1] * s - lam[1] * sy_sum) / s2 * sy;  // dv/dY
 }
 
 __global__ void raster_setup_kernel(RasterParams p) {
@@ -196,44 +157,41 @@ __global__ void raster_resolve_kernel(RasterParams p) {
 }
 
 __global__ void raster_grad_kernel(RasterGradParams p) {
+  // no early returns: every lane takes part in the warp reductions
   long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   long long total = (long long)p.num_batch * p.height * p.width;
-  if (pix >= total) return;
-  float4 r = reinterpret_cast<const float4*>(p.rast)[pix];
-  int t = (int)r.w - 1;
-  if (t < 0) return;
-  float4 gr = reinterpret_cast<const float4*>(p.grad_rast)[pix];
-  float4 gd = p.grad_db ? reinterpret_cast<const float4*>(p.grad_db)[pix] : make_float4(0, 0, 0, 0);
-  if (gr.x == 0.f && gr.y == 0.f && gr.z == 0.f && gd.x == 0.f && gd.y == 0.f && gd.z == 0.f && gd.w == 0.f)
-    return;
-  int b = (int)(pix / ((long long)p.height * p.width));
-  int pxi = (int)(pix % p.width);
-  int pyi = (int)((pix / p.width) % p.height);
-  int vid[3];
-  Dual<12> v[3][4];
-  for (int i = 0; i < 3; ++i) {
-    vid[i] = p.tri[t * 3 + i];
-    const float* src = vertex_ptr(p.pos, p.instanced, p.num_vert, b, vid[i]);
-    for (int k = 0; k < 4; ++k) v[i][k] = Dual<12>::var(src[k], i * 4 + k);
+  bool active = pix < total;
+  int t = -1, b = 0;
+  float go[7] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  float gv[3][4] = {};
+  int vid[3] = {0, 0, 0};
+  if (active) {
+    float4 r = reinterpret_cast<const float4*>(p.rast)[pix];
+    t = (int)r.w - 1;
+    active = t >= 0;
   }
-  Dual<12> out[7];
-  bool inside;
-  float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
-  raster_eval<Dual<12>>(v, px, py, 2.f / p.width, 2.f / p.height, out, inside);
-  float go[7] = {gr.x, gr.y, gr.z, gd.x, gd.y, gd.z, gd.w};
-  float acc[12];
-  for (int j = 0; j < 12; ++j) {
-    acc[j] = 0.f;
-    for (int o = 0; o < 7; ++o) acc[j] += go[o] * out[o].d[j];
+  if (active) {
+    float4 gr = reinterpret_cast<const float4*>(p.grad_rast)[pix];
+    float4 gd = p.grad_db ? reinterpret_cast<const float4*>(p.grad_db)[pix] : make_float4(0, 0, 0, 0);
+    go[0] = gr.x, go[1] = gr.y, go[2] = gr.z, go[3] = gd.x, go[4] = gd.y, go[5] = gd.z, go[6] = gd.w;
+    b = (int)(pix / ((long long)p.height * p.width));
+    int pxi = (int)(pix % p.width);
+    int pyi = (int)((pix / p.width) % p.height);
+    float v[3][4];
+    for (int i = 0; i < 3; ++i) {
+      vid[i] = p.tri[t * 3 + i];
+      const float* src = vertex_ptr(p.pos, p.instanced, p.num_vert, b, vid[i]);
+      for (int k = 0; k < 4; ++k) v[i][k] = src[k];
+    }
+    float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
+    raster_eval_grad(v, px, py, 2.f / p.width, 2.f / p.height, go, gv);
   }
-  // lanes showing the same triangle of the same image reduce before the atomics
-  unsigned peers = warp_peers(((unsigned long long)b << 32) | (unsigned)t);
-  bool leader = warp_group_leader(peers);
+  WarpRuns runs = warp_runs(active ? (((unsigned long long)b << 32) | (unsigned)t) : kNoKey);
   for (int i = 0; i < 3; ++i) {
     float* dst = p.grad_pos + ((p.instanced ? (long long)b * p.num_vert : 0LL) + vid[i]) * 4;
     for (int k = 0; k < 4; ++k) {
-      float sum = warp_group_sum(peers, acc[i * 4 + k]);
-      if (leader && sum != 0.f) atomicAdd(dst + k, sum);
+      float sum = warp_run_sum(runs, gv[i][k]);
+      if (active && runs.leader && sum != 0.f) atomicAdd(dst + k, sum);
     }
   }
 }
@@ -254,7 +212,7 @@ void launch_raster_resolve(const RasterParams& p, cudaStream_t s) {
 void launch_raster_grad(const RasterGradParams& p, cudaStream_t s) {
   long long n = (long long)p.num_batch * p.height * p.width;
   if (n == 0) return;
-  raster_grad_kernel<<<div_up(n, 128), 128, 0, s>>>(p);
+  raster_grad_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
 }
 
 }  // namespace nvdrec

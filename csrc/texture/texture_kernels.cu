@@ -193,68 +193,85 @@ __global__ void texture_fwd_kernel(TexParams p) {
   PixelSetup ps;
   pixel_setup(p, q, ps);
   int C = p.channels;
-  float* out = p.out + q * C;
-  for (int c = 0; c < C; ++c) out[c] = 0.f;
   bool nearest = p.filter == 0;
   int nl = (ps.l1 != ps.l0) ? 2 : 1;
-  for (int li = 0; li < nl; ++li) {
-    int level = li == 0 ? ps.l0 : ps.l1;
-    float lw = nl == 1 ? 1.f : (li == 0 ? 1.f - ps.frac : ps.frac);
-    Taps tp;
-    make_taps(p, level, ps.s, ps.t, ps.face, nearest, tp);
-    for (int k = 0; k < tp.n; ++k) {
-      if (tp.idx[k] < 0) continue;
-      const float* texel = buf + tp.idx[k] * C;
-      float wk = tp.w[k] * lw;
-      for (int c = 0; c < C; ++c) out[c] += wk * texel[c];
+  Taps tp[2];
+  for (int li = 0; li < nl; ++li) make_taps(p, li == 0 ? ps.l0 : ps.l1, ps.s, ps.t, ps.face, nearest, tp[li]);
+  float lw[2] = {nl == 1 ? 1.f : 1.f - ps.frac, ps.frac};
+  float* out = p.out + q * C;
+  // accumulate in registers, four channels at a time
+  for (int c0 = 0; c0 < C; c0 += 4) {
+    int nc = min(4, C - c0);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int li = 0; li < nl; ++li) {
+      for (int k = 0; k < tp[li].n; ++k) {
+        if (tp[li].idx[k] < 0) continue;
+        const float* texel = buf + tp[li].idx[k] * C + c0;
+        float wk = tp[li].w[k] * lw[li];
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+          if (c < nc) acc[c] += wk * texel[c];
+      }
     }
+#pragma unroll
+    for (int c = 0; c < 4; ++c)
+      if (c < nc) out[c0 + c] = acc[c];
   }
 }
 
 __global__ void texture_bwd_kernel(TexParams p) {
+  // no early returns before the warp reductions: inactive lanes contribute zeros
   long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   long long total = p.num_batch * p.pix_per_batch;
-  if (q >= total) return;
-  int b = (int)(q / p.pix_per_batch);
+  bool active = q < total;
+  long long qq = active ? q : 0;
+  int b = (int)(qq / p.pix_per_batch);
   long long boff = p.tex_batched ? (long long)b * p.texels * p.channels : 0LL;
   const float* buf = p.buf + boff;
   float* gbuf = p.grad_buf + boff;
   PixelSetup ps;
-  pixel_setup(p, q, ps);
+  pixel_setup(p, qq, ps);
   int C = p.channels;
-  const float* go = p.grad_out + q * C;
+  const float* go = p.grad_out + qq * C;
   bool nearest = p.filter == 0;
   int nl = (ps.l1 != ps.l0) ? 2 : 1;
+  int ntaps = nearest ? 1 : 4;
   float gs = 0.f, gt = 0.f, glod = 0.f;
-  for (int li = 0; li < nl; ++li) {
+  for (int li = 0; li < 2; ++li) {  // uniform loop bounds across the warp
+    bool live = active && li < nl;
     int level = li == 0 ? ps.l0 : ps.l1;
     float lw = nl == 1 ? 1.f : (li == 0 ? 1.f - ps.frac : ps.frac);
     float sign = li == 0 ? -1.f : 1.f;
     Taps tp;
-    make_taps(p, level, ps.s, ps.t, ps.face, nearest, tp);
+    tp.n = 0;
+    if (live) make_taps(p, level, ps.s, ps.t, ps.face, nearest, tp);
     float gx = 0.f, gy = 0.f;
-    for (int k = 0; k < tp.n; ++k) {
-      if (tp.idx[k] < 0) continue;
-      const float* texel = buf + tp.idx[k] * C;
-      float* gtex = gbuf + tp.idx[k] * C;
+    for (int k = 0; k < ntaps; ++k) {
+      bool use = live && k < tp.n && tp.idx[k] >= 0;
+      long long idx = use ? tp.idx[k] : 0;
+      const float* texel = buf + idx * C;
+      float* gtex = gbuf + idx * C;
+      float wk = use ? tp.w[k] * lw : 0.f;
+      WarpRuns runs = warp_runs(use ? (unsigned long long)idx : kNoKey);
       float dot = 0.f;
-      // neighbouring pixels often share texels: reduce over the warp before the atomics
-      unsigned peers = warp_peers((unsigned long long)gtex);
-      bool leader = warp_group_leader(peers);
-      float wk = tp.w[k] * lw;
       for (int c = 0; c < C; ++c) {
-        float g = go[c];
-        float s = warp_group_sum(peers, g * wk);
-        if (leader && s != 0.f) atomicAdd(gtex + c, s);
-        dot += g * texel[c];
+        float g = use ? go[c] : 0.f;
+        float s = warp_run_sum(runs, g * wk);
+        if (use && runs.leader && s != 0.f) atomicAdd(gtex + c, s);
+        if (use) dot += g * texel[c];
       }
-      gx += dot * tp.dwx[k];
-      gy += dot * tp.dwy[k];
-      glod += sign * dot * tp.w[k];
+      if (use) {
+        gx += dot * tp.dwx[k];
+        gy += dot * tp.dwy[k];
+        glod += sign * dot * tp.w[k];
+      }
     }
-    gs += gx * lw * p.level_w[level];
-    gt += gy * lw * p.level_h[level];
+    if (live) {
+      gs += gx * lw * p.level_w[level];
+      gt += gy * lw * p.level_h[level];
+    }
   }
+  if (!active) return;
   if (nl == 1) glod = 0.f;
   if (!ps.lod_live) glod = 0.f;
   int ud = p.cube ? 3 : 2;

@@ -73,7 +73,7 @@ class _InterpolateFn(torch.autograd.Function):
         grad_attr, grad_rast, grad_db = load().interpolate_bwd(
             attr, rast, tri, rast_db if ctx.has_db else None, diff_idx, g_out, g_da
         )
-        return grad_attr, grad_rast, (grad_db if diff_idx.numel() else None), None, None
+        return grad_attr, grad_rast, None, (grad_db if diff_idx.numel() else None), None
 
 
 _INDEX_CACHE: dict = {}
