@@ -11,12 +11,15 @@ std::vector<torch::Tensor> interpolate_fwd(torch::Tensor, torch::Tensor, torch::
 std::vector<torch::Tensor> interpolate_bwd(torch::Tensor, torch::Tensor, torch::Tensor,
                                            c10::optional<torch::Tensor>, torch::Tensor, torch::Tensor,
                                            c10::optional<torch::Tensor>);
-torch::Tensor texture_fwd(torch::Tensor, std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>, bool,
+torch::Tensor texture_fwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>, bool,
                           int64_t, int64_t, torch::Tensor, c10::optional<torch::Tensor>,
                           c10::optional<torch::Tensor>);
-std::vector<torch::Tensor> texture_bwd(torch::Tensor, std::vector<int64_t>, std::vector<int64_t>,
+std::vector<torch::Tensor> texture_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>,
                                        std::vector<int64_t>, bool, int64_t, int64_t, torch::Tensor,
                                        c10::optional<torch::Tensor>, c10::optional<torch::Tensor>, torch::Tensor);
+torch::Tensor mip_build(torch::Tensor, std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>, int64_t);
+torch::Tensor mip_build_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>,
+                            std::vector<int64_t>, int64_t);
 torch::Tensor antialias_fwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
 std::vector<torch::Tensor> antialias_bwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
                                          torch::Tensor, double);
@@ -35,6 +38,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("interpolate_bwd", &nvdrec::interpolate_bwd);
   m.def("texture_fwd", &nvdrec::texture_fwd);
   m.def("texture_bwd", &nvdrec::texture_bwd);
+  m.def("mip_build", &nvdrec::mip_build);
+  m.def("mip_build_bwd", &nvdrec::mip_build_bwd);
   m.def("antialias_fwd", &nvdrec::antialias_fwd);
   m.def("antialias_bwd", &nvdrec::antialias_bwd);
   m.def("check_error_formatting", &nvdrec::check_error_formatting);

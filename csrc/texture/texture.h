@@ -7,12 +7,14 @@ namespace nvdrec {
 constexpr int kMaxMipLevels = 16;
 
 struct TexParams {
-  const float* buf;              // mip chain flattened per batch: [Bt, N, C]
+  const float* base;             // level 0: [Bt, N0, C]
+  const float* buf;              // levels 1.. flattened per batch: [Bt, N, C] (may be null)
   int tex_batched;               // 1 when Bt == B > 1
-  long long texels;              // N (texels of all levels, times 6 for cube maps)
+  long long base_texels;         // N0 (times 6 for cube maps)
+  long long texels;              // N (texels of levels 1.., times 6 for cube maps)
   int channels;                  // C
   int num_levels;                // levels in buf
-  int level_off[kMaxMipLevels];  // first texel of each level
+  int level_off[kMaxMipLevels];  // first texel of each level in its buffer (level 0: base)
   int level_h[kMaxMipLevels];    // level height (cube: face size)
   int level_w[kMaxMipLevels];    // level width
   int cube;                      // 1: cube map, uv holds directions
@@ -26,13 +28,23 @@ struct TexParams {
   float* out;                    // [B, P, C]
   // backward
   const float* grad_out;         // [B, P, C]
+  float* grad_base;              // like base, accumulated
   float* grad_buf;               // like buf, accumulated
   float* grad_uv;                // like uv
   float* grad_uv_da;             // like uv_da or null
   float* grad_bias;              // like bias or null
 };
 
+struct MipParams {
+  const float* src;   // level k-1 [N, h, w, C] (N = images, x6 faces for cube maps)
+  float* dst;         // level k [N, ho, wo, C]
+  long long src_stride, dst_stride;  // elements between consecutive images
+  int n, h, w, ho, wo, c;
+};
+
 void launch_texture_fwd(const TexParams& p, cudaStream_t s);
+void launch_mip_down(const MipParams& p, cudaStream_t s);
+void launch_mip_up_grad(const MipParams& p, cudaStream_t s);  // dst grad -> src grad (+=)
 void launch_texture_bwd(const TexParams& p, cudaStream_t s);
 
 }  // namespace nvdrec

@@ -100,6 +100,10 @@ struct Taps {
 NVDREC_D void make_taps(const TexParams& p, int level, float s, float t, int face, bool nearest, Taps& tp) {
   int h = p.level_h[level], w = p.level_w[level];
   long long off = p.level_off[level];
+  if (!p.cube && p.boundary == 0) {  // wrap: one period, so taps are off by at most one
+    s -= floorf(s);
+    t -= floorf(t);
+  }
   float x = s * w - 0.5f, y = t * h - 0.5f;
   int ii[4], jj[4];
   if (nearest) {
@@ -132,8 +136,8 @@ NVDREC_D void make_taps(const TexParams& p, int level, float s, float t, int fac
       }
       tp.idx[k] = off + ((long long)f * h + i) * w + j;
     } else if (p.boundary == 0) {
-      i = ((i % h) + h) % h;
-      j = ((j % w) + w) % w;
+      i = i < 0 ? i + h : (i >= h ? i - h : i);
+      j = j < 0 ? j + w : (j >= w ? j - w : j);
       tp.idx[k] = off + (long long)i * w + j;
     } else {
       bool outside = i < 0 || i >= h || j < 0 || j >= w;
@@ -184,12 +188,21 @@ NVDREC_D void pixel_setup(const TexParams& p, long long q, PixelSetup& ps) {
   ps.lod_live = lod >= 0.f && lod <= maxl;
 }
 
+NVDREC_D const float* level_buffer(const TexParams& p, int level, int b) {
+  if (level == 0) return p.base + (p.tex_batched ? (long long)b * p.base_texels * p.channels : 0LL);
+  return p.buf + (p.tex_batched ? (long long)b * p.texels * p.channels : 0LL);
+}
+
+NVDREC_D float* level_grad_buffer(const TexParams& p, int level, int b) {
+  if (level == 0) return p.grad_base + (p.tex_batched ? (long long)b * p.base_texels * p.channels : 0LL);
+  return p.grad_buf + (p.tex_batched ? (long long)b * p.texels * p.channels : 0LL);
+}
+
 __global__ void texture_fwd_kernel(TexParams p) {
   long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   long long total = p.num_batch * p.pix_per_batch;
   if (q >= total) return;
   int b = (int)(q / p.pix_per_batch);
-  const float* buf = p.buf + (p.tex_batched ? (long long)b * p.texels * p.channels : 0LL);
   PixelSetup ps;
   pixel_setup(p, q, ps);
   int C = p.channels;
@@ -204,6 +217,7 @@ __global__ void texture_fwd_kernel(TexParams p) {
     int nc = min(4, C - c0);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
     for (int li = 0; li < nl; ++li) {
+      const float* buf = level_buffer(p, li == 0 ? ps.l0 : ps.l1, b);
       for (int k = 0; k < tp[li].n; ++k) {
         if (tp[li].idx[k] < 0) continue;
         const float* texel = buf + tp[li].idx[k] * C + c0;
@@ -226,9 +240,6 @@ __global__ void texture_bwd_kernel(TexParams p) {
   bool active = q < total;
   long long qq = active ? q : 0;
   int b = (int)(qq / p.pix_per_batch);
-  long long boff = p.tex_batched ? (long long)b * p.texels * p.channels : 0LL;
-  const float* buf = p.buf + boff;
-  float* gbuf = p.grad_buf + boff;
   PixelSetup ps;
   pixel_setup(p, qq, ps);
   int C = p.channels;
@@ -245,6 +256,8 @@ __global__ void texture_bwd_kernel(TexParams p) {
     Taps tp;
     tp.n = 0;
     if (live) make_taps(p, level, ps.s, ps.t, ps.face, nearest, tp);
+    const float* buf = level_buffer(p, level, b);
+    float* gbuf = level_grad_buffer(p, level, b);
     float gx = 0.f, gy = 0.f;
     for (int k = 0; k < ntaps; ++k) {
       bool use = live && k < tp.n && tp.idx[k] >= 0;
@@ -252,7 +265,7 @@ __global__ void texture_bwd_kernel(TexParams p) {
       const float* texel = buf + idx * C;
       float* gtex = gbuf + idx * C;
       float wk = use ? tp.w[k] * lw : 0.f;
-      WarpRuns runs = warp_runs(use ? (unsigned long long)idx : kNoKey);
+      WarpRuns runs = warp_runs(use ? (unsigned long long)gtex : kNoKey);
       float dot = 0.f;
       for (int c = 0; c < C; ++c) {
         float g = use ? go[c] : 0.f;
@@ -309,6 +322,63 @@ __global__ void texture_bwd_kernel(TexParams p) {
       for (int j = 0; j < 3; ++j) guv[j] += glod * lod.d[6 + j];
     }
   }
+}
+
+// Mip level k from level k - 1: area average over the adaptive window (a 2x2 box for even
+// sizes), matching torch's adaptive_avg_pool2d used by the reference.
+NVDREC_D int win_start(int i, int in, int out) { return (int)(((long long)i * in) / out); }
+NVDREC_D int win_end(int i, int in, int out) { return (int)(((long long)(i + 1) * in + out - 1) / out); }
+
+__global__ void mip_down_kernel(MipParams p) {
+  long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = (long long)p.n * p.ho * p.wo;
+  if (q >= total) return;
+  int j = (int)(q % p.wo), i = (int)((q / p.wo) % p.ho), n = (int)(q / ((long long)p.wo * p.ho));
+  int r0 = win_start(i, p.h, p.ho), r1 = win_end(i, p.h, p.ho);
+  int c0 = win_start(j, p.w, p.wo), c1 = win_end(j, p.w, p.wo);
+  float inv = 1.f / ((r1 - r0) * (c1 - c0));
+  const float* src = p.src + n * p.src_stride;
+  float* dst = p.dst + n * p.dst_stride + ((long long)i * p.wo + j) * p.c;
+  for (int c = 0; c < p.c; ++c) {
+    float acc = 0.f;
+    for (int r = r0; r < r1; ++r)
+      for (int cc = c0; cc < c1; ++cc) acc += src[((long long)r * p.w + cc) * p.c + c];
+    dst[c] = acc * inv;
+  }
+}
+
+// Gradient of mip_down: each source texel gathers from the windows that contain it.
+__global__ void mip_up_grad_kernel(MipParams p) {
+  long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  long long total = (long long)p.n * p.h * p.w;
+  if (q >= total) return;
+  int cc = (int)(q % p.w), r = (int)((q / p.w) % p.h), n = (int)(q / ((long long)p.w * p.h));
+  float* src_grad = const_cast<float*>(p.src) + n * p.src_stride + ((long long)r * p.w + cc) * p.c;
+  const float* dst_grad = p.dst + n * p.dst_stride;
+  int i0 = (int)(((long long)r * p.ho) / p.h);
+  int j0 = (int)(((long long)cc * p.wo) / p.w);
+  for (int c = 0; c < p.c; ++c) {
+    float acc = 0.f;
+    for (int i = max(i0 - 1, 0); i <= min(i0 + 1, p.ho - 1); ++i) {
+      int r0 = win_start(i, p.h, p.ho), r1 = win_end(i, p.h, p.ho);
+      if (r < r0 || r >= r1) continue;
+      for (int j = max(j0 - 1, 0); j <= min(j0 + 1, p.wo - 1); ++j) {
+        int c0 = win_start(j, p.w, p.wo), c1 = win_end(j, p.w, p.wo);
+        if (cc < c0 || cc >= c1) continue;
+        acc += dst_grad[((long long)i * p.wo + j) * p.c + c] / ((r1 - r0) * (c1 - c0));
+      }
+    }
+    src_grad[c] += acc;
+  }
+}
+
+void launch_mip_down(const MipParams& p, cudaStream_t s) {
+  long long n = (long long)p.n * p.ho * p.wo;
+  if (n) mip_down_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+void launch_mip_up_grad(const MipParams& p, cudaStream_t s) {
+  long long n = (long long)p.n * p.h * p.w;
+  if (n) mip_up_grad_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
 }
 
 void launch_texture_fwd(const TexParams& p, cudaStream_t s) {

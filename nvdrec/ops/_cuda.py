@@ -106,21 +106,55 @@ def interpolate_cuda(attr, rast, tri, rast_db, diff_attrs):
 # ------------------------------------------------------------------ texture
 class _TextureFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, buf, uv, uv_da, bias, meta):
+    def forward(ctx, base, buf, uv, uv_da, bias, meta):
         offs, hs, ws, cube, boundary, filt = meta
-        out = load().texture_fwd(buf, offs, hs, ws, cube, boundary, filt, uv, uv_da, bias)
-        ctx.save_for_backward(buf, uv, uv_da, bias)
+        out = load().texture_fwd(base, buf, offs, hs, ws, cube, boundary, filt, uv, uv_da, bias)
+        ctx.save_for_backward(base, buf, uv, uv_da, bias)
         ctx.meta = meta
         return out
 
     @staticmethod
     def backward(ctx, g_out):
-        buf, uv, uv_da, bias = ctx.saved_tensors
+        base, buf, uv, uv_da, bias = ctx.saved_tensors
         offs, hs, ws, cube, boundary, filt = ctx.meta
-        g_buf, g_uv, g_da, g_bias = load().texture_bwd(
-            buf, offs, hs, ws, cube, boundary, filt, uv, uv_da, bias, g_out.contiguous()
+        g_base, g_buf, g_uv, g_da, g_bias = load().texture_bwd(
+            base, buf, offs, hs, ws, cube, boundary, filt, uv, uv_da, bias, g_out.contiguous()
         )
-        return g_buf, g_uv, (g_da if uv_da is not None else None), (g_bias if bias is not None else None), None
+        return (
+            g_base,
+            g_buf if buf.numel() else None,
+            g_uv,
+            g_da if uv_da is not None else None,
+            g_bias if bias is not None else None,
+            None,
+        )
+
+
+class _MipChainFn(torch.autograd.Function):
+    """Levels 1.. of images [N, H, W, C] in one buffer [N, M, C] (one kernel per level)."""
+
+    @staticmethod
+    def forward(ctx, images, hs, ws, offs, total):
+        ctx.meta = (hs, ws, offs, total)
+        ctx.shape = images.shape
+        return load().mip_build(images, hs, ws, offs, total)
+
+    @staticmethod
+    def backward(ctx, g_mips):
+        hs, ws, offs, total = ctx.meta
+        g_tex = torch.zeros(ctx.shape, dtype=g_mips.dtype, device=g_mips.device)
+        g = load().mip_build_bwd(g_tex, g_mips.contiguous().clone(), hs, ws, offs, total)
+        return g, None, None, None, None
+
+
+def _level_sizes(h: int, w: int, max_mip_level):
+    """(heights, widths) of the chain: halve (floor, at least 1) down to 1x1."""
+    hs, ws = [h], [w]
+    limit = max_mip_level if max_mip_level is not None else 64
+    while len(hs) - 1 < min(limit, 15) and (hs[-1] > 1 or ws[-1] > 1):
+        hs.append(max(hs[-1] // 2, 1))
+        ws.append(max(ws[-1] // 2, 1))
+    return hs, ws
 
 
 def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
@@ -131,33 +165,44 @@ def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
         tex = tex[None]
     if not cube and tex.ndim == 3:
         tex = tex[None]
+    tex = tex.contiguous().float()
+    faces = 6 if cube else 1
+    bt, c = tex.shape[0], tex.shape[-1]
     mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
-    if mipmapped:
-        if mip is not None:
-            levels = [tex, *mip]
-            if max_mip_level is not None:
-                levels = levels[: max_mip_level + 1]
-        else:
-            levels = build_mips(tex, max_mip_level, cube=cube)
+    if not mipmapped:
+        hs, ws = [tex.shape[-3]], [tex.shape[-2]]
+        levels = None
+    elif mip is not None:
+        levels = [tex, *mip]
+        if max_mip_level is not None:
+            levels = levels[: max_mip_level + 1]
+        levels = levels[:16]
+        levels = [lv.expand(bt, *lv.shape[1:]) if lv.shape[0] != bt else lv for lv in levels]
+        hs = [lv.shape[-3] for lv in levels]
+        ws = [lv.shape[-2] for lv in levels]
+    elif cube:
+        levels = build_mips(tex, min(max_mip_level if max_mip_level is not None else 15, 15), cube=True)
+        hs = [lv.shape[-3] for lv in levels]
+        ws = [lv.shape[-2] for lv in levels]
     else:
-        levels = [tex]
-    levels = levels[:16]
-    batch = max(lv.shape[0] for lv in levels)
-    levels = [lv.expand(batch, *lv.shape[1:]) if lv.shape[0] != batch else lv for lv in levels]
-    # level tables on the host (no device round trip); one level needs no copy
-    offs, hs, ws, total = [], [], [], 0
-    for lv in levels:
-        h, w = lv.shape[-3], lv.shape[-2]
+        hs, ws = _level_sizes(tex.shape[-3], tex.shape[-2], max_mip_level)
+        levels = None
+    # texel offsets of levels 1.. inside the mip buffer (level 0 stays in tex)
+    offs, total = [0], 0
+    for h, w in zip(hs[1:], ws[1:]):
         offs.append(total)
-        hs.append(h)
-        ws.append(w)
-        total += h * w * (6 if cube else 1)
-    flat = [lv.reshape(batch, -1, lv.shape[-1]) for lv in levels]
-    buf = flat[0] if len(flat) == 1 else torch.cat(flat, 1)
+        total += h * w * faces
+    base = tex.reshape(bt, -1, c)
+    if len(hs) == 1:
+        buf = tex.new_zeros(bt, 0, c)
+    elif levels is None:  # 2D chain built by our kernels
+        buf = _MipChainFn.apply(tex, hs, ws, offs, total)
+    else:
+        buf = torch.cat([lv.reshape(bt, -1, c) for lv in levels[1:]], 1).contiguous().float()
     meta = (offs, hs, ws, cube, _BOUNDARIES[boundary_mode], _FILTERS[filter_mode])
     da = uv_da.contiguous().float() if (uv_da is not None and mipmapped) else None
     bias = mip_level_bias.contiguous().float() if (mip_level_bias is not None and mipmapped) else None
-    return _TextureFn.apply(buf.contiguous().float(), uv.contiguous().float(), da, bias, meta)
+    return _TextureFn.apply(base, buf, uv.contiguous().float(), da, bias, meta)
 
 
 # ------------------------------------------------------------------ antialias
