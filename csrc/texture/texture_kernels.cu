@@ -121,7 +121,9 @@ NVDREC_D void make_taps(const TexParams& p, int level, float s, float t, int fac
     ii[2] = i0 + 1, jj[2] = j0, tp.w[2] = (1 - fx) * fy, tp.dwx[2] = -fy, tp.dwy[2] = (1 - fx);
     ii[3] = i0 + 1, jj[3] = j0 + 1, tp.w[3] = fx * fy, tp.dwx[3] = fy, tp.dwy[3] = fx;
   }
-  for (int k = 0; k < tp.n; ++k) {
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if (k >= tp.n) break;
     int i = ii[k], j = jj[k];
     if (p.cube) {
       int f = face;
@@ -208,19 +210,25 @@ __global__ void texture_fwd_kernel(TexParams p) {
   int C = p.channels;
   bool nearest = p.filter == 0;
   int nl = (ps.l1 != ps.l0) ? 2 : 1;
+  // constant loop bounds and full unrolling keep the tap arrays in registers
   Taps tp[2];
-  for (int li = 0; li < nl; ++li) make_taps(p, li == 0 ? ps.l0 : ps.l1, ps.s, ps.t, ps.face, nearest, tp[li]);
+  tp[1].n = 0;
+#pragma unroll
+  for (int li = 0; li < 2; ++li)
+    if (li < nl) make_taps(p, li == 0 ? ps.l0 : ps.l1, ps.s, ps.t, ps.face, nearest, tp[li]);
   float lw[2] = {nl == 1 ? 1.f : 1.f - ps.frac, ps.frac};
+  const float* bufs[2] = {level_buffer(p, ps.l0, b), level_buffer(p, ps.l1, b)};
   float* out = p.out + q * C;
   // accumulate in registers, four channels at a time
   for (int c0 = 0; c0 < C; c0 += 4) {
     int nc = min(4, C - c0);
     float acc[4] = {0.f, 0.f, 0.f, 0.f};
-    for (int li = 0; li < nl; ++li) {
-      const float* buf = level_buffer(p, li == 0 ? ps.l0 : ps.l1, b);
-      for (int k = 0; k < tp[li].n; ++k) {
-        if (tp[li].idx[k] < 0) continue;
-        const float* texel = buf + tp[li].idx[k] * C + c0;
+#pragma unroll
+    for (int li = 0; li < 2; ++li) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if (li >= nl || k >= tp[li].n || tp[li].idx[k] < 0) continue;
+        const float* texel = bufs[li] + tp[li].idx[k] * C + c0;
         float wk = tp[li].w[k] * lw[li];
 #pragma unroll
         for (int c = 0; c < 4; ++c)
@@ -248,6 +256,7 @@ __global__ void texture_bwd_kernel(TexParams p) {
   int nl = (ps.l1 != ps.l0) ? 2 : 1;
   int ntaps = nearest ? 1 : 4;
   float gs = 0.f, gt = 0.f, glod = 0.f;
+#pragma unroll
   for (int li = 0; li < 2; ++li) {  // uniform loop bounds across the warp
     bool live = active && li < nl;
     int level = li == 0 ? ps.l0 : ps.l1;
@@ -259,7 +268,9 @@ __global__ void texture_bwd_kernel(TexParams p) {
     const float* buf = level_buffer(p, level, b);
     float* gbuf = level_grad_buffer(p, level, b);
     float gx = 0.f, gy = 0.f;
-    for (int k = 0; k < ntaps; ++k) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if (k >= ntaps) break;  // uniform across the warp (filter mode)
       bool use = live && k < tp.n && tp.idx[k] >= 0;
       long long idx = use ? tp.idx[k] : 0;
       const float* texel = buf + idx * C;
