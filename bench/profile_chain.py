@@ -1,6 +1,6 @@
 """Kernel-level profile of the raster chain (forward + backward) with torch.profiler.
 
-    python bench/profile_chain.py --mesh PATH.obj --res 512
+python bench/profile_chain.py --mesh PATH.obj --res 512
 """
 
 import argparse

@@ -116,8 +116,12 @@ def bench_size(v, tri, uv, res, backend, batch=4):
         time_cuda(fb(lambda: ops.texture(texg, uvi, filter_mode="linear", **kw))),
     )
     rows["texture trilinear"] = (
-        time_cuda(lambda: ops.texture(tex, uvi, uv_da=uvda, filter_mode="linear-mipmap-linear", **kw)),
-        time_cuda(fb(lambda: ops.texture(texg, uvi, uv_da=uvda, filter_mode="linear-mipmap-linear", **kw))),
+        time_cuda(
+            lambda: ops.texture(tex, uvi, uv_da=uvda, filter_mode="linear-mipmap-linear", **kw)
+        ),
+        time_cuda(
+            fb(lambda: ops.texture(texg, uvi, uv_da=uvda, filter_mode="linear-mipmap-linear", **kw))
+        ),
     )
     shg = shaded.clone().requires_grad_()
     rows["antialias"] = (
@@ -166,16 +170,30 @@ def main() -> None:
     if args.cpu_chain:
         torch.set_num_threads(2)
         v, tri, uv = load_scene(mesh, 0)
-        print(f"torch backend, CPU ({torch.get_num_threads()} threads), {tri.shape[0]} tris, 256x256, batch 1:")
+        print(
+            f"torch backend, CPU ({torch.get_num_threads()} threads), "
+            f"{tri.shape[0]} tris, 256x256, batch 1:"
+        )
         print(f"forward chain median {cpu_chain(v, tri, uv):.1f} ms")
         return
     name = torch.cuda.get_device_name()
     print(f"device: {name}, torch {torch.__version__}, backend {args.backend}, batch 4, median ms")
     scenes = [(Path(mesh).stem if mesh else "sphere-10k", load_scene(mesh, 10_688))]
     scenes.append((f"sphere {args.sphere_tris // 1000}k", uv_sphere(args.sphere_tris)))
-    header = "| mesh | tris | res | " + " | ".join(
-        ["rasterize", "interpolate 3ch", "texture bilinear", "texture trilinear", "antialias", "chain"]
-    ) + " |"
+    header = (
+        "| mesh | tris | res | "
+        + " | ".join(
+            [
+                "rasterize",
+                "interpolate 3ch",
+                "texture bilinear",
+                "texture trilinear",
+                "antialias",
+                "chain",
+            ]
+        )
+        + " |"
+    )
     print(header)
     print("|" + "---|" * 9)
     for label, (v, tri, uv) in scenes:

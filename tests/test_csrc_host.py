@@ -15,7 +15,8 @@ def test_rasterize_backward_matches_dual_numbers(tmp_path):
     src = ROOT / "tests" / "csrc" / "check_raster_grad.cu"
     build = subprocess.run(
         ["nvcc", "-std=c++17", "-O2", "-I", str(ROOT / "csrc"), str(src), "-o", str(exe)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     run = subprocess.run([str(exe)], capture_output=True, text=True)

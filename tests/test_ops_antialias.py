@@ -1,15 +1,17 @@
 import pytest
 import torch
-
 from _helpers import clip_positions, sphere
 from conftest import devices
+
 from nvdrec import ops
 
 H = W = 32
 
 
 def _coverage(p2d, device="cpu"):
-    pos = torch.cat([p2d, torch.zeros(3, 1, device=device), torch.ones(3, 1, device=device)], -1)[None]
+    pos = torch.cat([p2d, torch.zeros(3, 1, device=device), torch.ones(3, 1, device=device)], -1)[
+        None
+    ]
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32, device=device)
     rast, _ = ops.rasterize(pos, tri, (H, W))
     col = (rast[..., 3:4] > 0).float()
@@ -75,13 +77,17 @@ def test_gradient_boost_scales_pos_gradient():
     rast, _ = ops.rasterize(pos.detach(), tri, (H, W))
     col = (rast[..., 3:4] > 0).float()
     (g1,) = torch.autograd.grad(ops.antialias(col, rast, pos, tri).sum(), pos)
-    (g3,) = torch.autograd.grad(ops.antialias(col, rast, pos, tri, pos_gradient_boost=3.0).sum(), pos)
+    (g3,) = torch.autograd.grad(
+        ops.antialias(col, rast, pos, tri, pos_gradient_boost=3.0).sum(), pos
+    )
     assert torch.allclose(g3, 3 * g1) and g1.abs().sum() > 0
 
 
 def test_gradcheck_reference():
-    p = torch.tensor([[-0.61, -0.52, 0.1, 1.0], [0.73, -0.41, 0.2, 1.0], [0.12, 0.69, 0.3, 1.0]],
-                     dtype=torch.float64)
+    p = torch.tensor(
+        [[-0.61, -0.52, 0.1, 1.0], [0.73, -0.41, 0.2, 1.0], [0.12, 0.69, 0.3, 1.0]],
+        dtype=torch.float64,
+    )
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
     rast, _ = ops.rasterize(p[None], tri, (8, 8), backend="torch")
     color = torch.rand(1, 8, 8, 2, dtype=torch.float64, requires_grad=True)

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from _helpers import assert_close, clip_positions, sphere
+
 from nvdrec import ops
 
 pytestmark = pytest.mark.cuda
@@ -88,13 +88,18 @@ def test_rasterize_matches_reference(shared_or_none, res):
         e_t = (r_t[..., :3] - r_64[..., :3])[same].abs().flatten()
         e_c = (r_c[..., :3] - r_64[..., :3])[same].abs().flatten()
         q_t, q_c = torch.quantile(e_t, 0.999), torch.quantile(e_c, 0.999)
-        msg = f"{name}: cuda err max {e_c.max():.2e} p99.9 {q_c:.2e}; torch max {e_t.max():.2e} p99.9 {q_t:.2e}"
+        msg = (
+            f"{name}: cuda err max {e_c.max():.2e} p99.9 {q_c:.2e}; "
+            f"torch max {e_t.max():.2e} p99.9 {q_t:.2e}"
+        )
         # ill-conditioned (grazing) triangles lose a few 1e-5 in float32 either way
         assert q_c <= max(2 * q_t, VALUE_ATOL) and e_c.max() <= 1e-4, msg
         scale = db_64.abs().max()
         errd_t = (db_t - db_64)[same].abs().max() / scale
         errd_c = (db_c - db_64)[same].abs().max() / scale
-        assert errd_c <= max(2 * errd_t, 1e-5), f"{name}: rast_db cuda {errd_c:.2e} torch {errd_t:.2e}"
+        assert errd_c <= max(2 * errd_t, 1e-5), (
+            f"{name}: rast_db cuda {errd_c:.2e} torch {errd_t:.2e}"
+        )
         # backward with a random cotangent on pixels both agree on
         p1 = pos.clone().requires_grad_()
         p2 = pos.clone().requires_grad_()
@@ -151,12 +156,18 @@ def test_interpolate_matches_reference(shared_or_none):
                 assert _rel_err(d2.grad, d1.grad) < GRAD_REL
 
 
-@pytest.mark.parametrize("mode", ["nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear"])
+@pytest.mark.parametrize(
+    "mode", ["nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear"]
+)
 @pytest.mark.parametrize("boundary", ["wrap", "clamp", "zero", "cube"])
 def test_texture_matches_reference(mode, boundary):
     g = torch.Generator().manual_seed(3)
     cube = boundary == "cube"
-    tex = torch.rand(6 if cube else 2, 32, 32, 3, generator=g) if cube else torch.rand(2, 32, 48, 3, generator=g)
+    tex = (
+        torch.rand(6 if cube else 2, 32, 32, 3, generator=g)
+        if cube
+        else torch.rand(2, 32, 48, 3, generator=g)
+    )
     if cube:
         tex = tex[None].expand(2, -1, -1, -1, -1).contiguous()
         uv = torch.nn.functional.normalize(torch.randn(2, 24, 24, 3, generator=g), dim=-1)
@@ -170,8 +181,15 @@ def test_texture_matches_reference(mode, boundary):
         res = {}
         for backend in ("torch", "cuda"):
             t_, u_, d_, b_ = (a.clone().requires_grad_() for a in args)
-            out = ops.texture(t_, u_, uv_da=d_ if use_da else None, mip_level_bias=b_ if use_bias else None,
-                              filter_mode=mode, boundary_mode=boundary, backend=backend)
+            out = ops.texture(
+                t_,
+                u_,
+                uv_da=d_ if use_da else None,
+                mip_level_bias=b_ if use_bias else None,
+                filter_mode=mode,
+                boundary_mode=boundary,
+                backend=backend,
+            )
             go = torch.ones_like(out) * torch.linspace(0.5, 1.5, out.shape[-1], device="cuda")
             (out * go).sum().backward()
             res[backend] = (out, t_.grad, u_.grad, d_.grad, b_.grad)
@@ -235,7 +253,9 @@ def test_texture_mip_chain_kernel_matches_reference(size):
     res = {}
     for backend in ("torch", "cuda"):
         t_ = tex.clone().requires_grad_()
-        out = ops.texture(t_, uv, mip_level_bias=bias, filter_mode="linear-mipmap-linear", backend=backend)
+        out = ops.texture(
+            t_, uv, mip_level_bias=bias, filter_mode="linear-mipmap-linear", backend=backend
+        )
         (out * torch.linspace(0.5, 1.5, 3, device="cuda")).sum().backward()
         res[backend] = (out, t_.grad)
     assert_close(res["cuda"][0], res["torch"][0], atol=VALUE_ATOL, name=f"mip chain {size}")

@@ -1,8 +1,8 @@
 import pytest
 import torch
-
 from _helpers import assert_close, clip_positions, sphere
 from conftest import devices
+
 from nvdrec import ops
 
 
@@ -22,7 +22,9 @@ def test_interpolating_clip_position_gives_pixel_centres(device):
 
 @pytest.mark.parametrize("device", devices())
 def test_attribute_derivatives_match_finite_differences(device):
-    v = torch.tensor([[[-0.8, -0.7, 0.1, 1.0], [1.2, -0.9, 0.3, 1.5], [0.1, 1.6, 0.2, 2.0]]], device=device)
+    v = torch.tensor(
+        [[[-0.8, -0.7, 0.1, 1.0], [1.2, -0.9, 0.3, 1.5], [0.1, 1.6, 0.2, 2.0]]], device=device
+    )
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32, device=device)
     attr = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 3.0]], device=device)
     rast, db = ops.rasterize(v, tri, (32, 32))
@@ -45,7 +47,9 @@ def test_batched_attributes_and_errors():
     attr = torch.stack([torch.ones(len(v), 1), 2 * torch.ones(len(v), 1)])
     out, _ = ops.interpolate(attr, rast, tri)
     m = rast[..., 3] > 0
-    assert torch.allclose(out[0][m[0]], torch.ones(1)) and torch.allclose(out[1][m[1]], torch.full((1,), 2.0))
+    assert torch.allclose(out[0][m[0]], torch.ones(1)) and torch.allclose(
+        out[1][m[1]], torch.full((1,), 2.0)
+    )
     with pytest.raises(ValueError, match="batch 3"):
         ops.interpolate(torch.ones(3, len(v), 1), rast, tri)
     with pytest.raises(ValueError, match="rast_db"):
@@ -53,8 +57,9 @@ def test_batched_attributes_and_errors():
 
 
 def test_gradcheck_reference():
-    v = torch.tensor([[[-0.7, -0.6, 0.2, 1.0], [0.8, -0.4, 0.1, 1.2], [0.0, 0.9, 0.3, 0.9]]],
-                     dtype=torch.float64)
+    v = torch.tensor(
+        [[[-0.7, -0.6, 0.2, 1.0], [0.8, -0.4, 0.1, 1.2], [0.0, 0.9, 0.3, 0.9]]], dtype=torch.float64
+    )
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
     rast, db = ops.rasterize(v, tri, (5, 5), backend="torch")
     attr = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)

@@ -1,8 +1,8 @@
 import pytest
 import torch
-
 from _helpers import assert_close, clip_positions, sphere
 from conftest import devices
+
 from nvdrec import ops
 
 TRI = torch.tensor([[0, 1, 2]], dtype=torch.int32)
@@ -21,9 +21,11 @@ def test_single_triangle_covers_known_pixel_centres(device):
     v = torch.tensor([[-0.6, -0.7, 0.2, 1.0], [0.7, -0.5, 0.2, 1.0], [0.1, 0.8, 0.2, 1.0]])
     rast, _ = ops.rasterize(v[None].to(device), TRI.to(device), (h, w))
     py, px = _ndc_centres(h, w)
+
     # point-in-triangle by edge functions, computed independently
     def edge(a, b):
         return (b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0])
+
     inside = (edge(v[0], v[1]) >= 0) & (edge(v[1], v[2]) >= 0) & (edge(v[2], v[0]) >= 0)
     got = rast[0, ..., 3].cpu() == 1
     assert torch.equal(got, inside), f"coverage differs at {torch.nonzero(got != inside).tolist()}"
@@ -47,10 +49,18 @@ def test_row_order_follows_ndc_y(device):
 @pytest.mark.parametrize("device", devices())
 def test_perspective_nearer_triangle_wins(device):
     # two triangles covering the centre; the second is nearer only through w
-    v = torch.tensor([
-        [-1, -1, 0.5, 1], [1, -1, 0.5, 1], [0, 1, 0.5, 1],
-        [-2, -2, 0.0, 2], [2, -2, 0.0, 2], [0, 2, 0.0, 2],  # z/w = 0 < 0.5
-    ], dtype=torch.float32, device=device)
+    v = torch.tensor(
+        [
+            [-1, -1, 0.5, 1],
+            [1, -1, 0.5, 1],
+            [0, 1, 0.5, 1],
+            [-2, -2, 0.0, 2],
+            [2, -2, 0.0, 2],
+            [0, 2, 0.0, 2],  # z/w = 0 < 0.5
+        ],
+        dtype=torch.float32,
+        device=device,
+    )
     tri = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.int32, device=device)
     rast, _ = ops.rasterize(v[None], tri, (8, 8))
     assert (rast[0, 4, 4, 3] == 2).item()
@@ -63,7 +73,9 @@ def test_perspective_nearer_triangle_wins(device):
 @pytest.mark.parametrize("device", devices())
 def test_perspective_correct_barycentrics(device):
     # a triangle with different w per vertex: barycentrics must interpolate 1/w correctly
-    v = torch.tensor([[[-0.9, -0.9, 0.1, 1.0], [1.8, -1.8, 0.1, 2.0], [0.0, 2.7, 0.1, 3.0]]], device=device)
+    v = torch.tensor(
+        [[[-0.9, -0.9, 0.1, 1.0], [1.8, -1.8, 0.1, 2.0], [0.0, 2.7, 0.1, 3.0]]], device=device
+    )
     rast, _ = ops.rasterize(v, TRI.to(device), (16, 16))
     py, px = _ndc_centres(16, 16)
     m = rast[0, ..., 3].cpu() > 0
@@ -80,7 +92,9 @@ def test_triangle_partly_behind_camera(device):
     # one vertex behind the camera (w < 0); only the visible part is drawn, finite values
     # the visible part (w > 0) is a wedge above NDC y = -0.5 that widens upwards; the
     # vertex behind the camera projects to y = -4, which must not pull pixels down there
-    v = torch.tensor([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 2.0, 0.0, -0.5]]], device=device)
+    v = torch.tensor(
+        [[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 2.0, 0.0, -0.5]]], device=device
+    )
     rast, db = ops.rasterize(v, TRI.to(device), (32, 32))
     assert torch.isfinite(rast).all() and torch.isfinite(db).all()
     m = rast[0, ..., 3] > 0
@@ -92,7 +106,9 @@ def test_triangle_partly_behind_camera(device):
     py, _ = _ndc_centres(32, 32)
     assert (py[m.cpu()] > -0.5).all()
     assert m[-1].sum() > m[12].sum()  # widening towards the top row of NDC (+y)
-    behind = torch.tensor([[[-0.5, -0.5, 0.5, -1.0], [0.5, -0.5, 0.5, -1.0], [0.0, 0.5, 0.5, -1.0]]], device=device)
+    behind = torch.tensor(
+        [[[-0.5, -0.5, 0.5, -1.0], [0.5, -0.5, 0.5, -1.0], [0.0, 0.5, 0.5, -1.0]]], device=device
+    )
     assert (ops.rasterize(behind, TRI.to(device), (16, 16))[0] == 0).all()
 
 
@@ -130,7 +146,7 @@ def test_range_mode_matches_instanced():
 def test_rast_db_matches_finite_differences():
     v = torch.tensor([[[-0.8, -0.7, 0.1, 1.0], [1.2, -0.9, 0.3, 1.5], [0.1, 1.6, 0.2, 2.0]]])
     r, db = ops.rasterize(v, TRI, (32, 32))
-    m = (r[0, ..., 3] > 0)
+    m = r[0, ..., 3] > 0
     inner = m[1:-1, 1:-1] & m[2:, 1:-1] & m[:-2, 1:-1] & m[1:-1, 2:] & m[1:-1, :-2]
     du_dx = (r[0, 1:-1, 2:, 0] - r[0, 1:-1, :-2, 0]) / 2
     dv_dy = (r[0, 2:, 1:-1, 1] - r[0, :-2, 1:-1, 1]) / 2
@@ -141,8 +157,11 @@ def test_rast_db_matches_finite_differences():
 
 def test_gradcheck_reference():
     torch.manual_seed(0)
-    v = torch.tensor([[[-0.7, -0.6, 0.2, 1.0], [0.8, -0.4, 0.1, 1.2], [0.0, 0.9, 0.3, 0.9]]],
-                     dtype=torch.float64, requires_grad=True)
+    v = torch.tensor(
+        [[[-0.7, -0.6, 0.2, 1.0], [0.8, -0.4, 0.1, 1.2], [0.0, 0.9, 0.3, 0.9]]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
 
     def f(p):
         r, db = ops.rasterize(p, TRI, (6, 6), backend="torch")

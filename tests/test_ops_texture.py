@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
-
 from _helpers import assert_close
 from conftest import devices
+
 from nvdrec import ops
 from nvdrec.ops.texture import cube_dir_to_face, cube_face_to_dir
 
@@ -16,7 +16,12 @@ def _bilinear_direct(tex, u, v, boundary="wrap"):
     j0, i0 = math.floor(x), math.floor(y)
     fx, fy = x - j0, y - i0
     acc = torch.zeros(tex.shape[-1])
-    for di, dj, wt in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+    for di, dj, wt in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (0, 1, fx * (1 - fy)),
+        (1, 0, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         i, j = i0 + di, j0 + dj
         if boundary == "wrap":
             i, j = i % h, j % w
@@ -34,15 +39,21 @@ def test_bilinear_against_direct(device, boundary):
     torch.manual_seed(0)
     tex = torch.rand(5, 7, 3)
     uv = torch.rand(1, 4, 6, 2) * 1.4 - 0.2
-    out = ops.texture(tex[None].to(device), uv.to(device), filter_mode="linear", boundary_mode=boundary)
-    ref = torch.stack([_bilinear_direct(tex, float(a), float(b), boundary) for a, b in uv.view(-1, 2)])
+    out = ops.texture(
+        tex[None].to(device), uv.to(device), filter_mode="linear", boundary_mode=boundary
+    )
+    ref = torch.stack(
+        [_bilinear_direct(tex, float(a), float(b), boundary) for a, b in uv.view(-1, 2)]
+    )
     assert_close(out.cpu().view(-1, 3), ref, atol=1e-5, name=f"bilinear {boundary}")
 
 
 @pytest.mark.parametrize("device", devices())
 def test_nearest_and_texel_centres(device):
     tex = torch.arange(12.0).view(1, 3, 4, 1).to(device)
-    centres = torch.tensor([[[(j + 0.5) / 4, (i + 0.5) / 3] for j in range(4)] for i in range(3)])[None].to(device)
+    centres = torch.tensor([[[(j + 0.5) / 4, (i + 0.5) / 3] for j in range(4)] for i in range(3)])[
+        None
+    ].to(device)
     for mode in ("nearest", "linear"):
         out = ops.texture(tex, centres, filter_mode=mode)
         assert_close(out, tex, atol=1e-5, name=mode)
@@ -57,8 +68,12 @@ def test_trilinear_against_direct(device):
     assert_close(mips[1][0, 0, 0], tex[0, :2, :2].mean((0, 1)), atol=1e-6)
     uv = torch.rand(1, 3, 3, 2)
     lod = torch.tensor([0.0, 0.25, 1.5, 2.0, 2.7, 3.3, 4.0, 5.0, -1.0]).view(1, 3, 3)
-    out = ops.texture(tex.to(device), uv.to(device), mip_level_bias=lod.to(device),
-                      filter_mode="linear-mipmap-linear")
+    out = ops.texture(
+        tex.to(device),
+        uv.to(device),
+        mip_level_bias=lod.to(device),
+        filter_mode="linear-mipmap-linear",
+    )
     ref = []
     for (u, v), l in zip(uv.view(-1, 2).tolist(), lod.view(-1).tolist()):
         l = min(max(l, 0.0), 4.0)
@@ -149,13 +164,20 @@ def test_gradcheck_reference():
     bias = torch.rand(1, 2, 3, dtype=torch.float64).mul(1.5).add(0.2).requires_grad_()
 
     def f(t, u, b):
-        return ops.texture(t, u, mip_level_bias=b, filter_mode="linear-mipmap-linear", backend="torch")
+        return ops.texture(
+            t, u, mip_level_bias=b, filter_mode="linear-mipmap-linear", backend="torch"
+        )
 
     assert torch.autograd.gradcheck(f, (tex, uv, bias), eps=1e-6, atol=1e-6)
     cube = torch.rand(6, 4, 4, 1, dtype=torch.float64, requires_grad=True)
-    d = torch.nn.functional.normalize(torch.randn(1, 2, 2, 3, dtype=torch.float64), dim=-1).requires_grad_()
+    d = torch.nn.functional.normalize(
+        torch.randn(1, 2, 2, 3, dtype=torch.float64), dim=-1
+    ).requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda c, x: ops.texture(c, x, boundary_mode="cube", backend="torch"), (cube, d), eps=1e-6, atol=1e-6
+        lambda c, x: ops.texture(c, x, boundary_mode="cube", backend="torch"),
+        (cube, d),
+        eps=1e-6,
+        atol=1e-6,
     )
 
 

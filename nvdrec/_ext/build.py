@@ -137,7 +137,10 @@ class _Progress:
         self.thread.join()
         end = "\r" if self.tty else ""
         status = "failed" if exc[0] else "done"
-        print(f"{end}nvdrec: kernel build {status} after {time.time() - self.start:.0f} s", file=sys.stderr)
+        print(
+            f"{end}nvdrec: kernel build {status} after {time.time() - self.start:.0f} s",
+            file=sys.stderr,
+        )
 
 
 def _acquire(lock_path: Path):

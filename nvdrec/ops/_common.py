@@ -25,8 +25,10 @@ def pick_backend(backend: str, *tensors: torch.Tensor) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend != "auto":
-        if backend == "cuda" and not all(t.is_cuda for t in tensors):
-            raise ValueError("backend='cuda' needs CUDA tensors")
+        if backend in ("cuda", "nvdiffrast") and not all(t.is_cuda for t in tensors):
+            raise ValueError(
+                f"backend='{backend}' needs CUDA tensors; use backend='torch' on the CPU"
+            )
         return backend
     if all(t.is_cuda for t in tensors):
         from .._ext import kernels_available

@@ -68,7 +68,9 @@ class _InterpolateFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out, g_da):
         attr, rast, tri, rast_db, diff_idx = ctx.saved_tensors
-        g_out = _zeros_if_none(g_out, torch.empty(*rast.shape[:3], attr.shape[-1], device=attr.device))
+        g_out = _zeros_if_none(
+            g_out, torch.empty(*rast.shape[:3], attr.shape[-1], device=attr.device)
+        )
         g_da = g_da.contiguous() if (g_da is not None and diff_idx.numel()) else None
         grad_attr, grad_rast, grad_db = load().interpolate_bwd(
             attr, rast, tri, rast_db if ctx.has_db else None, diff_idx, g_out, g_da
@@ -181,7 +183,9 @@ def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
         hs = [lv.shape[-3] for lv in levels]
         ws = [lv.shape[-2] for lv in levels]
     elif cube:
-        levels = build_mips(tex, min(max_mip_level if max_mip_level is not None else 15, 15), cube=True)
+        levels = build_mips(
+            tex, min(max_mip_level if max_mip_level is not None else 15, 15), cube=True
+        )
         hs = [lv.shape[-3] for lv in levels]
         ws = [lv.shape[-2] for lv in levels]
     else:
@@ -201,7 +205,9 @@ def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
         buf = torch.cat([lv.reshape(bt, -1, c) for lv in levels[1:]], 1).contiguous().float()
     meta = (offs, hs, ws, cube, _BOUNDARIES[boundary_mode], _FILTERS[filter_mode])
     da = uv_da.contiguous().float() if (uv_da is not None and mipmapped) else None
-    bias = mip_level_bias.contiguous().float() if (mip_level_bias is not None and mipmapped) else None
+    bias = (
+        mip_level_bias.contiguous().float() if (mip_level_bias is not None and mipmapped) else None
+    )
     return _TextureFn.apply(base, buf, uv.contiguous().float(), da, bias, meta)
 
 
@@ -217,7 +223,9 @@ class _AntialiasFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):
         color, pos, rast, tri, neighbor = ctx.saved_tensors
-        g_color, g_pos = load().antialias_bwd(color, rast, pos, tri, neighbor, g_out.contiguous(), ctx.boost)
+        g_color, g_pos = load().antialias_bwd(
+            color, rast, pos, tri, neighbor, g_out.contiguous(), ctx.boost
+        )
         return g_color, g_pos, None, None, None, None
 
 
@@ -225,5 +233,10 @@ def antialias_cuda(color, rast, pos, tri, topo, boost):
     tri = tri.to(device=color.device, dtype=torch.int32).contiguous()
     neighbor = topo.neighbor.to(device=color.device, dtype=torch.int32).contiguous()
     return _AntialiasFn.apply(
-        color.contiguous().float(), pos.contiguous().float(), rast.contiguous(), tri, neighbor, float(boost)
+        color.contiguous().float(),
+        pos.contiguous().float(),
+        rast.contiguous(),
+        tri,
+        neighbor,
+        float(boost),
     )

@@ -111,8 +111,8 @@ def _antialias_ref(color, rast, pos, tri, topology_hash, pos_gradient_boost):
         pf = torch.where(a_front, pa, pb)
         po = torch.where(a_front, pb, pa)
         tf = torch.where(a_front, tA, tB)
-        cx = (xi.to(color.dtype) + 0.5)
-        cy = (yi.to(color.dtype) + 0.5)
+        cx = xi.to(color.dtype) + 0.5
+        cy = yi.to(color.dtype) + 0.5
         step = torch.tensor([1.0, 0.0] if axis == 2 else [0.0, 1.0], device=color.device)
         ca = torch.stack([cx, cy], -1)
         cf = torch.where(a_front[:, None], ca, ca + step)
@@ -133,7 +133,7 @@ def _antialias_ref(color, rast, pos, tri, topology_hash, pos_gradient_boost):
             silhouette = (nb < 0) | (nb_sign != area_sign[bi, tf]) | ~tri_ok[bi, nb.clamp(min=0)]
             side_f = d[:, 0] * (cf[:, 1] - pa_[:, 1]) - d[:, 1] * (cf[:, 0] - pa_[:, 0])
             side_o = d[:, 0] * (co[:, 1] - pa_[:, 1]) - d[:, 1] * (co[:, 0] - pa_[:, 0])
-            crosses = (side_f * side_o < 0)
+            crosses = side_f * side_o < 0
             denom = torch.where(crosses, side_f - side_o, torch.ones_like(side_f))
             t = side_f / denom
             # the crossing point must lie on the edge segment itself
@@ -190,10 +190,20 @@ def antialias(
     check_tensor("pos", pos, (2, 3), last=4)
     check_tensor("tri", tri, (2,), last=3, dtype=(torch.int32, torch.int64))
     if rast.shape[:3] != color.shape[:3]:
-        raise ValueError(f"color {tuple(color.shape)} and rast {tuple(rast.shape)} differ in [B, H, W]")
+        raise ValueError(
+            f"color {tuple(color.shape)} and rast {tuple(rast.shape)} differ in [B, H, W]"
+        )
     if topology_hash is not None and topology_hash.num_triangles != tri.shape[0]:
         raise ValueError("topology_hash was built for a different triangle count")
-    if pick_backend(backend, color, rast, pos) == "cuda":
+    chosen = pick_backend(backend, color, rast, pos)
+    if chosen == "nvdiffrast":
+        from ._nvdiffrast import module
+
+        # nvdiffrast builds its own topology hash; ours is a different object
+        return module().antialias(
+            color, rast, pos, tri.int(), pos_gradient_boost=pos_gradient_boost
+        )
+    if chosen == "cuda":
         from ._cuda import antialias_cuda
 
         topo = topology_hash or antialias_construct_topology_hash(tri)

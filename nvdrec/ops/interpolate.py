@@ -16,7 +16,11 @@ def _gather_corners(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor):
     corners = tri.long()[tid.clamp(min=0)]  # [B, H, W, 3]
     if attr.ndim == 2:
         return attr[corners], covered
-    b = torch.arange(rast.shape[0], device=rast.device).view(-1, 1, 1, 1) if attr.shape[0] > 1 else 0
+    b = (
+        torch.arange(rast.shape[0], device=rast.device).view(-1, 1, 1, 1)
+        if attr.shape[0] > 1
+        else 0
+    )
     return attr[b, corners], covered
 
 
@@ -72,7 +76,12 @@ def interpolate(
         raise ValueError("diff_attrs needs rast_db (the second output of rasterize)")
     if rast_db is not None:
         check_tensor("rast_db", rast_db, (4,), last=4)
-    if pick_backend(backend, attr, rast) == "cuda":
+    chosen = pick_backend(backend, attr, rast)
+    if chosen == "nvdiffrast":
+        from ._nvdiffrast import module
+
+        return module().interpolate(attr, rast, tri.int(), rast_db=rast_db, diff_attrs=diff_attrs)
+    if chosen == "cuda":
         from ._cuda import interpolate_cuda
 
         return interpolate_cuda(attr, rast, tri, rast_db, diff_attrs)

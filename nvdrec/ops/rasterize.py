@@ -102,9 +102,13 @@ def _bbox(v: torch.Tensor, h: int, w: int):
     sx = (x / safe_w + 1.0) * 0.5 * w - 0.5
     sy = (y / safe_w + 1.0) * 0.5 * h - 0.5
     x0 = torch.where(front, torch.ceil(sx.min(-1).values - 1e-4), torch.zeros_like(sx[..., 0]))
-    x1 = torch.where(front, torch.floor(sx.max(-1).values + 1e-4), torch.full_like(sx[..., 0], w - 1))
+    x1 = torch.where(
+        front, torch.floor(sx.max(-1).values + 1e-4), torch.full_like(sx[..., 0], w - 1)
+    )
     y0 = torch.where(front, torch.ceil(sy.min(-1).values - 1e-4), torch.zeros_like(sy[..., 0]))
-    y1 = torch.where(front, torch.floor(sy.max(-1).values + 1e-4), torch.full_like(sy[..., 0], h - 1))
+    y1 = torch.where(
+        front, torch.floor(sy.max(-1).values + 1e-4), torch.full_like(sy[..., 0], h - 1)
+    )
     x0, y0 = x0.clamp(0, w - 1).long(), y0.clamp(0, h - 1).long()
     x1 = x1.clamp(-1, w - 1).long()
     y1 = y1.clamp(-1, h - 1).long()
@@ -122,13 +126,7 @@ def _coverage(lam_a, lam_bx, lam_by, v, px, py):
     zp = (b * v[..., 2]).sum(-1)
     wp_safe = torch.where(wp > 0, wp, torch.ones_like(wp))
     depth = zp / wp_safe
-    inside = (
-        (s.abs() > 1e-30)
-        & (b >= 0).all(-1)
-        & (wp > 0)
-        & (depth >= -1.0)
-        & (depth <= 1.0)
-    )
+    inside = (s.abs() > 1e-30) & (b >= 0).all(-1) & (wp > 0) & (depth >= -1.0) & (depth <= 1.0)
     return b, depth, inside
 
 
@@ -269,7 +267,14 @@ def rasterize(
         rast_db: float32 [B, H, W, 4] = (du/dX, du/dY, dv/dX, dv/dY) per pixel step.
     """
     h, w = _check(pos, tri, resolution, ranges)
-    if pick_backend(backend, pos) == "cuda":
+    chosen = pick_backend(backend, pos)
+    if chosen == "nvdiffrast":
+        from . import _nvdiffrast as nv
+
+        return nv.module().rasterize(
+            nv.ctx_for(pos), pos, tri.int(), (h, w), ranges=ranges, grad_db=grad_db
+        )
+    if chosen == "cuda":
         from ._cuda import rasterize_cuda
 
         rast, rast_db, _ = rasterize_cuda(pos, tri, (h, w), ranges, grad_db, None)
@@ -296,16 +301,29 @@ class DepthPeeler:
         self.pos, self.tri, self.ranges, self.grad_db = pos, tri, ranges, grad_db
         self.backend = pick_backend(backend, pos)
         self._prev = None
+        self._nv = None
+        if self.backend == "nvdiffrast":
+            from . import _nvdiffrast as nv
 
-    def __enter__(self) -> "DepthPeeler":
+            self._nv = nv.module().DepthPeeler(
+                nv.ctx_for(pos), pos, tri.int(), self.resolution, ranges=ranges, grad_db=grad_db
+            )
+
+    def __enter__(self) -> DepthPeeler:
         self._prev = None
+        if self._nv is not None:
+            self._nv.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self._prev = None
+        if self._nv is not None:
+            self._nv.__exit__(*exc)
 
     def rasterize_next_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(rast, rast_db) of the next layer, same layout as :func:`rasterize`."""
+        if self._nv is not None:
+            return self._nv.rasterize_next_layer()
         prev = self._prev
         if self.backend == "cuda":
             from ._cuda import rasterize_cuda

@@ -8,8 +8,6 @@ level-of-detail rule of the OpenGL specification), clamped to the available leve
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +27,9 @@ def cube_dir_to_face(d: torch.Tensor):
     is_x = (ax >= ay) & (ax >= az)
     is_y = ~is_x & (ay >= az)
     face = torch.where(
-        is_x, torch.where(x >= 0, 0, 1), torch.where(is_y, torch.where(y >= 0, 2, 3), torch.where(z >= 0, 4, 5))
+        is_x,
+        torch.where(x >= 0, 0, 1),
+        torch.where(is_y, torch.where(y >= 0, 2, 3), torch.where(z >= 0, 4, 5)),
     )
     ma = torch.where(is_x, ax, torch.where(is_y, ay, az)).clamp(min=1e-20)
     sc = torch.where(
@@ -81,7 +81,11 @@ def build_mips(tex: torch.Tensor, max_mip_level: int | None = None, cube: bool =
             break
         if cube:
             b = t.shape[0]
-            levels.append(_downsample(t.reshape(b * 6, h, w, -1)).reshape(b, 6, max(h // 2, 1), max(w // 2, 1), -1))
+            levels.append(
+                _downsample(t.reshape(b * 6, h, w, -1)).reshape(
+                    b, 6, max(h // 2, 1), max(w // 2, 1), -1
+                )
+            )
         else:
             levels.append(_downsample(t))
     return levels
@@ -210,7 +214,9 @@ def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
     mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
     if mipmapped:
         if mip is not None:
-            levels = [tex] + [m if m.shape[0] == batch else m.expand(batch, *m.shape[1:]) for m in mip]
+            levels = [tex] + [
+                m if m.shape[0] == batch else m.expand(batch, *m.shape[1:]) for m in mip
+            ]
             if max_mip_level is not None:
                 levels = levels[: max_mip_level + 1]
         else:
@@ -239,7 +245,9 @@ def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
     lod = torch.zeros(flat_uv.shape[:-1], dtype=flat_uv.dtype, device=uv.device)
     if uv_da is not None:
         da = uv_da.reshape(batch, -1, uv_da.shape[-1])
-        lod = _lod_from_derivs(da, levels[0].shape[-3], levels[0].shape[-2], flat_uv if cube else None)
+        lod = _lod_from_derivs(
+            da, levels[0].shape[-3], levels[0].shape[-2], flat_uv if cube else None
+        )
     if mip_level_bias is not None:
         lod = lod + mip_level_bias.reshape(batch, -1)
     lod = lod.clamp(0, len(levels) - 1)
@@ -291,7 +299,9 @@ def texture(
     if cube:
         check_tensor("tex", tex, (4, 5))
         if tex.shape[-4] != 6 or tex.shape[-3] != tex.shape[-2]:
-            raise ValueError(f"cube map tex must be [B, 6, N, N, C] or [6, N, N, C], got {tuple(tex.shape)}")
+            raise ValueError(
+                f"cube map tex must be [B, 6, N, N, C] or [6, N, N, C], got {tuple(tex.shape)}"
+            )
         check_tensor("uv", uv, (4,), last=3)
         if uv_da is not None:
             check_tensor("uv_da", uv_da, (4,), last=6)
@@ -308,8 +318,26 @@ def texture(
     if filter_mode == "auto":
         mipped = uv_da is not None or mip_level_bias is not None
         filter_mode = "linear-mipmap-linear" if mipped else "linear"
-    if pick_backend(backend, tex, uv) == "cuda":
+    chosen = pick_backend(backend, tex, uv)
+    if chosen == "nvdiffrast":
+        from ._nvdiffrast import module
+
+        return module().texture(
+            tex,
+            uv,
+            uv_da=uv_da,
+            mip_level_bias=mip_level_bias,
+            mip=mip,
+            filter_mode=filter_mode,
+            boundary_mode=boundary_mode,
+            max_mip_level=max_mip_level,
+        )
+    if chosen == "cuda":
         from ._cuda import texture_cuda
 
-        return texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
-    return _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
+        return texture_cuda(
+            tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level
+        )
+    return _texture_ref(
+        tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level
+    )
