@@ -20,6 +20,8 @@ std::vector<torch::Tensor> texture_bwd(torch::Tensor, torch::Tensor, std::vector
 torch::Tensor mip_build(torch::Tensor, std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>, int64_t);
 torch::Tensor mip_build_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>,
                             std::vector<int64_t>, int64_t);
+torch::Tensor hashgrid_fwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>);
+torch::Tensor hashgrid_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>, torch::Tensor);
 torch::Tensor antialias_fwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
 std::vector<torch::Tensor> antialias_bwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
                                          torch::Tensor, double);
@@ -40,6 +42,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("texture_bwd", &nvdrec::texture_bwd);
   m.def("mip_build", &nvdrec::mip_build);
   m.def("mip_build_bwd", &nvdrec::mip_build_bwd);
+  m.def("hashgrid_fwd", &nvdrec::hashgrid_fwd);
+  m.def("hashgrid_bwd", &nvdrec::hashgrid_bwd);
   m.def("antialias_fwd", &nvdrec::antialias_fwd);
   m.def("antialias_bwd", &nvdrec::antialias_bwd);
   m.def("check_error_formatting", &nvdrec::check_error_formatting);

@@ -41,6 +41,8 @@ SOURCES = (
     "texture/texture_glue.cu",
     "antialias/antialias_kernels.cu",
     "antialias/antialias_glue.cu",
+    "hashgrid/hashgrid_kernels.cu",
+    "hashgrid/hashgrid_glue.cu",
 )
 CFLAGS = ["-O3", "-std=c++17"]
 CUDA_CFLAGS = ["-O3", "-std=c++17", "-lineinfo"]

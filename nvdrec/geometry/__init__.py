@@ -1,3 +1,17 @@
-"""nvdrec.geometry (see DESIGN.md)."""
+"""Geometry: tetrahedral grids, marching tetrahedra, DMTet."""
 
-__all__: list[str] = []
+from .dmtet import DMTetGeometry, sdf_reg_weight, sdf_regularizer
+from .marching_tets import MarchingTetsResult, marching_tets
+from .tetgrid import bcc_grid, cubes_per_axis, tet_edges, tet_grid
+
+__all__ = [
+    "tet_grid",
+    "bcc_grid",
+    "cubes_per_axis",
+    "tet_edges",
+    "marching_tets",
+    "MarchingTetsResult",
+    "DMTetGeometry",
+    "sdf_regularizer",
+    "sdf_reg_weight",
+]

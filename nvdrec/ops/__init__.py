@@ -5,6 +5,7 @@ changing the import; see docs/ops.md.
 """
 
 from .antialias import TopologyHash, antialias, antialias_construct_topology_hash
+from .hashgrid import HashGridConfig, hashgrid_encode
 from .interpolate import interpolate
 from .rasterize import DepthPeeler, rasterize
 from .texture import build_mips, texture
@@ -18,4 +19,6 @@ __all__ = [
     "antialias",
     "antialias_construct_topology_hash",
     "TopologyHash",
+    "hashgrid_encode",
+    "HashGridConfig",
 ]

@@ -240,3 +240,26 @@ def antialias_cuda(color, rast, pos, tri, topo, boost):
         neighbor,
         float(boost),
     )
+
+
+# ------------------------------------------------------------------ hash grid
+class _HashGridFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, table, res, dense):
+        ctx.save_for_backward(x, table)
+        ctx.meta = (res, dense)
+        return load().hashgrid_fwd(x, table, res, dense)
+
+    @staticmethod
+    def backward(ctx, g_out):
+        x, table = ctx.saved_tensors
+        res, dense = ctx.meta
+        g_table = load().hashgrid_bwd(x, table, res, dense, g_out.contiguous())
+        return None, g_table, None, None
+
+
+def hashgrid_cuda(x, params, config):
+    """Hash-grid encoding on the GPU; no gradient to the input points."""
+    res = config.level_resolutions()
+    dense = [int(d) for d in config.level_dense()]
+    return _HashGridFn.apply(x.detach().contiguous().float(), params.contiguous(), res, dense)

@@ -1,3 +1,5 @@
-"""nvdrec.render (see DESIGN.md)."""
+"""Rendering: neural material (and, later, lights and the mesh renderer)."""
 
-__all__: list[str] = []
+from .mlptexture import MLPTexture3D
+
+__all__ = ["MLPTexture3D"]

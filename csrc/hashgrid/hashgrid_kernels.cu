@@ -1,0 +1,115 @@
+// Hash-grid encoding kernels: one thread per (point, level); levels are the slow grid
+// axis so that threads of a warp work on neighbouring points of the same level.
+#include "../common/common.h"
+#include "hashgrid.h"
+
+namespace nvdrec {
+
+NVDREC_D unsigned corner_index(int i, int j, int k, int res, bool dense, unsigned table_size) {
+  if (dense) {
+    unsigned r = (unsigned)res + 1u;
+    return (unsigned)i + (unsigned)j * r + (unsigned)k * r * r;
+  }
+  unsigned h = (unsigned)i * 1u ^ (unsigned)j * 2654435761u ^ (unsigned)k * 805459861u;
+  return h & (table_size - 1u);
+}
+
+struct CellPos {
+  int base[3];
+  float frac[3];
+};
+
+NVDREC_D CellPos cell_of(const float* x, int res) {
+  CellPos c;
+#pragma unroll
+  for (int a = 0; a < 3; ++a) {
+    float v = fminf(fmaxf(x[a], 0.f), 1.f) * res;
+    float b = fminf(floorf(v), (float)(res - 1));
+    c.base[a] = (int)b;
+    c.frac[a] = v - b;
+  }
+  return c;
+}
+
+template <int F>
+__global__ void hashgrid_fwd_kernel(HashGridParams p) {
+  int n = blockIdx.x * blockDim.x + threadIdx.x;
+  int lvl = blockIdx.y;
+  if (n >= p.num_points) return;
+  int res = p.res[lvl];
+  bool dense = p.dense[lvl];
+  CellPos c = cell_of(p.x + 3LL * n, res);
+  const float* table = p.table + (long long)lvl * p.table_size * F;
+  float acc[F];
+#pragma unroll
+  for (int f = 0; f < F; ++f) acc[f] = 0.f;
+#pragma unroll
+  for (int corner = 0; corner < 8; ++corner) {
+    int o0 = corner & 1, o1 = (corner >> 1) & 1, o2 = (corner >> 2) & 1;
+    float w = (o0 ? c.frac[0] : 1.f - c.frac[0]) * (o1 ? c.frac[1] : 1.f - c.frac[1]) *
+              (o2 ? c.frac[2] : 1.f - c.frac[2]);
+    unsigned idx = corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, p.table_size);
+    const float* e = table + (long long)idx * F;
+    if (F == 2) {
+      float2 v = *reinterpret_cast<const float2*>(e);
+      acc[0] += w * v.x;
+      acc[F > 1 ? 1 : 0] += w * v.y;
+    } else {
+#pragma unroll
+      for (int f = 0; f < F; ++f) acc[f] += w * e[f];
+    }
+  }
+  float* out = p.out + (long long)n * p.levels * F + lvl * F;
+#pragma unroll
+  for (int f = 0; f < F; ++f) out[f] = acc[f];
+}
+
+template <int F>
+__global__ void hashgrid_bwd_kernel(HashGridParams p) {
+  int n = blockIdx.x * blockDim.x + threadIdx.x;
+  int lvl = blockIdx.y;
+  if (n >= p.num_points) return;
+  int res = p.res[lvl];
+  bool dense = p.dense[lvl];
+  CellPos c = cell_of(p.x + 3LL * n, res);
+  const float* g = p.grad_out + (long long)n * p.levels * F + lvl * F;
+  float go[F];
+#pragma unroll
+  for (int f = 0; f < F; ++f) go[f] = g[f];
+  float* table = p.grad_table + (long long)lvl * p.table_size * F;
+#pragma unroll
+  for (int corner = 0; corner < 8; ++corner) {
+    int o0 = corner & 1, o1 = (corner >> 1) & 1, o2 = (corner >> 2) & 1;
+    float w = (o0 ? c.frac[0] : 1.f - c.frac[0]) * (o1 ? c.frac[1] : 1.f - c.frac[1]) *
+              (o2 ? c.frac[2] : 1.f - c.frac[2]);
+    unsigned idx = corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, p.table_size);
+    float* e = table + (long long)idx * F;
+#pragma unroll
+    for (int f = 0; f < F; ++f)
+      if (go[f] != 0.f) atomicAdd(e + f, w * go[f]);
+  }
+}
+
+template <int F>
+static void launch_f(const HashGridParams& p, cudaStream_t s, bool bwd) {
+  dim3 grid(div_up(p.num_points, 256), p.levels);
+  if (bwd)
+    hashgrid_bwd_kernel<F><<<grid, 256, 0, s>>>(p);
+  else
+    hashgrid_fwd_kernel<F><<<grid, 256, 0, s>>>(p);
+}
+
+static void dispatch(const HashGridParams& p, cudaStream_t s, bool bwd) {
+  if (p.num_points == 0) return;
+  switch (p.features) {
+    case 1: launch_f<1>(p, s, bwd); break;
+    case 2: launch_f<2>(p, s, bwd); break;
+    case 4: launch_f<4>(p, s, bwd); break;
+    default: launch_f<8>(p, s, bwd); break;
+  }
+}
+
+void launch_hashgrid_fwd(const HashGridParams& p, cudaStream_t s) { dispatch(p, s, false); }
+void launch_hashgrid_bwd(const HashGridParams& p, cudaStream_t s) { dispatch(p, s, true); }
+
+}  // namespace nvdrec

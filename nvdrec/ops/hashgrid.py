@@ -1,0 +1,131 @@
+"""Multiresolution hash encoding (Mueller et al., "Instant Neural Graphics Primitives", 2022).
+
+Level ``l`` (0..L-1) has ``N_l = floor(base * b^l)`` cells per axis with
+``b = exp(ln(finest / base) / (L - 1))``; a point ``x`` in [0, 1]^3 falls in the cell
+``floor(x N_l)`` and its feature is the trilinear blend of the F-dimensional entries at
+the cell's eight corners. A level whose ``(N_l + 1)^3`` corners fit the table is stored
+densely (``i + j (N+1) + k (N+1)^2``); finer levels use the spatial hash
+``(i * 1) xor (j * 2654435761) xor (k * 805459861) mod T`` (the primes of the paper).
+The output is the concatenation over levels, [P, L * F].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ._common import check_tensor, pick_backend
+
+__all__ = ["HashGridConfig", "hashgrid_encode", "init_hashgrid_params"]
+
+_PRIMES = (1, 2654435761, 805459861)
+
+
+@dataclass(frozen=True)
+class HashGridConfig:
+    """Encoding settings (defaults: nvdiffrec's material encoding)."""
+
+    n_levels: int = 16
+    n_features: int = 2
+    log2_table_size: int = 19
+    base_resolution: int = 16
+    finest_resolution: int = 4096
+
+    @property
+    def table_size(self) -> int:
+        return 1 << self.log2_table_size
+
+    @property
+    def per_level_scale(self) -> float:
+        if self.n_levels == 1:
+            return 1.0
+        return math.exp(
+            math.log(self.finest_resolution / self.base_resolution) / (self.n_levels - 1)
+        )
+
+    def level_resolutions(self) -> list[int]:
+        """Cells per axis of each level."""
+        b = self.per_level_scale
+        return [
+            int(math.floor(self.base_resolution * b**lvl + 1e-6)) for lvl in range(self.n_levels)
+        ]
+
+    def level_dense(self) -> list[bool]:
+        """Whether each level is stored densely (its corner grid fits the table)."""
+        return [(n + 1) ** 3 <= self.table_size for n in self.level_resolutions()]
+
+    @property
+    def output_dim(self) -> int:
+        return self.n_levels * self.n_features
+
+
+def init_hashgrid_params(
+    config: HashGridConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Table [L, T, F] initialised uniformly in [-1e-4, 1e-4] (the paper's choice)."""
+    t = torch.rand(config.n_levels, config.table_size, config.n_features, generator=generator)
+    return (t * 2 - 1) * 1e-4
+
+
+def _corner_index(ijk: torch.Tensor, res: int, dense: bool, table_size: int) -> torch.Tensor:
+    if dense:
+        r = res + 1
+        return ijk[..., 0] + ijk[..., 1] * r + ijk[..., 2] * (r * r)
+    h = ijk[..., 0] * _PRIMES[0]
+    h = h ^ (ijk[..., 1] * _PRIMES[1])
+    h = h ^ (ijk[..., 2] * _PRIMES[2])
+    return h & (table_size - 1)
+
+
+def _hashgrid_ref(x: torch.Tensor, params: torch.Tensor, config: HashGridConfig) -> torch.Tensor:
+    outs = []
+    x = x.clamp(0.0, 1.0)
+    for lvl, (res, dense) in enumerate(zip(config.level_resolutions(), config.level_dense())):
+        p = x * res
+        base = torch.floor(p).clamp(max=res - 1)
+        frac = p - base
+        base = base.long()
+        acc = 0.0
+        for corner in range(8):
+            off = torch.tensor([(corner >> k) & 1 for k in range(3)], device=x.device)
+            idx = _corner_index(base + off, res, dense, config.table_size)
+            w = torch.prod(torch.where(off.bool(), frac, 1 - frac), dim=-1, keepdim=True)
+            acc = acc + params[lvl][idx] * w
+        outs.append(acc)
+    return torch.cat(outs, -1)
+
+
+def hashgrid_encode(
+    x: torch.Tensor, params: torch.Tensor, config: HashGridConfig, backend: str = "auto"
+) -> torch.Tensor:
+    """Encode points with a multiresolution hash grid.
+
+    Args:
+        x: points [P, 3] in [0, 1]^3 (clamped).
+        params: table [L, T, F] (float32).
+        config: the encoding settings.
+        backend: "auto", "torch", "cuda" or "tinycudann" (optional package).
+
+    Returns:
+        features [P, L * F]. Gradients flow to ``params`` (and, in the torch reference
+        only, to ``x``).
+    """
+    check_tensor("x", x, (2,), last=3)
+    check_tensor("params", params, (3,))
+    want = (config.n_levels, config.table_size, config.n_features)
+    if tuple(params.shape) != want:
+        raise ValueError(
+            f"params must have shape {want} for this config, got {tuple(params.shape)}"
+        )
+    if backend == "tinycudann":
+        raise ValueError(
+            "use nvdrec.render.MLPTexture3D(backend='tinycudann') for tiny-cuda-nn; "
+            "hashgrid_encode takes 'auto', 'torch' or 'cuda'"
+        )
+    if pick_backend(backend, x, params) == "cuda":
+        from ._cuda import hashgrid_cuda
+
+        return hashgrid_cuda(x, params, config)
+    return _hashgrid_ref(x, params, config)
