@@ -69,7 +69,7 @@ def bcc_grid(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         for e in range(4):  # octahedron around the centre-centre axis
             a, b = q[e][inner], q[(e + 1) % 4][inner]
             tets.append(torch.stack([cl[inner], ch[inner], a, b], -1))
-        for side, ok, cen in ((0, ~lo_ok, ch), (1, ~hi_ok, cl)):  # boundary pyramids
+        for ok, cen in ((~lo_ok, ch), (~hi_ok, cl)):  # boundary pyramids
             tets.append(torch.stack([cen[ok], q[0][ok], q[1][ok], q[2][ok]], -1))
             tets.append(torch.stack([cen[ok], q[0][ok], q[2][ok], q[3][ok]], -1))
     tets = torch.cat(tets)
