@@ -65,6 +65,20 @@ __global__ void hashgrid_fwd_kernel(HashGridParams p) {
 }
 
 template <int F>
+NVDREC_D void atomic_add_features(float* e, float w, const float* go) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (F == 2) {  // one vector atomic per corner on Hopper
+    atomicAdd(reinterpret_cast<float2*>(e), make_float2(w * go[0], w * go[1]));
+  } else
+#endif
+  {
+#pragma unroll
+    for (int f = 0; f < F; ++f)
+      if (go[f] != 0.f) atomicAdd(e + f, w * go[f]);
+  }
+}
+
+template <int F>
 __global__ void hashgrid_bwd_kernel(HashGridParams p) {
   int n = blockIdx.x * blockDim.x + threadIdx.x;
   int lvl = blockIdx.y;
@@ -84,9 +98,7 @@ __global__ void hashgrid_bwd_kernel(HashGridParams p) {
               (o2 ? c.frac[2] : 1.f - c.frac[2]);
     unsigned idx = corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, p.table_size);
     float* e = table + (long long)idx * F;
-#pragma unroll
-    for (int f = 0; f < F; ++f)
-      if (go[f] != 0.f) atomicAdd(e + f, w * go[f]);
+    atomic_add_features<F>(e, w, go);
   }
 }
 

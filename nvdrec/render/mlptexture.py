@@ -7,7 +7,7 @@ from torch import nn
 
 from ..ops.hashgrid import HashGridConfig, hashgrid_encode, init_hashgrid_params
 
-__all__ = ["MLPTexture3D", "HASH_GRAD_SCALE"]
+__all__ = ["MLPTexture3D", "HASH_GRAD_SCALE", "FP16_LOSS_SCALE"]
 
 # nvdiffrec trains its fp16 tiny-cuda-nn grid with loss-scaling hooks whose net effect is
 # that the hash table's gradient reaches Adam 128x larger than the true gradient. Adam
@@ -15,6 +15,25 @@ __all__ = ["MLPTexture3D", "HASH_GRAD_SCALE"]
 # touched (small-gradient) table entries take full-size steps. We keep the same factor
 # so the table trains as fast as nvdiffrec's.
 HASH_GRAD_SCALE = 128.0
+
+# On CUDA the MLP runs in float16 (as tiny-cuda-nn's fully fused MLP does). Gradients
+# entering it are multiplied by this factor so small values do not underflow in half
+# precision, and divided again on the way out (weights and encoding), so the gradients
+# that reach the optimiser are the true ones.
+FP16_LOSS_SCALE = 128.0
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; gradient multiplied by ``scale`` in backward."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.scale, None
 
 
 class MLPTexture3D(nn.Module):
@@ -82,9 +101,24 @@ class MLPTexture3D(nn.Module):
         backend = "auto" if self.backend == "auto" else self.backend
         return hashgrid_encode(x.detach(), self.table, self.config, backend=backend)
 
+    def mlp(self, enc: torch.Tensor) -> torch.Tensor:
+        """MLP on encodings [P, D] -> raw outputs [P, channels] (float16 on CUDA)."""
+        if not enc.is_cuda:
+            return self.net(enc)
+        scale = FP16_LOSS_SCALE
+        x = _ScaleGrad.apply(enc, 1.0 / scale)
+        with torch.autocast("cuda", dtype=torch.float16):
+            for layer in self.net:
+                if isinstance(layer, nn.Linear):
+                    # the scaled gradient is divided out again on the way to the weight
+                    x = torch.nn.functional.linear(x, _ScaleGrad.apply(layer.weight, 1.0 / scale))
+                else:
+                    x = layer(x)
+        return _ScaleGrad.apply(x.float(), scale)
+
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """Material at points [..., 3] -> [..., channels] within [min, max]."""
-        out = self.net(self.encode(points))
+        out = self.mlp(self.encode(points))
         out = torch.sigmoid(out) * (self.out_max - self.out_min) + self.out_min
         return out.view(*points.shape[:-1], -1)
 
