@@ -318,6 +318,9 @@ def texture(
     if filter_mode == "auto":
         mipped = uv_da is not None or mip_level_bias is not None
         filter_mode = "linear-mipmap-linear" if mipped else "linear"
+    if mip is not None:  # custom levels may come without the batch dimension
+        unbatched = 4 if cube else 3
+        mip = [m[None] if m.ndim == unbatched else m for m in mip]
     chosen = pick_backend(backend, tex, uv)
     if chosen == "nvdiffrast":
         from ._nvdiffrast import module

@@ -1,5 +1,7 @@
-"""Rendering: neural material (and, later, lights and the mesh renderer)."""
+"""Rendering: environment light (split-sum), neural material, mesh renderer."""
 
+from .light import EnvironmentLight, split_sum_lut
 from .mlptexture import MLPTexture3D
+from .renderer import RasterContext, render_mesh
 
-__all__ = ["MLPTexture3D"]
+__all__ = ["EnvironmentLight", "split_sum_lut", "MLPTexture3D", "RasterContext", "render_mesh"]

@@ -1,0 +1,40 @@
+"""Image losses with the meanings of nvdiffrec's ``loss`` key."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["tonemap_srgb", "image_loss", "LOSSES"]
+
+LOSSES = ("l1", "mse", "logl1", "logl2", "smape", "relmse")
+
+
+def tonemap_srgb(x: torch.Tensor) -> torch.Tensor:
+    """log(x + 1) followed by the sRGB transfer curve: compresses HDR values so that a
+    loss weighs dark and bright regions more evenly (nvdiffrec's log losses)."""
+    f = torch.log(x.clamp(0.0, 65535.0) + 1.0)
+    return torch.where(
+        f > 0.0031308, torch.pow(f.clamp(min=0.0031308), 1.0 / 2.4) * 1.055 - 0.055, 12.92 * f
+    )
+
+
+def image_loss(img: torch.Tensor, ref: torch.Tensor, loss: str = "logl1") -> torch.Tensor:
+    """Scalar loss between images [..., C] (linear radiance).
+
+    l1 / mse: mean absolute / squared error; logl1 / logl2: the same after
+    :func:`tonemap_srgb`; smape: mean |x - y| / (|x| + |y| + 0.01); relmse: mean
+    (x - y)^2 / (y^2 + 0.01).
+    """
+    if loss == "l1":
+        return (img - ref).abs().mean()
+    if loss == "mse":
+        return ((img - ref) ** 2).mean()
+    if loss == "logl1":
+        return (tonemap_srgb(img) - tonemap_srgb(ref)).abs().mean()
+    if loss == "logl2":
+        return ((tonemap_srgb(img) - tonemap_srgb(ref)) ** 2).mean()
+    if loss == "smape":
+        return ((img - ref).abs() / (img.abs() + ref.abs() + 0.01)).mean()
+    if loss == "relmse":
+        return ((img - ref) ** 2 / (ref * ref + 0.01)).mean()
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")

@@ -1,0 +1,244 @@
+"""Learnable HDR environment light with split-sum image-based lighting.
+
+Split-sum approximation (Karis, "Real Shading in Unreal Engine 4", 2013): the specular
+integral is the product of the GGX-prefiltered radiance in the reflection direction and
+a BRDF term ``F0 * A + B`` looked up in a table over (n.v, roughness). Our table is
+computed here (GGX with alpha = roughness^2, height-correlated Smith masking, Schlick
+Fresnel) and cached in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import torch
+from torch import nn
+
+from ..ops.cubemap import (
+    cubemap_to_latlong,
+    diffuse_irradiance,
+    latlong_to_cubemap,
+    specular_prefilter,
+)
+from ..ops.texture import build_mips, texture
+
+__all__ = ["EnvironmentLight", "split_sum_lut", "ggx_directional_albedo_terms"]
+
+LUT_SIZE = 256
+
+
+def _smith_lambda(cos_t: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
+    cos2 = (cos_t * cos_t).clamp(min=1e-12)
+    tan2 = (1 - cos2) / cos2
+    return 0.5 * (-1 + torch.sqrt(1 + alpha * alpha * tan2))
+
+
+def ggx_directional_albedo_terms(ndotv: torch.Tensor, roughness: torch.Tensor, samples: int = 256):
+    """(A, B) of the split-sum BRDF integral at the given (n.v, roughness) pairs [N].
+
+    Samples the GGX distribution of *visible* normals (Heitz, "Sampling the GGX
+    Distribution of Visible Normals", JCGT 2018) at Hammersley points; with that pdf the
+    estimator of ``f (n.l) / pdf`` reduces to ``F G2 / G1(v)``, so
+    ``A = mean((1 - Fc) G2 / G1(v))`` and ``B = mean(Fc G2 / G1(v))`` with
+    ``Fc = (1 - v.h)^5`` and height-correlated Smith ``G2`` (low variance even at
+    grazing angles).
+    """
+    from ..ops.cubemap import _radical_inverse
+
+    ndotv = ndotv.double().clamp(1e-4, 1.0)[:, None]
+    a = (roughness.double().clamp(1e-3, 1.0) ** 2)[:, None]  # alpha
+    u1 = ((torch.arange(samples, dtype=torch.float64) + 0.5) / samples)[None]
+    u2 = _radical_inverse(torch.arange(samples))[None]
+    vx, vz = torch.sqrt((1 - ndotv * ndotv).clamp(min=0)), ndotv
+    # view in the hemisphere configuration (stretch by alpha), then a disk sample
+    hx, hz = a * vx, vz
+    hl = torch.sqrt(hx * hx + hz * hz)
+    hx, hz = hx / hl, hz / hl
+    # T1 = (0, 1, 0) x ... : for v in the xz-plane, T1 = (0, 1, 0), T2 = Vh x T1
+    t2x, t2z = -hz, hx
+    r = torch.sqrt(u1)
+    phi = 2 * math.pi * u2
+    p1, p2 = r * torch.cos(phi), r * torch.sin(phi)
+    sh = 0.5 * (1 + hz)
+    p2 = (1 - sh) * torch.sqrt((1 - p1 * p1).clamp(min=0)) + sh * p2
+    pz = torch.sqrt((1 - p1 * p1 - p2 * p2).clamp(min=0))
+    # Nh = p1 T1 + p2 T2 + pz Vh, with T1 = (0, 1, 0)
+    nx = p2 * t2x + pz * hx
+    ny = p1
+    nz = p2 * t2z + pz * hz
+    # unstretch
+    mx, my, mz = a * nx, a * ny, nz.clamp(min=0)
+    ml = torch.sqrt(mx * mx + my * my + mz * mz).clamp(min=1e-12)
+    mx, my, mz = mx / ml, my / ml, mz / ml
+    vdoth = vx * mx + vz * mz
+    lz = 2 * vdoth * mz - vz
+    lam_v = _smith_lambda(vz, a)
+    lam_l = _smith_lambda(lz.clamp(min=1e-6), a)
+    ratio = torch.where(lz > 0, (1 + lam_v) / (1 + lam_v + lam_l), torch.zeros_like(lz))
+    fc = (1 - vdoth.clamp(0, 1)) ** 5
+    return ((1 - fc) * ratio).mean(-1).float(), (fc * ratio).mean(-1).float()
+
+
+@functools.lru_cache(maxsize=4)
+def _lut_cpu(size: int) -> torch.Tensor:
+    c = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+    rough, ndotv = torch.meshgrid(c, c, indexing="ij")
+    a, b = [], []
+    for r_row, v_row in zip(rough.split(16), ndotv.split(16)):  # chunks bound memory
+        ai, bi = ggx_directional_albedo_terms(v_row.reshape(-1), r_row.reshape(-1))
+        a.append(ai.view(r_row.shape))
+        b.append(bi.view(r_row.shape))
+    return torch.stack([torch.cat(a), torch.cat(b)], -1)[None].contiguous()  # [1, S, S, 2]
+
+
+def split_sum_lut(device=None, size: int = LUT_SIZE) -> torch.Tensor:
+    """Split-sum table [1, size, size, 2] = (A, B); rows: roughness, columns: n.v
+    (texel centres at (i + 0.5) / size). Generated on first use and cached."""
+    return _lut_cpu(size).to(device)
+
+
+class EnvironmentLight(nn.Module):
+    """HDR environment light: a learnable cube map ``base`` [6, R, R, 3] (linear radiance).
+
+    Call :meth:`build_mips` after every change of ``base`` (each iteration when it is
+    trained), then :meth:`shade`.
+    """
+
+    MIN_ROUGHNESS = 0.08
+    MAX_ROUGHNESS = 0.5
+    MIN_RES = 16
+
+    def __init__(self, base: torch.Tensor, trainable: bool = True, samples: int = 32) -> None:
+        super().__init__()
+        if base.ndim != 4 or base.shape[0] != 6 or base.shape[1] != base.shape[2]:
+            raise ValueError(f"EnvironmentLight base must be [6, R, R, C], got {tuple(base.shape)}")
+        self.base = nn.Parameter(base.float().clone(), requires_grad=trainable)
+        self.samples = samples
+        self.mtx: torch.Tensor | None = None
+        self.specular: list[torch.Tensor] = []
+        self.diffuse: torch.Tensor | None = None
+
+    # ---------------------------------------------------------------- creation / io
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, scale: float = 1.0, res: int = 512, **kw
+    ) -> EnvironmentLight:
+        """From a lat-long HDR file (``.hdr``/``.exr``), resampled to a res^3 cube map."""
+        from ..io.image import read_image
+
+        img = torch.from_numpy(read_image(path)[..., :3].copy())
+        return cls(latlong_to_cubemap(img, res) * scale, **kw)
+
+    @classmethod
+    def random(cls, res: int = 512, seed: int = 0, **kw) -> EnvironmentLight:
+        """nvdiffrec's initial learnable light: uniform random radiance in [0.25, 0.75]."""
+        g = torch.Generator().manual_seed(seed)
+        return cls(torch.rand(6, res, res, 3, generator=g) * 0.5 + 0.25, **kw)
+
+    def latlong(self, height: int | None = None) -> torch.Tensor:
+        """The light as a lat-long image [H, 2H, 3] (H defaults to the cube size)."""
+        h = height or self.base.shape[1]
+        return cubemap_to_latlong(self.base.detach(), h, 2 * h)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the light as a lat-long ``probe.hdr``."""
+        from ..io.image import write_image
+
+        write_image(path, self.latlong())
+
+    # ---------------------------------------------------------------- filtering
+    def roughness_of_level(self, k: int, n_levels: int) -> float:
+        if k == n_levels - 1:
+            return 1.0
+        if n_levels <= 2:
+            return self.MIN_ROUGHNESS
+        return self.MIN_ROUGHNESS + (self.MAX_ROUGHNESS - self.MIN_ROUGHNESS) * k / (n_levels - 2)
+
+    def build_mips(self) -> None:
+        """Box-filtered chain down to 16x16, GGX-prefiltered specular levels (roughness
+        0.08..0.5 over the finer levels, 1.0 for the last) and the diffuse irradiance."""
+        res = self.base.shape[1]
+        n_levels = 1
+        while (res >> n_levels) >= self.MIN_RES:
+            n_levels += 1
+        chain = build_mips(self.base[None], max_mip_level=n_levels - 1, cube=True)
+        chain = [c[0] for c in chain]
+        self.diffuse = diffuse_irradiance(chain[-1])
+        self.specular = [
+            specular_prefilter(chain, k, self.roughness_of_level(k, len(chain)), self.samples)
+            for k in range(len(chain))
+        ]
+
+    def mip_of_roughness(self, roughness: torch.Tensor) -> torch.Tensor:
+        """Continuous specular level for a roughness (inverse of roughness_of_level)."""
+        n = len(self.specular)
+        lo, hi = self.MIN_ROUGHNESS, self.MAX_ROUGHNESS
+        inner = (roughness.clamp(lo, hi) - lo) / (hi - lo) * (n - 2)
+        outer = (roughness.clamp(hi, 1.0) - hi) / (1.0 - hi) + (n - 2)
+        return torch.where(roughness < hi, inner, outer)
+
+    def xfm(self, mtx: torch.Tensor | None) -> None:
+        """Rotate lookups by ``mtx`` [B, 4, 4] (camera-space light), or None for world."""
+        self.mtx = mtx
+
+    def regularizer(self) -> torch.Tensor:
+        """White-balance regulariser: mean |base - mean_rgb(base)|."""
+        white = self.base.mean(-1, keepdim=True)
+        return (self.base - white).abs().mean()
+
+    @torch.no_grad()
+    def clamp_(self, lo: float = 0.0, hi: float | None = None) -> None:
+        self.base.clamp_(min=lo, max=hi)
+
+    # ---------------------------------------------------------------- shading
+    def _rotate(self, v: torch.Tensor) -> torch.Tensor:
+        if self.mtx is None:
+            return v
+        b = v.shape[0]
+        r = self.mtx[:, :3, :3].reshape(b, 1, 1, 3, 3)
+        return (r @ v[..., None])[..., 0]
+
+    def shade(
+        self,
+        gb_pos: torch.Tensor,
+        gb_normal: torch.Tensor,
+        kd: torch.Tensor,
+        ks: torch.Tensor,
+        view_pos: torch.Tensor,
+        specular: bool = True,
+    ) -> torch.Tensor:
+        """Outgoing radiance [B, H, W, 3] for G-buffers [B, H, W, 3] and cameras [B, 3].
+
+        ``ks`` = (occlusion, roughness, metallic). Diffuse = irradiance(n) kd (1 - m);
+        specular = prefiltered(reflect, level of roughness) (F0 A + B) with
+        F0 = 0.04 (1 - m) + kd m; the sum is scaled by (1 - occlusion).
+        """
+        if self.diffuse is None:
+            raise RuntimeError("call EnvironmentLight.build_mips() before shade()")
+        wo = torch.nn.functional.normalize(view_pos.view(-1, 1, 1, 3) - gb_pos, dim=-1)
+        n = gb_normal
+        occ, rough, metal = ks[..., 0:1], ks[..., 1:2], ks[..., 2:3]
+        nl = self._rotate(n).contiguous()
+        irr = texture(self.diffuse[None], nl, filter_mode="linear", boundary_mode="cube")
+        color = irr * kd[..., :3] * (1.0 - metal) if specular else irr * kd[..., :3]
+        if specular:
+            ndotv = (n * wo).sum(-1, keepdim=True).clamp(min=1e-4)
+            refl = 2 * ndotv * n - wo
+            rl = self._rotate(refl).contiguous()
+            level = self.mip_of_roughness(rough)[..., 0].contiguous()
+            spec = texture(
+                self.specular[0][None],
+                rl,
+                mip=[s[None] for s in self.specular[1:]],
+                mip_level_bias=level,
+                filter_mode="linear-mipmap-linear",
+                boundary_mode="cube",
+            )
+            lut = split_sum_lut(n.device)
+            uv = torch.cat([ndotv, rough], -1).contiguous()
+            ab = texture(lut, uv, filter_mode="linear", boundary_mode="clamp")
+            f0 = 0.04 * (1.0 - metal) + kd[..., :3] * metal
+            color = color + spec * (f0 * ab[..., 0:1] + ab[..., 1:2])
+        return color * (1.0 - occ)

@@ -1,0 +1,198 @@
+"""Mesh renderer: rasterize, interpolate, sample materials, shade, antialias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .. import ops
+from ..ops.shading import safe_normalize, shading_normal, xfm_points
+from ..structures.material import Material
+from .light import EnvironmentLight
+from .mlptexture import MLPTexture3D
+
+__all__ = ["RasterContext", "render_mesh", "DEBUG_BSDFS"]
+
+DEBUG_BSDFS = ("kd", "ks", "normal", "tangent")
+
+
+@dataclass
+class RasterContext:
+    """Render settings shared across calls: the op backend and a topology-hash cache."""
+
+    backend: str = "auto"
+    _topo: dict = field(default_factory=dict, repr=False)
+
+    def topology(self, tri: torch.Tensor):
+        key = (tri.data_ptr(), tuple(tri.shape), tri.device)
+        if key not in self._topo:
+            self._topo = {key: ops.antialias_construct_topology_hash(tri)}
+        return self._topo[key]
+
+
+def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
+    """(kd [.., 3 or 4], ks [.., 3], perturbed normal [.., 3] or None, kd_grad [.., 1])."""
+    if isinstance(material, MLPTexture3D):
+        vals = material.sample(gb_pos)
+        kd, ks, nrm = MLPTexture3D.split(vals)
+        jitter = gb_pos + torch.randn_like(gb_pos) * 0.01
+        kd_jit = MLPTexture3D.split(material.sample(jitter))[0]
+        kd_grad = (kd_jit - kd).abs().sum(-1, keepdim=True) / 3
+        return kd, ks, nrm, kd_grad
+    if not isinstance(material, Material):
+        raise TypeError(
+            f"material must be a Material or MLPTexture3D, got {type(material).__name__}"
+        )
+    if mesh.v_tex is None:
+        raise ValueError("a textured Material needs texture coordinates (mesh.v_tex)")
+    texc, texc_db = ops.interpolate(
+        mesh.v_tex[None],
+        rast,
+        mesh.t_tex_idx.int(),
+        rast_db=rast_db,
+        diff_attrs="all",
+        backend=backend,
+    )
+
+    def tex(t):
+        if t is None:
+            return None
+        if t.is_constant:
+            return t.data.expand(*texc.shape[:-1], t.data.shape[-1])
+        return ops.texture(
+            t.data, texc, uv_da=texc_db, filter_mode="linear-mipmap-linear", backend=backend
+        )
+
+    kd, ks, nrm = tex(material.kd), tex(material.ks), tex(material.normal)
+    return kd, ks, nrm, torch.zeros_like(kd[..., :1])
+
+
+def _face_normals(mesh) -> torch.Tensor:
+    v = mesh.v_pos[mesh.t_pos_idx.long()]
+    return safe_normalize(torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], dim=-1))
+
+
+def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_roughness):
+    backend = ctx.backend
+    tri = mesh.t_pos_idx.int()
+    gb_pos, _ = ops.interpolate(mesh.v_pos[None], rast, tri, backend=backend)
+    tid = (rast[..., 3].long() - 1).clamp(min=0)
+    geom_n = _face_normals(mesh)[tid]
+    smooth_n, _ = ops.interpolate(mesh.v_nrm[None], rast, mesh.t_nrm_idx.int(), backend=backend)
+    tng = None
+    if mesh.v_tng is not None:
+        tng, _ = ops.interpolate(mesh.v_tng[None], rast, mesh.t_tng_idx.int(), backend=backend)
+    kd, ks, pert, kd_grad = _sample_material(material, mesh, rast, rast_db, gb_pos, backend)
+    ks = torch.cat([ks[..., 0:1], ks[..., 1:2].clamp(min=min_roughness), ks[..., 2:3]], -1)
+    vp = view_pos.view(-1, 1, 1, 3)
+    n = shading_normal(gb_pos, vp, pert, smooth_n, tng, geom_n, two_sided=True)
+    if bsdf == "kd":
+        color = kd[..., :3]
+    elif bsdf == "ks":
+        color = ks
+    elif bsdf == "normal":
+        color = (n + 1) * 0.5
+    elif bsdf == "tangent":
+        color = (safe_normalize(tng) + 1) * 0.5 if tng is not None else torch.zeros_like(n)
+    else:
+        if not isinstance(lgt, EnvironmentLight):
+            raise TypeError("shading needs an EnvironmentLight (or a debug bsdf)")
+        if bsdf == "white":
+            kd = torch.full_like(kd[..., :3], 0.8)
+        color = lgt.shade(gb_pos, n, kd[..., :3], ks, view_pos, specular=bsdf != "diffuse")
+    alpha = kd[..., 3:4] if kd.shape[-1] > 3 else torch.ones_like(kd[..., :1])
+    return color, alpha, kd_grad, ks[..., 0:1]
+
+
+def render_mesh(
+    ctx: RasterContext,
+    mesh,
+    mtx_in: torch.Tensor,
+    view_pos: torch.Tensor,
+    lgt: EnvironmentLight | None,
+    resolution,
+    spp: int = 1,
+    num_layers: int = 1,
+    msaa: bool = False,
+    background: torch.Tensor | None = None,
+    bsdf: str | None = None,
+    material=None,
+    min_roughness: float = 0.08,
+) -> dict:
+    """Render a mesh.
+
+    Args:
+        ctx: :class:`RasterContext`.
+        mesh: :class:`~nvdrec.structures.Mesh` with normals (and tangents/UVs as needed).
+        mtx_in: model-view-projection [B, 4, 4].
+        view_pos: camera positions [B, 3].
+        lgt: environment light (already :meth:`~EnvironmentLight.build_mips`-ed).
+        resolution: (H, W) of the output.
+        spp: supersampling per axis (renders at H*spp and box-filters down).
+        num_layers: depth-peeled layers, composited back to front by kd alpha.
+        msaa: with spp > 1, rely on supersampling alone (skip analytic antialiasing).
+        background: [B, H, W, 3] linear colours behind the object (default black).
+        bsdf: None/"pbr", "diffuse", "white", or a debug view: "kd", "ks", "normal",
+            "tangent".
+        material: overrides ``mesh.material`` (a Material or an MLPTexture3D).
+
+    Returns:
+        dict with "shaded" [B, H, W, 4] (rgb over the background, coverage alpha),
+        "kd_grad" [B, H, W, 1] (kd smoothness regulariser buffer of a neural material),
+        "occlusion" [B, H, W, 1].
+    """
+    material = material if material is not None else mesh.material
+    if mesh.v_nrm is None:
+        from ..structures.mesh import auto_normals
+
+        mesh = auto_normals(mesh)
+    h, w = int(resolution[0]), int(resolution[1])
+    fh, fw = h * spp, w * spp
+    b = mtx_in.shape[0]
+    pos_clip = xfm_points(mesh.v_pos, mtx_in).contiguous()
+    tri = mesh.t_pos_idx.int().contiguous()
+    if background is None:
+        background = torch.zeros(b, h, w, 3, device=mesh.v_pos.device)
+    bg = background
+    if spp > 1:
+        bg = F.interpolate(bg.permute(0, 3, 1, 2), size=(fh, fw), mode="nearest").permute(
+            0, 2, 3, 1
+        )
+    layers = []
+    with ops.DepthPeeler(pos_clip, tri, (fh, fw), backend=ctx.backend) as peeler:
+        for _ in range(num_layers):
+            rast, rast_db = peeler.rasterize_next_layer()
+            layers.append((rast, rast_db))
+    topo = ctx.topology(tri)
+    accum = bg
+    alpha_acc = torch.zeros_like(bg[..., :1])
+    extra = {"kd_grad": torch.zeros_like(alpha_acc), "occlusion": torch.zeros_like(alpha_acc)}
+    antialias = not (msaa and spp > 1)
+    for rast, rast_db in reversed(layers):
+        color, alpha, kd_grad, occ = _shade_layer(
+            ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_roughness
+        )
+        cover = (rast[..., 3:4] > 0).float() * alpha
+        accum = torch.lerp(accum, color, cover)
+        alpha_acc = torch.lerp(alpha_acc, torch.ones_like(alpha_acc), cover)
+        if antialias:
+            merged = ops.antialias(
+                torch.cat([accum, alpha_acc], -1).contiguous(),
+                rast,
+                pos_clip,
+                tri,
+                topology_hash=topo,
+                backend=ctx.backend,
+            )
+            accum, alpha_acc = merged[..., :3], merged[..., 3:4]
+        extra["kd_grad"] = torch.lerp(extra["kd_grad"], kd_grad, cover)
+        extra["occlusion"] = torch.lerp(extra["occlusion"], occ, cover)
+    out = {"shaded": torch.cat([accum, alpha_acc], -1), **extra}
+    if spp > 1:
+        out = {
+            k: F.avg_pool2d(v.permute(0, 3, 1, 2), spp).permute(0, 2, 3, 1).contiguous()
+            for k, v in out.items()
+        }
+    return out
