@@ -271,6 +271,9 @@ class Config:
     validate_views: int = field(default=50, metadata=_meta(_int(1), "orbit views"))
     progress: str = field(default="auto", metadata=_meta(_choice(_PROGRESS), ""))
     log_interval: int = field(default=50, metadata=_meta(_int(1), "log line every N iters"))
+    light_res: int = field(default=512, metadata=_meta(_int(16), "cube size of the learned light"))
+    hash_log2_size: int = field(default=19, metadata=_meta(_int(8), "log2 hash table entries"))
+    demo_grid: int = field(default=96, metadata=_meta(_int(16), "tet grid of the demo shape"))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

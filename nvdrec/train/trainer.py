@@ -1,0 +1,431 @@
+"""The reconstruction: pass 1 (DMTet + neural material + light), bake, pass 2, export.
+
+Loss weights and schedules follow nvdiffrec (Munkberg et al. 2022): image loss on
+background-randomised targets plus alpha MSE; SDF regulariser (pass 1, decaying to 0.01
+over the first quarter); kd smoothness 0.03 and occlusion 0.001 (both ramped in over 500
+iterations); light white balance 0.005; Laplacian on vertex positions in pass 2
+(``laplace_scale``, decaying linearly to 0). Learning rates decay as 10^(-0.0002 it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, MissingFileError
+from ..geometry import DMTetGeometry
+from ..io.image import linear_to_srgb, write_image
+from ..io.obj import load_mesh, save_mesh
+from ..ops.hashgrid import HashGridConfig
+from ..ops.loss import image_loss
+from ..render import EnvironmentLight, MLPTexture3D, RasterContext, render_mesh
+from ..structures.material import Material, Texture2D
+from ..structures.mesh import Mesh, auto_normals, compute_tangents
+from .bake import bake_textures, unwrap_uv
+from .config import Config
+from .metrics import image_metrics
+
+__all__ = ["Trainer"]
+
+
+def _lr_factor(it: int, warmup: int) -> float:
+    warm = min(1.0, (it + 1) / warmup) if warmup > 0 else 1.0
+    return warm * 10 ** (-0.0002 * it)
+
+
+def _pass_lrs(cfg: Config, pass_idx: int) -> tuple[float, float]:
+    """(geometry lr, material/light lr) of a pass from the ``learning_rate`` key."""
+    lr = cfg.learning_rate
+    if isinstance(lr, float):
+        return lr, lr
+    if isinstance(lr[0], list):  # per pass [[pos, mat], [pos, mat]]
+        p = lr[min(pass_idx, len(lr) - 1)]
+        return p[0], p[-1]
+    return lr[0], lr[-1]
+
+
+class _Progress:
+    def __init__(self, total: int, name: str, mode: str, interval: int) -> None:
+        self.total, self.name, self.interval = total, name, interval
+        self.tty = sys.stdout.isatty()
+        self.mode = ("bar" if self.tty else "log") if mode == "auto" else mode
+        self.start = time.time()
+
+    def update(self, it: int, losses: dict) -> None:
+        if self.mode == "none":
+            return
+        done = it + 1
+        el = time.time() - self.start
+        ms = el / done * 1000
+        eta = (self.total - done) * el / done
+        text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
+        line = f"[{self.name}] {done}/{self.total} {text} {ms:.0f} ms/it eta {eta:.0f}s"
+        if self.mode == "bar":
+            print("\r" + line[:150].ljust(150), end="", flush=True)
+            if done == self.total:
+                print()
+        elif done % self.interval == 0 or done == self.total or done == 1:
+            print(line, flush=True)
+
+
+class Trainer:
+    """Runs the whole reconstruction described by a :class:`~nvdrec.Config`."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        if cfg.isosurface == "flexicubes":
+            raise ConfigError(
+                "config key 'isosurface': 'flexicubes' is not supported yet; use 'dmtet'"
+            )
+        if cfg.device == "auto":
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+                raise ConfigError(
+                    f"config key 'device': got {cfg.device!r} but no CUDA device is visible"
+                )
+            self.device = torch.device(cfg.device)
+        self.out = Path(cfg.out_dir)
+        self.ctx = RasterContext(cfg.backend)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.dataset = self._make_dataset()
+
+    # ------------------------------------------------------------------ data
+    def _make_dataset(self):
+        from ..data.synthetic import SyntheticDataset
+
+        cfg = self.cfg
+        if cfg.ref_mesh is None:
+            from ..data.demo import demo_light, demo_material, demo_mesh
+            from .bake import bake_textures as bake
+
+            mesh = unwrap_uv(demo_mesh(cfg.demo_grid))
+            mat, _ = bake(mesh, demo_material, (512, 512), backend="torch")
+            mat.name = "demo"
+            mesh.material = mat
+            light = demo_light(64)
+        else:
+            path = Path(cfg.ref_mesh)
+            if not path.exists():
+                raise MissingFileError(f"config key 'ref_mesh': '{path}' does not exist")
+            if path.is_dir():
+                raise ConfigError(
+                    f"config key 'ref_mesh': '{path}' is a folder (NeRF/LLFF/COLMAP data); "
+                    "image datasets are not supported by this version yet"
+                )
+            mesh = load_mesh(path, mtl_override=cfg.mtl_override)
+            if cfg.envmap is None:
+                raise ConfigError(
+                    "config key 'envmap': a reference mesh needs an HDR environment map to render it"
+                )
+            if not Path(cfg.envmap).exists():
+                raise MissingFileError(f"config key 'envmap': '{cfg.envmap}' does not exist")
+            light = EnvironmentLight.load(
+                cfg.envmap, scale=cfg.env_scale, res=min(cfg.light_res, 512), trainable=False
+            )
+        return SyntheticDataset(
+            mesh,
+            light,
+            cfg.train_res,
+            spp=cfg.spp,
+            layers=cfg.layers,
+            near_far=tuple(cfg.cam_near_far),
+            device=self.device,
+            backend=cfg.backend,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _background(self, b: int, h: int, w: int) -> torch.Tensor:
+        return torch.rand(b, 1, 1, 3, generator=self.gen).to(self.device).expand(b, h, w, 3)
+
+    def _losses(self, buffers, target, bg, it, total, pass_idx):
+        cfg = self.cfg
+        ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
+        opt = buffers["shaded"]
+        img = image_loss(opt[..., :3], ref_rgb, cfg.loss)
+        alpha = torch.mean((opt[..., 3:4] - target[..., 3:4]) ** 2)
+        ramp = min(1.0, it / 500)
+        reg = buffers["kd_grad"].mean() * 0.03 * ramp + buffers["occlusion"].mean() * 0.001 * ramp
+        return img + alpha, reg
+
+    def _save_preview(self, name: str, buffers, target, bg) -> None:
+        ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
+        row = torch.cat([buffers["shaded"][0, ..., :3], ref_rgb[0]], 1)
+        write_image(self.out / name, linear_to_srgb(row.detach().clamp(0, 1)).cpu())
+
+    # ------------------------------------------------------------------ passes
+    def _light(self) -> EnvironmentLight:
+        cfg = self.cfg
+        if cfg.learn_light:
+            return EnvironmentLight.random(cfg.light_res, seed=cfg.seed).to(self.device)
+        src = self.dataset.light
+        return EnvironmentLight(src.base.detach().clone(), trainable=False).to(self.device)
+
+    def _material(self) -> MLPTexture3D:
+        cfg = self.cfg
+        s = float(cfg.mesh_scale) / 2
+        lo = cfg.kd_min[:3] + cfg.ks_min + cfg.nrm_min
+        hi = cfg.kd_max[:3] + cfg.ks_max + cfg.nrm_max
+        return MLPTexture3D(
+            ([-s] * 3, [s] * 3),
+            channels=9,
+            min_max=(lo, hi),
+            config=HashGridConfig(log2_table_size=cfg.hash_log2_size),
+            seed=cfg.seed,
+            backend="auto" if cfg.backend in ("auto", "cuda", "torch") else "auto",
+        ).to(self.device)
+
+    def _run(self, pass_idx, name, mesh_fn, material, lgt, params_pos, params_mat, extra_reg):
+        cfg = self.cfg
+        lr_pos, lr_mat = _pass_lrs(cfg, pass_idx)
+        groups = []
+        if params_pos:
+            groups.append({"params": params_pos, "lr": lr_pos, "base": lr_pos})
+        if params_mat:
+            groups.append({"params": params_mat, "lr": lr_mat, "base": lr_mat})
+        opt = torch.optim.Adam(groups, lr=lr_mat, eps=1e-8) if groups else None
+        prog = _Progress(cfg.iter, name, cfg.progress, cfg.log_interval)
+        warmup = 100 if pass_idx == 1 else 0
+        for it in range(cfg.iter):
+            batch = self.dataset.train_batch(cfg.batch, self.gen)
+            h, w = batch["resolution"]
+            bg = self._background(cfg.batch, h, w)
+            if lgt.base.requires_grad or lgt.diffuse is None:
+                lgt.build_mips()
+            mesh = mesh_fn()
+            buffers = render_mesh(
+                self.ctx,
+                mesh,
+                batch["mvp"],
+                batch["campos"],
+                lgt,
+                (h, w),
+                spp=cfg.spp,
+                num_layers=cfg.layers,
+                background=bg,
+                material=material,
+                min_roughness=cfg.min_roughness,
+            )
+            img_loss, reg = self._losses(buffers, batch["img"], bg, it, cfg.iter, pass_idx)
+            reg = reg + extra_reg(it)
+            if lgt.base.requires_grad:
+                reg = reg + lgt.regularizer() * 0.005
+            loss = img_loss + reg
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{name}: loss became {float(loss)} at iteration {it}")
+            if opt is not None:
+                for g in opt.param_groups:
+                    g["lr"] = g["base"] * _lr_factor(it, warmup)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                if lgt.base.requires_grad:
+                    lgt.clamp_(0.0)
+                if isinstance(material, Material):
+                    for t in (material.kd, material.ks, material.normal):
+                        if t is not None:
+                            t.clamp_()
+            prog.update(it, {"img": img_loss.item(), "reg": reg.item()})
+            if cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
+                self._save_preview(f"img_{name}_{it:06d}.png", buffers, batch["img"], bg)
+
+    def _pass1(self):
+        cfg = self.cfg
+        geo = DMTetGeometry(cfg.dmtet_grid, float(cfg.mesh_scale), seed=cfg.seed).to(self.device)
+        mat = self._material()
+        lgt = self._light()
+        light_params = [lgt.base] if (cfg.learn_light and not cfg.lock_light) else []
+        if not light_params:
+            lgt.base.requires_grad_(False)
+        self._run(
+            0,
+            "dmtet_pass1",
+            geo.get_mesh,
+            mat,
+            lgt,
+            list(geo.parameters()),
+            list(mat.parameters()) + light_params,
+            lambda it: geo.reg_loss(it, cfg.iter, cfg.sdf_regularizer),
+        )
+        with torch.no_grad():
+            mesh = geo.get_mesh().detach()
+        mesh = unwrap_uv(mesh)
+
+        def sample(p):
+            return MLPTexture3D.split(mat.sample(p))
+
+        baked, _ = bake_textures(mesh, sample, cfg.texture_res, backend=cfg.backend)
+        bounds = (
+            (cfg.kd_min[:3], cfg.kd_max[:3]),
+            (cfg.ks_min, cfg.ks_max),
+            (cfg.nrm_min, cfg.nrm_max),
+        )
+        kd, ks, nrm = (
+            Texture2D(t.image().detach(), b).to(self.device)
+            for t, b in zip((baked.kd, baked.ks, baked.normal), bounds)
+        )
+        mesh.material = Material("pbr_material", kd=kd, ks=ks, normal=nrm)
+        self._export(mesh, lgt, self.out / "dmtet_mesh", glb=False)
+        return mesh, lgt
+
+    def _pass2(self, mesh: Mesh, lgt: EnvironmentLight):
+        cfg = self.cfg
+        v_init = mesh.v_pos.detach().clone()
+        v_pos = torch.nn.Parameter(v_init.clone(), requires_grad=not cfg.lock_pos)
+        mat = mesh.material
+        edges, deg = _edges(mesh.t_pos_idx, len(v_init))
+
+        def mesh_fn():
+            m = mesh.with_(v_pos=v_pos)
+            return compute_tangents(auto_normals(m)) if not cfg.lock_pos else mesh
+
+        def lap(it):
+            if cfg.lock_pos:
+                return torch.zeros((), device=self.device)
+            d = v_pos - v_init if cfg.laplace == "relative" else v_pos
+            mean = torch.zeros_like(d).index_add_(0, edges[:, 0], d[edges[:, 1]]) / deg[:, None]
+            lp = d - mean
+            return (lp**2).sum(-1).mean() * cfg.laplace_scale * (1 - it / max(cfg.iter, 1))
+
+        learn_light = cfg.learn_light and not cfg.lock_light
+        lgt.base.requires_grad_(learn_light)
+        params_pos = [v_pos] if not cfg.lock_pos else []
+        params_mat = list(mat.parameters()) + ([lgt.base] if learn_light else [])
+        self._run(1, "mesh_pass", mesh_fn, mat, lgt, params_pos, params_mat, lap)
+        with torch.no_grad():
+            final = mesh_fn().detach()
+        final.material = mat
+        return final
+
+    # ------------------------------------------------------------------ outputs
+    def _export(self, mesh: Mesh, lgt: EnvironmentLight, folder: Path, glb: bool) -> dict:
+        paths = {"obj": str(save_mesh(mesh, folder))}
+        lgt.save(folder / "probe.hdr")
+        paths["probe"] = str(folder / "probe.hdr")
+        if glb and "glb" in self.cfg.export_formats:
+            from ..io.gltf import save_glb
+
+            paths["glb"] = str(save_glb(mesh, folder / "mesh.glb"))
+        return paths
+
+    @torch.no_grad()
+    def _validate(self, mesh: Mesh, lgt: EnvironmentLight) -> dict:
+        cfg = self.cfg
+        folder = self.out / "validate"
+        folder.mkdir(parents=True, exist_ok=True)
+        lgt.build_mips()
+        rows, k = [], 0
+        white = cfg.background == "white"
+        for batch in self.dataset.validation_batches(cfg.validate_views):
+            h, w = batch["resolution"]
+            b = batch["mvp"].shape[0]
+            bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)
+            out = render_mesh(
+                self.ctx,
+                mesh,
+                batch["mvp"],
+                batch["campos"],
+                lgt,
+                (h, w),
+                spp=cfg.spp,
+                num_layers=cfg.layers,
+                background=bg,
+                min_roughness=cfg.min_roughness,
+            )
+            ref = batch["img"][..., :3] + bg * (1 - batch["img"][..., 3:4])
+            for i in range(b):
+                o = linear_to_srgb(out["shaded"][i, ..., :3].clamp(0, 1))
+                r = linear_to_srgb(ref[i].clamp(0, 1))
+                rows.append(image_metrics(o, r))
+                if k < 8:
+                    write_image(folder / f"val_{k:06d}_opt.png", o.cpu())
+                    write_image(folder / f"val_{k:06d}_ref.png", r.cpu())
+                k += 1
+        mse = [r["mse"] for r in rows]
+        psnr = [r["psnr"] for r in rows]
+        ssim = [r["ssim"] for r in rows]
+        lines = ["ID, MSE, PSNR, SSIM"] + [
+            f"{i}, {a:.8f}, {b:.8f}, {c:.6f}" for i, (a, b, c) in enumerate(zip(mse, psnr, ssim))
+        ]
+        lines.append(f"AVERAGES: {np.mean(mse):.8f}, {np.mean(psnr):.4f}, {np.mean(ssim):.6f}")
+        from ..io.files import atomic_write_text
+
+        atomic_write_text(folder / "metrics.txt", "\n".join(lines) + "\n")
+        metrics = {
+            "views": len(rows),
+            "mse": float(np.mean(mse)),
+            "psnr": float(np.mean(psnr)),
+            "ssim": float(np.mean(ssim)),
+        }
+        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        return metrics
+
+    def fit(self) -> dict:
+        """Run both passes, export and validate. Returns paths and metrics."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        cfg.save(self.out / "config.json")
+        t0 = time.time()
+        if cfg.base_mesh:
+            if not os.path.exists(cfg.base_mesh):
+                raise MissingFileError(f"config key 'base_mesh': '{cfg.base_mesh}' does not exist")
+            mesh = load_mesh(cfg.base_mesh)
+            if mesh.v_tex is None:
+                mesh = unwrap_uv(mesh)
+            mesh = compute_tangents(auto_normals(mesh) if mesh.v_nrm is None else mesh).to(
+                self.device
+            )
+            mesh.material = (
+                _random_material(cfg, self.device, self.gen)
+                if cfg.random_textures or mesh.material is None
+                else mesh.material
+            )
+            lgt = self._light()
+        else:
+            mesh, lgt = self._pass1()
+        final = self._pass2(mesh, lgt)
+        paths = self._export(final, lgt, self.out / "mesh", glb=True)
+        metrics = self._validate(final, lgt) if cfg.validate else {}
+        result = {
+            "out_dir": str(self.out),
+            "paths": paths,
+            "metrics": metrics,
+            "seconds": time.time() - t0,
+        }
+        return result
+
+
+def _edges(tri: torch.Tensor, n: int):
+    """Directed vertex adjacency [E, 2] and vertex degrees [n] (uniform Laplacian)."""
+    t = tri.long()
+    e = torch.cat([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    e = torch.unique(torch.cat([e, e.flip(1)]), dim=0)
+    deg = torch.bincount(e[:, 0], minlength=n).clamp(min=1).float()
+    return e, deg
+
+
+def _random_material(cfg: Config, device, gen) -> Material:
+    h, w = cfg.texture_res
+    lo = torch.tensor(cfg.kd_min[:3]), torch.tensor(cfg.ks_min)
+    hi = torch.tensor(cfg.kd_max[:3]), torch.tensor(cfg.ks_max)
+    kd = torch.rand(h, w, 3, generator=gen) * (hi[0] - lo[0]) + lo[0]
+    ks = torch.rand(h, w, 3, generator=gen) * (hi[1] - lo[1]) + lo[1]
+    nrm = torch.zeros(h, w, 3)
+    nrm[..., 2] = 1
+    mat = Material(
+        "random",
+        kd=Texture2D(kd, (lo[0], hi[0])),
+        ks=Texture2D(ks, (lo[1], hi[1])),
+        normal=Texture2D(nrm, (cfg.nrm_min, cfg.nrm_max)),
+    )
+    for t in (mat.kd, mat.ks, mat.normal):
+        t.to(device)
+    return mat
