@@ -7,12 +7,12 @@ import platform
 import sys
 
 from . import __version__
-from .errors import NvdrecError
+from .errors import ConfigError, NvdrecError
 
 __all__ = ["main"]
 
 
-def _info(_args: argparse.Namespace) -> int:
+def _info(_args: argparse.Namespace, _extra=()) -> int:
     import numpy
     import torch
 
@@ -37,9 +37,88 @@ def _info(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    print("The reconstruction trainer is not in this version yet; environment report:\n")
-    return _info(args)
+def _overrides(extra: list[str]) -> dict:
+    """``--key value`` / ``--key=value`` pairs after the known arguments -> overrides."""
+    from .train.config import parse_override
+
+    out, i = {}, 0
+    while i < len(extra):
+        tok = extra[i]
+        if not tok.startswith("--"):
+            raise ConfigError(f"unexpected argument {tok!r}; overrides look like --iter 200")
+        key, eq, val = tok[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra):
+                raise ConfigError(f"override --{key} needs a value")
+            val = extra[i + 1]
+            i += 1
+        key = key.replace("-", "_")
+        out[key] = parse_override(key, val)
+        i += 1
+    return out
+
+
+def _run(cfg_src, args: argparse.Namespace, extra: list[str]) -> int:
+    from .train.config import load_config
+    from .train.trainer import Trainer
+
+    ov = _overrides(extra)
+    if getattr(args, "out_dir", None):
+        ov["out_dir"] = args.out_dir
+    if getattr(args, "device", None):
+        ov["device"] = args.device
+    cfg = load_config(cfg_src, overrides=ov)
+    trainer = Trainer(cfg)
+    print(f"nvdrec: device {trainer.device}, output in {cfg.out_dir}", flush=True)
+    result = trainer.fit()
+    m = result["metrics"]
+    print(f"\nnvdrec: done in {result['seconds']:.0f} s. Results in {result['out_dir']}:")
+    for k, v in result["paths"].items():
+        print(f"  {k:<6} {v}")
+    if m:
+        print(
+            f"  validation over {m['views']} views: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}"
+        )
+    return 0
+
+
+def _train(args: argparse.Namespace, extra: list[str]) -> int:
+    return _run(args.config, args, extra)
+
+
+def _demo(args: argparse.Namespace, extra: list[str]) -> int:
+    import json
+    from importlib import resources
+
+    data = json.loads(resources.files("nvdrec").joinpath("configs/demo.json").read_text())
+    print("nvdrec demo: reconstructing the built-in procedural scene (no downloads)", flush=True)
+    return _run(data, args, extra)
+
+
+def _export(args: argparse.Namespace, extra: list[str]) -> int:
+    from pathlib import Path
+
+    from .errors import MissingFileError
+    from .io.obj import load_mesh, save_mesh
+
+    run = Path(args.run_dir)
+    src = run / "mesh" / "mesh.obj"
+    if not src.is_file():
+        raise MissingFileError(
+            f"'{src}' not found: RUN_DIR must be the out_dir of a finished 'nvdrec train'"
+        )
+    mesh = load_mesh(src)
+    out = Path(args.output) if args.output else run / "mesh"
+    if args.format == "glb":
+        from .io.gltf import save_glb
+
+        path = save_glb(mesh, out / "mesh.glb" if out.suffix != ".glb" else out)
+    elif args.format == "obj":
+        path = save_mesh(mesh, out)
+    else:
+        raise ConfigError("--format usd is not supported by this version yet; use glb or obj")
+    print(f"nvdrec: wrote {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,19 +131,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     s = sub.add_parser("info", help="versions, GPU and which backends are available")
     s.set_defaults(func=_info)
-    s = sub.add_parser("demo", help="reconstruct the built-in demo scene")
+    s = sub.add_parser(
+        "train",
+        help="reconstruct from a config (nvdiffrec JSON format)",
+        description="Any config key can be overridden: --iter 200 --train_res [256,256] ...",
+    )
+    s.add_argument("config", help="JSON config file")
+    s.add_argument("--out-dir", dest="out_dir", help="output folder (relative: under out/)")
+    s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    s.set_defaults(func=_train)
+    s = sub.add_parser("demo", help="reconstruct the built-in demo scene (no files needed)")
+    s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
+    s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_demo)
+    s = sub.add_parser("export", help="write a finished run's mesh as GLB or OBJ")
+    s.add_argument("run_dir", help="out_dir of a finished run")
+    s.add_argument("--format", choices=("glb", "obj", "usd"), default="glb")
+    s.add_argument("--output", help="output file or folder (default RUN_DIR/mesh)")
+    s.set_defaults(func=_export)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if extra and args.func not in (_train, _demo):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return int(args.func(args) or 0)
+        return int(args.func(args, extra) or 0)
     except NvdrecError as e:
         if args.debug:
             raise

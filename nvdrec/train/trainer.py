@@ -96,6 +96,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.dataset = self._make_dataset()
+        self.timing: dict = {}
 
     # ------------------------------------------------------------------ data
     def _make_dataset(self):
@@ -123,7 +124,8 @@ class Trainer:
             mesh = load_mesh(path, mtl_override=cfg.mtl_override)
             if cfg.envmap is None:
                 raise ConfigError(
-                    "config key 'envmap': a reference mesh needs an HDR environment map to render it"
+                    "config key 'envmap': a reference mesh needs an HDR environment map "
+                    "(lat-long .hdr) to render it"
                 )
             if not Path(cfg.envmap).exists():
                 raise MissingFileError(f"config key 'envmap': '{cfg.envmap}' does not exist")
@@ -193,6 +195,9 @@ class Trainer:
         opt = torch.optim.Adam(groups, lr=lr_mat, eps=1e-8) if groups else None
         prog = _Progress(cfg.iter, name, cfg.progress, cfg.log_interval)
         warmup = 100 if pass_idx == 1 else 0
+        t_start = time.time()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
         for it in range(cfg.iter):
             batch = self.dataset.train_batch(cfg.batch, self.gen)
             h, w = batch["resolution"]
@@ -236,6 +241,14 @@ class Trainer:
             prog.update(it, {"img": img_loss.item(), "reg": reg.item()})
             if cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
                 self._save_preview(f"img_{name}_{it:06d}.png", buffers, batch["img"], bg)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timing[name] = {
+            "ms_per_iter": (time.time() - t_start) * 1000 / max(cfg.iter, 1),
+            "peak_memory_gb": torch.cuda.max_memory_allocated(self.device) / 2**30
+            if self.device.type == "cuda"
+            else None,
+        }
 
     def _pass1(self):
         cfg = self.cfg

@@ -1,0 +1,243 @@
+"""End-to-end smoke tests of the reconstruction on a tiny built-in scene (CPU)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nvdrec
+from nvdrec.io import load_mesh, read_image
+from nvdrec.train.bake import bake_textures, dilate, unwrap_uv
+from nvdrec.train.trainer import Trainer
+
+TINY = {
+    "iter": 6,
+    "batch": 1,
+    "train_res": [48, 48],
+    "texture_res": [64, 64],
+    "dmtet_grid": 20,
+    "light_res": 16,
+    "hash_log2_size": 10,
+    "save_interval": 3,
+    "validate_views": 2,
+    "demo_grid": 32,
+    "learning_rate": [0.03, 0.01],
+    "progress": "none",
+    "seed": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    cfg = nvdrec.load_config({**TINY, "out_dir": str(out)})
+    result = Trainer(cfg).fit()
+    return out, result
+
+
+def test_outputs_follow_nvdiffrec_layout(tiny_run):
+    out, result = tiny_run
+    for rel in [
+        "config.json",
+        "img_dmtet_pass1_000000.png",
+        "img_dmtet_pass1_000003.png",
+        "img_mesh_pass_000005.png",
+        "dmtet_mesh/mesh.obj",
+        "dmtet_mesh/mesh.mtl",
+        "dmtet_mesh/texture_kd.png",
+        "dmtet_mesh/texture_ks.png",
+        "dmtet_mesh/texture_n.png",
+        "dmtet_mesh/probe.hdr",
+        "mesh/mesh.obj",
+        "mesh/mesh.mtl",
+        "mesh/texture_kd.png",
+        "mesh/texture_ks.png",
+        "mesh/texture_n.png",
+        "mesh/probe.hdr",
+        "mesh/mesh.glb",
+        "validate/metrics.txt",
+        "validate/metrics.json",
+        "validate/val_000000_opt.png",
+        "validate/val_000000_ref.png",
+    ]:
+        assert (out / rel).is_file(), rel
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+    mesh = load_mesh(out / "mesh" / "mesh.obj")
+    assert mesh.num_triangles > 0 and mesh.v_tex is not None
+    assert read_image(out / "mesh" / "texture_kd.png").shape == (64, 64, 3)
+    assert read_image(out / "mesh" / "probe.hdr").shape == (16, 32, 3)
+    lines = (out / "validate" / "metrics.txt").read_text().splitlines()
+    assert (
+        lines[0] == "ID, MSE, PSNR, SSIM" and lines[-1].startswith("AVERAGES:") and len(lines) == 4
+    )
+    m = json.loads((out / "validate" / "metrics.json").read_text())
+    assert m["views"] == 2 and 5 < m["psnr"] < 60 and result["metrics"] == m
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["iter"] == 6 and cfg["out_dir"] == str(out)
+
+
+def test_glb_structure(tiny_run):
+    import pygltflib
+
+    out, _ = tiny_run
+    g = pygltflib.GLTF2().load(str(out / "mesh" / "mesh.glb"))
+    prim = g.meshes[0].primitives[0]
+    for attr in ("POSITION", "NORMAL", "TANGENT", "TEXCOORD_0"):
+        assert getattr(prim.attributes, attr) is not None, attr
+    n = g.accessors[prim.attributes.POSITION].count
+    assert g.accessors[prim.attributes.TEXCOORD_0].count == n
+    assert g.accessors[prim.attributes.TANGENT].type == "VEC4"
+    assert g.accessors[prim.indices].count % 3 == 0
+    mat = g.materials[0]
+    assert mat.pbrMetallicRoughness.baseColorTexture is not None
+    assert mat.pbrMetallicRoughness.metallicRoughnessTexture is not None
+    assert mat.occlusionTexture is not None and mat.normalTexture is not None
+    assert len(g.images) == 3 and all(im.mimeType == "image/png" for im in g.images)
+
+
+def test_metallic_roughness_channel_order(tmp_path):
+    """glTF wants R = 1 - occlusion, G = roughness, B = metallic."""
+    import pygltflib
+
+    from nvdrec.io.gltf import save_glb
+    from nvdrec.structures import Material, Mesh, Texture2D
+
+    v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    f = torch.tensor([[0, 1, 2]])
+    mesh = Mesh(v, f, v_tex=torch.tensor([[0.0, 0], [1, 0], [0, 1]]), t_tex_idx=f.clone())
+    ks = torch.tensor([0.2, 0.6, 0.9]).expand(4, 4, 3).clone()
+    mesh.material = Material("m", kd=Texture2D(torch.full((4, 4, 3), 0.5)), ks=Texture2D(ks))
+    path = save_glb(mesh, tmp_path / "m.glb")
+    g = pygltflib.GLTF2().load(str(path))
+    blob = g.binary_blob()
+    tex = g.textures[g.materials[0].pbrMetallicRoughness.metallicRoughnessTexture.index]
+    view = g.bufferViews[g.images[tex.source].bufferView]
+    png = blob[view.byteOffset : view.byteOffset + view.byteLength]
+    p = tmp_path / "orm.png"
+    p.write_bytes(png)
+    orm = read_image(p)[0, 0]
+    assert np.allclose(orm, [0.8, 0.6, 0.9], atol=1 / 255)
+
+
+def test_bake_constant_material_and_dilation():
+    from nvdrec.data.demo import demo_mesh
+
+    mesh = unwrap_uv(demo_mesh(24))
+
+    def const(p):
+        n = len(p)
+        return (
+            torch.tensor([0.2, 0.4, 0.6]).expand(n, 3),
+            torch.tensor([0.0, 0.5, 1.0]).expand(n, 3),
+            torch.tensor([0.0, 0.0, 1.0]).expand(n, 3),
+        )
+
+    mat, mask = bake_textures(mesh, const, (64, 64), backend="torch")
+    assert 0.05 < mask.float().mean() < 1.0
+    kd = mat.kd.image()
+    assert torch.allclose(
+        kd, torch.tensor([0.2, 0.4, 0.6]).expand(64, 64, 3), atol=1e-6
+    )  # every texel filled
+    img = torch.zeros(8, 8, 1)
+    m = torch.zeros(8, 8, dtype=torch.bool)
+    img[2, 2], m[2, 2] = 5.0, True
+    out = dilate(img, m, iterations=2)
+    assert out[2, 4, 0] == 5.0 and out[0, 0, 0] == 5.0  # neighbours, then the global mean
+
+
+def test_empty_mesh_is_reported_before_unwrapping():
+    from nvdrec.errors import DataError
+    from nvdrec.structures import Mesh
+
+    with pytest.raises(DataError, match="pass 1 collapsed"):
+        unwrap_uv(Mesh(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long)))
+
+
+def test_api_and_cli_produce_the_same_outputs(tmp_path, tiny_run):
+    out_api, _ = tiny_run
+    cfg_file = tmp_path / "tiny.json"
+    cfg_file.write_text(json.dumps(TINY))
+    out_cli = tmp_path / "cli"
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "train", str(cfg_file), "--out-dir", str(out_cli)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Results in" in r.stdout
+    assert (out_cli / "mesh" / "mesh.obj").read_text() == (
+        out_api / "mesh" / "mesh.obj"
+    ).read_text()
+    a = json.loads((out_cli / "validate" / "metrics.json").read_text())
+    b = json.loads((out_api / "validate" / "metrics.json").read_text())
+    assert a == pytest.approx(b)
+
+
+def test_cli_errors_are_clean(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"iter": 10, "learnig_rate": 0.1}')
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "train", str(bad)], capture_output=True, text=True
+    )
+    assert (
+        r.returncode == 2
+        and "did you mean 'learning_rate'" in r.stderr
+        and "Traceback" not in r.stderr
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "train", str(tmp_path / "nope.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    missing = tmp_path / "m.json"
+    missing.write_text(
+        json.dumps({"ref_mesh": "no_such.obj", "envmap": "x.hdr", "out_dir": str(tmp_path / "o")})
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "train", str(missing)], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "ref_mesh" in r.stderr
+    assert not (tmp_path / "o" / "mesh").exists()
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "export", str(tmp_path)], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "mesh.obj" in r.stderr
+
+
+def test_export_command(tmp_path, tiny_run):
+    out, _ = tiny_run
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nvdrec",
+            "export",
+            str(out),
+            "--format",
+            "glb",
+            "--output",
+            str(tmp_path / "x.glb"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "x.glb").stat().st_size > 1000
+
+
+def test_flexicubes_is_a_clear_error():
+    with pytest.raises(nvdrec.ConfigError, match="flexicubes"):
+        Trainer(nvdrec.load_config({**TINY, "isosurface": "flexicubes", "out_dir": "/tmp/unused"}))
+
+
+def test_demo_config_is_packaged():
+    from importlib import resources
+
+    data = json.loads(resources.files("nvdrec").joinpath("configs/demo.json").read_text())
+    cfg = nvdrec.load_config(data)
+    assert cfg.iter > 0 and Path(cfg.out_dir).name == "demo"
