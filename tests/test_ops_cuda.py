@@ -145,7 +145,8 @@ def test_interpolate_matches_reference(shared_or_none):
             go = torch.randn_like(o1)
             loss1, loss2 = (o1 * go).sum(), (o2 * go).sum()
             if diff is not None:
-                assert_close(da2, da1, atol=VALUE_ATOL, name=f"{name} out_da")
+                # pixel derivatives reach O(100) on grazing triangles: float32 rounding is relative
+                assert_close(da2, da1, atol=VALUE_ATOL, rtol=1e-6, name=f"{name} out_da")
                 gda = torch.randn_like(da1)
                 loss1, loss2 = loss1 + (da1 * gda).sum(), loss2 + (da2 * gda).sum()
             loss1.backward()

@@ -41,6 +41,7 @@ void launch_raster_cover(const RasterParams& p, cudaStream_t s);
 void launch_raster_resolve(const RasterParams& p, cudaStream_t s);
 void launch_raster_grad(const RasterGradParams& p, cudaStream_t s);
 
-constexpr int kRasterChunk = 16;  // pixels of one triangle's box handled per work item
+constexpr int kRasterChunk = 16;
+constexpr float kMaxDb = 1e4f;  // bound of |rast_db| (see docs/ops.md)  // pixels of one triangle's box handled per work item
 
 }  // namespace nvdrec

@@ -153,7 +153,10 @@ __global__ void raster_resolve_kernel(RasterParams p) {
   float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
   raster_eval<float>(v, px, py, 2.f / p.width, 2.f / p.height, out, inside);
   *r = make_float4(out[0], out[1], out[2], (float)(t + 1));
-  *d = make_float4(out[3], out[4], out[5], out[6]);
+  // sliver triangles can give unbounded derivatives; the bound is far above any useful
+  // value (a barycentric change of 1e4 per pixel) and keeps products finite downstream
+  *d = make_float4(fminf(fmaxf(out[3], -kMaxDb), kMaxDb), fminf(fmaxf(out[4], -kMaxDb), kMaxDb),
+                   fminf(fmaxf(out[5], -kMaxDb), kMaxDb), fminf(fmaxf(out[6], -kMaxDb), kMaxDb));
 }
 
 __global__ void raster_grad_kernel(RasterGradParams p) {
@@ -184,7 +187,19 @@ __global__ void raster_grad_kernel(RasterGradParams p) {
       for (int k = 0; k < 4; ++k) v[i][k] = src[k];
     }
     float px = (pxi + 0.5f) * (2.f / p.width) - 1.f, py = (pyi + 0.5f) * (2.f / p.height) - 1.f;
+    // clamped derivatives (see resolve) pass no gradient, like torch.clamp
+    float dv[7];
+    bool inside;
+    raster_eval<float>(v, px, py, 2.f / p.width, 2.f / p.height, dv, inside);
+    for (int o = 3; o < 7; ++o)
+      if (!(fabsf(dv[o]) < kMaxDb)) go[o] = 0.f;
     raster_eval_grad(v, px, py, 2.f / p.width, 2.f / p.height, go, gv);
+    bool finite = true;
+    for (int i = 0; i < 3; ++i)
+      for (int k = 0; k < 4; ++k) finite = finite && isfinite(gv[i][k]);
+    if (!finite)  // degenerate (near zero-area) triangle: no usable gradient
+      for (int i = 0; i < 3; ++i)
+        for (int k = 0; k < 4; ++k) gv[i][k] = 0.f;
   }
   WarpRuns runs = warp_runs(active ? (((unsigned long long)b << 32) | (unsigned)t) : kNoKey);
   for (int i = 0; i < 3; ++i) {

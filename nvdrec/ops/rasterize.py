@@ -25,6 +25,7 @@ __all__ = ["rasterize", "DepthPeeler", "RasterSettings"]
 # (about 150 bytes per pair).
 _PAIR_BUDGET = 1 << 21
 _INT32_MASK = (1 << 31) - 1
+MAX_DB = 1e4  # bound of |rast_db|: a barycentric change of 1e4 per pixel
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,8 @@ def _shade_fragments(pos, tri, ranges, resolution, best, b_idx, t_idx, n_batch, 
     db_dx = (lam_bx * s - lam * lam_bx.sum(-1, keepdim=True)) / (s * s) * (2.0 / w)
     db_dy = (lam_by * s - lam * lam_by.sum(-1, keepdim=True)) / (s * s) * (2.0 / h)
     dvals = torch.stack([db_dx[:, 0], db_dy[:, 0], db_dx[:, 1], db_dy[:, 1]], dim=-1)
+    # sliver triangles can give unbounded derivatives: bound them (no gradient beyond)
+    dvals = dvals.clamp(-MAX_DB, MAX_DB)
     if not grad_db:
         dvals = dvals.detach()
     rast_db = torch.zeros(n_batch * h * w, 4, device=pos.device, dtype=pos.dtype)

@@ -166,8 +166,12 @@ class EnvironmentLight(nn.Module):
         chain = build_mips(self.base[None], max_mip_level=n_levels - 1, cube=True)
         chain = [c[0] for c in chain]
         self.diffuse = diffuse_irradiance(chain[-1])
+        # the finest levels have the narrowest lobes: with mip-filtered lookups (filtered
+        # importance sampling) fewer samples suffice there, and they dominate the cost
         self.specular = [
-            specular_prefilter(chain, k, self.roughness_of_level(k, len(chain)), self.samples)
+            specular_prefilter(
+                chain, k, self.roughness_of_level(k, len(chain)), max(4, self.samples >> max(0, 2 - k))
+            )
             for k in range(len(chain))
         ]
 
