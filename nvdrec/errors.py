@@ -56,3 +56,7 @@ class DataError(NvdrecError, ValueError):
 
 class BuildError(NvdrecError, RuntimeError):
     """The native kernels could not be compiled or loaded."""
+
+
+class NumericalError(NvdrecError, FloatingPointError):
+    """A loss or parameter became NaN/Inf during optimisation; the run stops."""

@@ -170,7 +170,10 @@ class EnvironmentLight(nn.Module):
         # importance sampling) fewer samples suffice there, and they dominate the cost
         self.specular = [
             specular_prefilter(
-                chain, k, self.roughness_of_level(k, len(chain)), max(4, self.samples >> max(0, 2 - k))
+                chain,
+                k,
+                self.roughness_of_level(k, len(chain)),
+                max(4, self.samples >> max(0, 2 - k)),
             )
             for k in range(len(chain))
         ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, MissingFileError
+from ..errors import ConfigError, MissingFileError, NumericalError
 from ..geometry import DMTetGeometry
 from ..io.image import linear_to_srgb, write_image
 from ..io.obj import load_mesh, save_mesh
@@ -224,7 +224,11 @@ class Trainer:
                 reg = reg + lgt.regularizer() * 0.005
             loss = img_loss + reg
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{name}: loss became {float(loss)} at iteration {it}")
+                raise NumericalError(
+                    f"{name}: the loss became {loss.item()} at iteration {it}; the run stopped "
+                    "(outputs of earlier stages are kept). Try a lower learning_rate or a "
+                    "different seed"
+                )
             if opt is not None:
                 for g in opt.param_groups:
                     g["lr"] = g["base"] * _lr_factor(it, warmup)
