@@ -106,8 +106,9 @@ def compute_tangents(mesh: Mesh) -> Mesh:
 
     For each triangle the tangent is the direction of increasing u in object space:
     solving [e1 e2] = [T B] [[du1, du2], [dv1, dv2]] for T (the standard derivation of
-    tangent frames from UV parameterisation), accumulated per normal-vertex with area
-    weighting, then Gram-Schmidt against the normal. Needs v_tex and v_nrm.
+    tangent frames from UV parameterisation), accumulated per normal-vertex weighted by
+    |e1 dv2 - e2 dv1| (larger faces count more), then Gram-Schmidt against the normal.
+    Needs v_tex and v_nrm.
     """
     if mesh.v_tex is None or mesh.t_tex_idx is None:
         raise ValueError("compute_tangents needs texture coordinates (v_tex, t_tex_idx)")
@@ -121,11 +122,11 @@ def compute_tangents(mesh: Mesh) -> Mesh:
     e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
     d1, d2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
     denom = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
-    # keep the sign of the UV area but avoid dividing by ~0 for degenerate UVs
-    denom = torch.where(denom.abs() < 1e-12, torch.full_like(denom, 1e-12), denom)
-    tang = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) / denom[:, None]
-    area = torch.cross(e1, e2, dim=-1).norm(dim=-1, keepdim=True)
-    tang = safe_normalize(tang) * area
+    # T = (e1 dv2 - e2 dv1) / denom; only its direction matters, so multiply by the sign
+    # of the UV area instead of dividing: faces with degenerate UVs then contribute ~0
+    # and no huge values (or NaN gradients) appear
+    sign = torch.where(denom >= 0, torch.ones_like(denom), -torch.ones_like(denom))
+    tang = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * sign[:, None]
     v_tng = torch.zeros_like(mesh.v_nrm)
     for k in range(3):
         v_tng = v_tng.index_add(0, ni[:, k], tang)
