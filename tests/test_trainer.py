@@ -241,3 +241,28 @@ def test_demo_config_is_packaged():
     data = json.loads(resources.files("nvdrec").joinpath("configs/demo.json").read_text())
     cfg = nvdrec.load_config(data)
     assert cfg.iter > 0 and Path(cfg.out_dir).name == "demo"
+
+
+def _gltf_validator():
+    """Command prefix that runs tests/gltf_validate.js, or None if node/gltf-validator lack."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        return None
+    probe = subprocess.run([node, "-e", "require.resolve('gltf-validator')"], capture_output=True)
+    return (
+        [node, str(Path(__file__).parent / "gltf_validate.js")] if probe.returncode == 0 else None
+    )
+
+
+def test_glb_passes_khronos_validator(tiny_run):
+    cmd = _gltf_validator()
+    if cmd is None:
+        pytest.skip(
+            "node with the gltf-validator package (npm install gltf-validator) is not available"
+        )
+    out, _ = tiny_run
+    r = subprocess.run([*cmd, str(out / "mesh" / "mesh.glb")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["errors"] == 0

@@ -85,6 +85,14 @@ def save_glb(mesh: Mesh, path: str | os.PathLike) -> Path:
             g.FLOAT,
             g.VEC3,
         )
+    if tng is not None and nrm is not None:
+        # unit tangents orthogonal to the normal (the Khronos validator checks both)
+        nn = nrm / np.linalg.norm(nrm, axis=-1, keepdims=True).clip(1e-12)
+        tng = tng - (tng * nn).sum(-1, keepdims=True) * nn
+        bad = np.linalg.norm(tng, axis=-1) < 1e-6
+        if bad.any():
+            axis = np.where(np.abs(nn[bad, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+            tng[bad] = np.cross(nn[bad], axis)
     if tng is not None:
         t4 = np.concatenate(
             [tng / np.linalg.norm(tng, axis=-1, keepdims=True).clip(1e-12), np.ones((len(tng), 1))],

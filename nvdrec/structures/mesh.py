@@ -131,5 +131,15 @@ def compute_tangents(mesh: Mesh) -> Mesh:
     for k in range(3):
         v_tng = v_tng.index_add(0, ni[:, k], tang)
     n = mesh.v_nrm
-    v_tng = safe_normalize(v_tng - (v_tng * n).sum(-1, keepdim=True) * n)
+    v_tng = v_tng - (v_tng * n).sum(-1, keepdim=True) * n
+    # vertices whose faces have no usable UV gradient get any unit vector normal to n
+    # (glTF and engines require unit tangents)
+    axis = torch.where(
+        n[:, :1].abs() < 0.9,
+        torch.tensor([1.0, 0.0, 0.0], device=n.device, dtype=n.dtype).expand_as(n),
+        torch.tensor([0.0, 1.0, 0.0], device=n.device, dtype=n.dtype).expand_as(n),
+    )
+    fallback = safe_normalize(torch.cross(n, axis, dim=-1).detach())
+    length = v_tng.norm(dim=-1, keepdim=True)
+    v_tng = torch.where(length > 1e-12, v_tng / length.clamp(min=1e-12), fallback)
     return mesh.with_(v_tng=v_tng, t_tng_idx=mesh.t_nrm_idx)
