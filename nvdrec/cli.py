@@ -95,6 +95,14 @@ def _demo(args: argparse.Namespace, extra: list[str]) -> int:
     return _run(data, args, extra)
 
 
+def _build(args: argparse.Namespace, extra: list[str]) -> int:
+    from ._ext.build import build_dir, load
+
+    load(verbose=args.verbose)
+    print(f"nvdrec: CUDA kernels ready in {build_dir()}")
+    return 0
+
+
 def _export(args: argparse.Namespace, extra: list[str]) -> int:
     from pathlib import Path
 
@@ -144,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_demo)
+    s = sub.add_parser("build", help="compile the CUDA kernels now (otherwise done on first use)")
+    s.add_argument("--verbose", action="store_true", help="show the compiler output")
+    s.set_defaults(func=_build)
     s = sub.add_parser("export", help="write a finished run's mesh as GLB or OBJ")
     s.add_argument("run_dir", help="out_dir of a finished run")
     s.add_argument("--format", choices=("glb", "obj", "usd"), default="glb")

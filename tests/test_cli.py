@@ -27,3 +27,12 @@ def test_import_loads_no_native_code():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_build_without_gpu_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        return  # the device machine builds for real; covered by tests/test_ops_cuda.py
+    r = _run("build")
+    assert r.returncode == 1 and "no CUDA device" in r.stderr and "Traceback" not in r.stderr
