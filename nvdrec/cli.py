@@ -68,7 +68,7 @@ def _run(cfg_src, args: argparse.Namespace, extra: list[str]) -> int:
     if getattr(args, "device", None):
         ov["device"] = args.device
     cfg = load_config(cfg_src, overrides=ov)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, resume=getattr(args, "resume", False))
     print(f"nvdrec: device {trainer.device}, output in {cfg.out_dir}", flush=True)
     result = trainer.fit()
     m = result["metrics"]
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="JSON config file")
     s.add_argument("--out-dir", dest="out_dir", help="output folder (relative: under out/)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     s.set_defaults(func=_train)
     s = sub.add_parser("demo", help="reconstruct the built-in demo scene (no files needed)")
     s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
@@ -178,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nvdrec: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("nvdrec: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"nvdrec: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
 
 

@@ -77,8 +77,10 @@ class _Progress:
 class Trainer:
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, resume: bool = False) -> None:
         self.cfg = cfg
+        self._resume: dict | None = None
+        self._stop = False
         if cfg.isosurface == "flexicubes":
             raise ConfigError(
                 "config key 'isosurface': 'flexicubes' is not supported yet; use 'dmtet'"
@@ -97,6 +99,63 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.dataset = self._make_dataset()
         self.timing: dict = {}
+        if resume:
+            self._load_resume()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _load_resume(self) -> None:
+        from .checkpoint import check_compatible, latest_checkpoint
+
+        found = latest_checkpoint(self.out / "checkpoints")
+        if found is None:
+            print(
+                f"nvdrec: no checkpoint in {self.out / 'checkpoints'}; starting from the beginning"
+            )
+            return
+        state, path = found
+        check_compatible(state, self.cfg.to_dict(), path)
+        self._resume = state
+        print(
+            f"nvdrec: resumed from pass {1 if state['pass'] == 'dmtet_pass1' else 2} "
+            f"iteration {state['iteration']} ({path})",
+            flush=True,
+        )
+
+    def _rng_state(self) -> dict:
+        out = {"gen": self.gen.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            out["cuda"] = torch.cuda.get_rng_state(self.device)
+        return out
+
+    def _save_ckpt(self, name, it, named, opt, extra) -> None:
+        from .checkpoint import save_checkpoint
+
+        state = {
+            "pass": name,
+            "iteration": it,
+            "params": {k: v.detach().cpu() for k, v in named.items()},
+            "optimizer": opt.state_dict() if opt is not None else {},
+            "rng": self._rng_state(),
+            "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
+            "extra": {k: v.detach().cpu() for k, v in (extra or {}).items()},
+        }
+        save_checkpoint(self.out / "checkpoints", state)
+
+    def _restore(self, name, named, opt) -> int:
+        r = self._resume
+        if r is None or r["pass"] != name:
+            return 0
+        with torch.no_grad():
+            for k, t in named.items():
+                t.copy_(r["params"][k].to(t.device))
+        if opt is not None and r["optimizer"]:
+            opt.load_state_dict(r["optimizer"])
+        self.gen.set_state(r["rng"]["gen"])
+        torch.set_rng_state(r["rng"]["torch"])
+        if "cuda" in r["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(r["rng"]["cuda"], self.device)
+        self._resume = None
+        return int(r["iteration"])
 
     # ------------------------------------------------------------------ data
     def _make_dataset(self):
@@ -184,7 +243,19 @@ class Trainer:
             backend="auto" if cfg.backend in ("auto", "cuda", "torch") else "auto",
         ).to(self.device)
 
-    def _run(self, pass_idx, name, mesh_fn, material, lgt, params_pos, params_mat, extra_reg):
+    def _run(
+        self,
+        pass_idx,
+        name,
+        mesh_fn,
+        material,
+        lgt,
+        params_pos,
+        params_mat,
+        extra_reg,
+        named,
+        extra=None,
+    ):
         cfg = self.cfg
         lr_pos, lr_mat = _pass_lrs(cfg, pass_idx)
         groups = []
@@ -198,7 +269,8 @@ class Trainer:
         t_start = time.time()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        for it in range(cfg.iter):
+        start = self._restore(name, named, opt)
+        for it in range(start, cfg.iter):
             batch = self.dataset.train_batch(cfg.batch, self.gen)
             h, w = batch["resolution"]
             bg = self._background(cfg.batch, h, w)
@@ -245,6 +317,13 @@ class Trainer:
             prog.update(it, {"img": img_loss.item(), "reg": reg.item()})
             if cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
                 self._save_preview(f"img_{name}_{it:06d}.png", buffers, batch["img"], bg)
+            interval = cfg.checkpoint_interval
+            if self._stop or (interval and (it + 1) % interval == 0 and it + 1 < cfg.iter):
+                self._save_ckpt(name, it + 1, named, opt, extra)
+            if self._stop:
+                raise KeyboardInterrupt(
+                    f"checkpoint saved in {self.out / 'checkpoints'}; continue with --resume"
+                )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.timing[name] = {
@@ -262,6 +341,9 @@ class Trainer:
         light_params = [lgt.base] if (cfg.learn_light and not cfg.lock_light) else []
         if not light_params:
             lgt.base.requires_grad_(False)
+        named = {f"geo.{k}": v for k, v in geo.named_parameters()}
+        named.update({f"mat.{k}": v for k, v in mat.named_parameters()})
+        named["light.base"] = lgt.base
         self._run(
             0,
             "dmtet_pass1",
@@ -271,6 +353,7 @@ class Trainer:
             list(geo.parameters()),
             list(mat.parameters()) + light_params,
             lambda it: geo.reg_loss(it, cfg.iter, cfg.sdf_regularizer),
+            named,
         )
         with torch.no_grad():
             mesh = geo.get_mesh().detach()
@@ -316,7 +399,21 @@ class Trainer:
         lgt.base.requires_grad_(learn_light)
         params_pos = [v_pos] if not cfg.lock_pos else []
         params_mat = list(mat.parameters()) + ([lgt.base] if learn_light else [])
-        self._run(1, "mesh_pass", mesh_fn, mat, lgt, params_pos, params_mat, lap)
+        named = {"v_pos": v_pos, "light.base": lgt.base}
+        named.update(
+            {
+                f"tex.{k}": t.data
+                for k, t in (("kd", mat.kd), ("ks", mat.ks), ("normal", mat.normal))
+                if t is not None
+            }
+        )
+        extra = {
+            "v_init": v_init,
+            "t_pos_idx": mesh.t_pos_idx,
+            "v_tex": mesh.v_tex,
+            "t_tex_idx": mesh.t_tex_idx,
+        }
+        self._run(1, "mesh_pass", mesh_fn, mat, lgt, params_pos, params_mat, lap, named, extra)
         with torch.no_grad():
             final = mesh_fn().detach()
         final.material = mat
@@ -391,7 +488,54 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         cfg.save(self.out / "config.json")
         t0 = time.time()
-        if cfg.base_mesh:
+        import signal
+
+        def on_signal(signum, frame):
+            self._stop = True  # finish the iteration, checkpoint, stop
+
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, on_signal)
+            except ValueError:  # not the main thread: no signal handling
+                pass
+        try:
+            return self._fit(t0)
+        finally:
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+
+    def _mesh_from_resume(self) -> tuple[Mesh, EnvironmentLight]:
+        cfg, r = self.cfg, self._resume
+        ex, params = r["extra"], r["params"]
+        dev = self.device
+        mesh = Mesh(
+            v_pos=ex["v_init"].to(dev),
+            t_pos_idx=ex["t_pos_idx"].to(dev),
+            v_tex=ex["v_tex"].to(dev),
+            t_tex_idx=ex["t_tex_idx"].to(dev),
+        )
+        mesh = compute_tangents(auto_normals(mesh))
+        bounds = {
+            "kd": (cfg.kd_min[:3], cfg.kd_max[:3]),
+            "ks": (cfg.ks_min, cfg.ks_max),
+            "normal": (cfg.nrm_min, cfg.nrm_max),
+        }
+        tex = {
+            k: Texture2D(params[f"tex.{k}"][0], bounds[k]).to(dev)
+            for k in bounds
+            if f"tex.{k}" in params
+        }
+        mesh.material = Material(
+            "pbr_material", kd=tex.get("kd"), ks=tex.get("ks"), normal=tex.get("normal")
+        )
+        return mesh, self._light()
+
+    def _fit(self, t0: float) -> dict:
+        cfg = self.cfg
+        if self._resume is not None and self._resume["pass"] == "mesh_pass":
+            mesh, lgt = self._mesh_from_resume()
+        elif cfg.base_mesh:
             if not os.path.exists(cfg.base_mesh):
                 raise MissingFileError(f"config key 'base_mesh': '{cfg.base_mesh}' does not exist")
             mesh = load_mesh(cfg.base_mesh)
@@ -415,6 +559,7 @@ class Trainer:
             "out_dir": str(self.out),
             "paths": paths,
             "metrics": metrics,
+            "timing": self.timing,
             "seconds": time.time() - t0,
         }
         return result

@@ -1,0 +1,82 @@
+"""Checkpoints: atomic, weights-only files that hold everything needed to continue a run.
+
+Files live in ``OUT/checkpoints/`` as ``<pass>_<iteration>.pt`` (iteration = the next one
+to run). They are written to a temporary file, fsynced and renamed, so a crash never
+leaves a half-written checkpoint under the final name; loading uses
+``torch.load(weights_only=True)``, which does not execute pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+from ..io.files import atomic_path
+
+__all__ = ["save_checkpoint", "latest_checkpoint", "check_compatible", "IGNORED_KEYS"]
+
+VERSION = 1
+PASS_ORDER = {"dmtet_pass1": 0, "mesh_pass": 1}
+# keys that may change between the interrupted run and the resumed one
+IGNORED_KEYS = (
+    "progress",
+    "log_interval",
+    "checkpoint_interval",
+    "device",
+    "save_interval",
+    "display_interval",
+)
+
+
+def save_checkpoint(folder: Path, state: dict, keep: int = 2) -> Path:
+    """Write ``state`` atomically and keep only the newest ``keep`` checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{state['pass']}_{state['iteration']:06d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save({**state, "version": VERSION}, tmp)
+    old = sorted(folder.glob("*.pt"), key=_order)[:-keep]
+    for p in old:
+        p.unlink(missing_ok=True)
+    return path
+
+
+def _order(p: Path):
+    name, _, it = p.stem.rpartition("_")
+    return (PASS_ORDER.get(name, -1), int(it) if it.isdigit() else -1)
+
+
+def latest_checkpoint(folder: Path) -> tuple[dict, Path] | None:
+    """Newest checkpoint that loads, or None; unreadable files are skipped with a warning."""
+    for p in sorted(folder.glob("*.pt"), key=_order, reverse=True):
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # a damaged file: fall back to the previous checkpoint
+            warnings.warn(
+                f"nvdrec: skipping unreadable checkpoint {p}: {e}", RuntimeWarning, stacklevel=2
+            )
+            continue
+        if isinstance(state, dict) and state.get("version") == VERSION:
+            return state, p
+    return None
+
+
+def check_compatible(state: dict, cfg_dict: dict, path: Path) -> None:
+    """Refuse a checkpoint written for a different configuration."""
+    old = json.loads(state["config"])
+    diff = [
+        k
+        for k in sorted(set(old) | set(cfg_dict))
+        if k not in IGNORED_KEYS and old.get(k) != cfg_dict.get(k)
+    ]
+    if diff:
+        k = diff[0]
+        more = f" and {len(diff) - 1} more" if len(diff) > 1 else ""
+        raise ConfigError(
+            f"checkpoint {path} was made with a different config (key '{k}' was "
+            f"{old.get(k)!r}, now {cfg_dict.get(k)!r}{more}); resume with the same config, "
+            "or start a new out_dir"
+        )

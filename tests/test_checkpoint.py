@@ -1,0 +1,97 @@
+"""Checkpoints: an interrupted and resumed run ends like an uninterrupted one (CPU)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nvdrec
+from nvdrec.train.trainer import Trainer
+
+CFG = {
+    "iter": 8,
+    "batch": 1,
+    "train_res": [40, 40],
+    "texture_res": [32, 32],
+    "dmtet_grid": 16,
+    "light_res": 16,
+    "hash_log2_size": 10,
+    "save_interval": 0,
+    "validate_views": 2,
+    "demo_grid": 28,
+    "learning_rate": [0.03, 0.01],
+    "progress": "none",
+    "seed": 5,
+    "checkpoint_interval": 3,
+}
+
+
+def _run(out, resume=False, **over):
+    cfg = nvdrec.load_config({**CFG, **over, "out_dir": str(out)})
+    return Trainer(cfg, resume=resume).fit()
+
+
+def _outputs(out):
+    return (out / "mesh" / "mesh.obj").read_text(), json.loads(
+        (out / "validate" / "metrics.json").read_text()
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    _run(out, checkpoint_interval=0)
+    return _outputs(out)
+
+
+@pytest.mark.parametrize("stop_pass", ["dmtet_pass1", "mesh_pass"])
+def test_resume_after_interrupt_matches_uninterrupted(tmp_path, reference, stop_pass, monkeypatch):
+    out = tmp_path / "run"
+    cfg = nvdrec.load_config({**CFG, "out_dir": str(out)})
+    trainer = Trainer(cfg)
+    original = trainer._save_ckpt
+
+    def interrupting_save(name, it, named, opt, extra):
+        original(name, it, named, opt, extra)
+        if name == stop_pass:
+            trainer._stop = True  # as if SIGINT arrived: the next iteration saves and stops
+
+    monkeypatch.setattr(trainer, "_save_ckpt", interrupting_save)
+    with pytest.raises(KeyboardInterrupt, match="--resume"):
+        trainer.fit()
+    assert list((out / "checkpoints").glob(f"{stop_pass}_*.pt"))
+    assert not (out / "mesh" / "mesh.obj").exists()
+    _run(out, resume=True)
+    mesh, metrics = _outputs(out)
+    ref_mesh, ref_metrics = reference
+    assert mesh == ref_mesh
+    assert metrics == pytest.approx(ref_metrics, rel=1e-6)
+
+
+def test_checkpoint_from_other_config_is_refused(tmp_path):
+    out = tmp_path / "run"
+    _run(out, iter=4)
+    with pytest.raises(nvdrec.ConfigError, match="different config.*'iter'"):
+        _run(out, resume=True, iter=5)
+
+
+def test_sigint_checkpoints_and_resume_via_cli(tmp_path, reference):
+    out = tmp_path / "cli"
+    cfg_file = tmp_path / "c.json"
+    cfg_file.write_text(json.dumps({**CFG, "iter": 40, "checkpoint_interval": 2}))
+    cmd = [sys.executable, "-m", "nvdrec", "train", str(cfg_file), "--out-dir", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "checkpoints").glob("*.pt")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "resumed from pass" in r.stdout
+    assert (out / "mesh" / "mesh.glb").is_file()
