@@ -174,3 +174,22 @@ def test_shared_meshes(shared_data):
     assert spot.num_vertices == 2930 and spot.num_triangles == 5856
     blub = load_mesh(shared_data / "meshes/blub/blub_triangulated.obj")
     assert blub.num_triangles == 14208
+
+
+def test_mtl_paths_cannot_make_writes_escape_the_output_folder(tmp_path):
+    """Texture names from an MTL are only read; save_mesh writes fixed names in its folder."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write_image(tmp_path / "outside.png", np.full((2, 2, 3), 0.5, np.float32))
+    (src / "m.mtl").write_text("newmtl m\nmap_Kd ../outside.png\n")
+    (src / "m.obj").write_text(
+        "mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n"
+    )
+    mesh = load_mesh(src / "m.obj")
+    before = set(tmp_path.rglob("*"))
+    save_mesh(mesh, tmp_path / "out")
+    written = set(tmp_path.rglob("*")) - before
+    assert written and all(
+        (tmp_path / "out") in p.parents or p == tmp_path / "out" for p in written
+    )
+    assert (tmp_path / "out" / "texture_kd.png").is_file()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import BuildError
 
-__all__ = ["SOURCES", "load", "try_load", "build_dir", "cache_root"]
+__all__ = ["SOURCES", "load", "try_load", "build_dir", "cache_root", "build_locked"]
 
 SOURCES = (
     "binding.cpp",
@@ -167,6 +167,56 @@ def _acquire(lock_path: Path):
     return lock
 
 
+def build_locked(
+    name: str, sources: list, folder: Path, record: dict, verbose: bool = False, **flags
+):
+    """Compile (if needed) and import a torch extension in ``folder`` under the OS lock.
+
+    The same path builds our kernels and, in tests, a tiny C++ extension: a folder
+    without its ``BUILT`` stamp (a build killed half way) is wiped first, torch's own
+    baton file is removed while we hold the real lock, and the stamp is written last.
+    """
+    import torch
+    from torch.utils import cpp_extension
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = _acquire(folder.parent / f"{folder.name}.lock")
+    try:
+        stamp = folder / "BUILT"
+        fresh = not stamp.exists()
+        if fresh and folder.exists():
+            shutil.rmtree(folder)  # a build that was killed half way
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "lock").unlink(missing_ok=True)  # torch's baton; we hold the real lock
+
+        def build():
+            return cpp_extension.load(
+                name=name,
+                sources=[str(x) for x in sources],
+                build_directory=str(folder),
+                verbose=verbose,
+                **flags,
+            )
+
+        try:
+            if fresh:
+                with _Progress(folder):
+                    module = build()
+                (folder / "build.json").write_text(json.dumps(record, indent=2))
+                stamp.write_text(name + "\n")
+            else:
+                module = build()
+        except Exception as e:  # compiler errors arrive as RuntimeError/OSError/...
+            raise BuildError(
+                f"building {name} failed in {folder}: {str(e)[-2000:]}\n"
+                f"torch {torch.__version__} at {Path(torch.__file__).parent}; check that nvcc "
+                "matches torch's CUDA version (nvdrec info), or set CUDA_HOME"
+            ) from e
+    finally:
+        lock.release()
+    return module
+
+
 def load(verbose: bool = False):
     """Build (if needed) and import the kernels; raises BuildError on failure."""
     global _module
@@ -183,49 +233,18 @@ def load(verbose: bool = False):
         if src is None:
             raise BuildError("nvdrec's CUDA sources are missing from this installation")
         key, record = _build_key(src)
-        root = cache_root()
-        root.mkdir(parents=True, exist_ok=True)
-        folder = root / f"kernels_{key}"
-        lock = _acquire(root / f"kernels_{key}.lock")
-        try:
-            stamp = folder / "BUILT"
-            fresh = not stamp.exists()
-            if fresh and folder.exists():
-                shutil.rmtree(folder)  # a build that was killed half way
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "lock").unlink(missing_ok=True)  # torch's baton; we hold the real lock
-            os.environ.setdefault("TORCH_CUDA_ARCH_LIST", record["arch"])
-            from torch.utils import cpp_extension
-
-            def build():
-                return cpp_extension.load(
-                    name=f"nvdrec_kernels_{key}",
-                    sources=[str(src / s) for s in SOURCES],
-                    build_directory=str(folder),
-                    extra_cflags=CFLAGS,
-                    extra_cuda_cflags=CUDA_CFLAGS,
-                    extra_ldflags=LDFLAGS,
-                    verbose=verbose,
-                )
-
-            try:
-                if fresh:
-                    with _Progress(folder):
-                        module = build()
-                    (folder / "build.json").write_text(json.dumps(record, indent=2))
-                    stamp.write_text(key + "\n")
-                else:
-                    module = build()
-            except Exception as e:  # compiler errors arrive as RuntimeError/OSError/...
-                raise BuildError(
-                    f"building nvdrec's CUDA kernels failed in {folder}: {str(e)[-2000:]}\n"
-                    f"torch {torch.__version__} at {Path(torch.__file__).parent}; check that nvcc "
-                    "matches torch's CUDA version (nvdrec info), or set CUDA_HOME"
-                ) from e
-        finally:
-            lock.release()
-        _module = module
-        return module
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", record["arch"])
+        _module = build_locked(
+            f"nvdrec_kernels_{key}",
+            [src / x for x in SOURCES],
+            cache_root() / f"kernels_{key}",
+            record,
+            verbose=verbose,
+            extra_cflags=CFLAGS,
+            extra_cuda_cflags=CUDA_CFLAGS,
+            extra_ldflags=LDFLAGS,
+        )
+        return _module
 
 
 def try_load():
