@@ -78,6 +78,10 @@ class Trainer:
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`."""
 
     def __init__(self, cfg: Config, resume: bool = False) -> None:
+        if cfg.mesh_scale == "auto":
+            raise ConfigError(
+                "config key 'mesh_scale': 'auto' framing is not implemented yet; give a number"
+            )
         self.cfg = cfg
         self._resume: dict | None = None
         self._stop = False
@@ -97,7 +101,9 @@ class Trainer:
         self.ctx = RasterContext(cfg.backend)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.val_dataset = None
         self.dataset = self._make_dataset()
+        self.val_dataset = self.val_dataset or self.dataset
         self.timing: dict = {}
         if resume:
             self._load_resume()
@@ -176,10 +182,20 @@ class Trainer:
             if not path.exists():
                 raise MissingFileError(f"config key 'ref_mesh': '{path}' does not exist")
             if path.is_dir():
-                raise ConfigError(
-                    f"config key 'ref_mesh': '{path}' is a folder (NeRF/LLFF/COLMAP data); "
-                    "image datasets are not supported by this version yet"
-                )
+                from ..data.nerf import NeRFDataset, is_nerf_folder
+
+                if not is_nerf_folder(path):
+                    raise ConfigError(
+                        f"config key 'ref_mesh': folder '{path}' has no transforms_train.json; "
+                        "NeRF-synthetic folders are supported (LLFF and COLMAP not yet)"
+                    )
+                kw = {
+                    "resolution": cfg.train_res,
+                    "near_far": tuple(cfg.cam_near_far),
+                    "device": self.device,
+                }
+                self.val_dataset = NeRFDataset(path, "test", **kw)
+                return NeRFDataset(path, "train", **kw)
             mesh = load_mesh(path, mtl_override=cfg.mtl_override)
             if cfg.envmap is None:
                 raise ConfigError(
@@ -226,8 +242,15 @@ class Trainer:
         cfg = self.cfg
         if cfg.learn_light:
             return EnvironmentLight.random(cfg.light_res, seed=cfg.seed).to(self.device)
-        src = self.dataset.light
-        return EnvironmentLight(src.base.detach().clone(), trainable=False).to(self.device)
+        if hasattr(self.dataset, "light"):
+            base = self.dataset.light.base.detach().clone()
+        elif cfg.envmap:
+            base = EnvironmentLight.load(
+                cfg.envmap, scale=cfg.env_scale, res=cfg.light_res
+            ).base.detach()
+        else:
+            raise ConfigError("config key 'learn_light': false needs 'envmap' (the known lighting)")
+        return EnvironmentLight(base, trainable=False).to(self.device)
 
     def _material(self) -> MLPTexture3D:
         cfg = self.cfg
@@ -438,7 +461,7 @@ class Trainer:
         lgt.build_mips()
         rows, k = [], 0
         white = cfg.background == "white"
-        for batch in self.dataset.validation_batches(cfg.validate_views):
+        for batch in self.val_dataset.validation_batches(cfg.validate_views):
             h, w = batch["resolution"]
             b = batch["mvp"].shape[0]
             bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)

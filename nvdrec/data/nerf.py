@@ -1,0 +1,158 @@
+"""NeRF-synthetic datasets: ``transforms_{train,test,val}.json`` + RGBA images.
+
+Frames give camera-to-world matrices in Blender's world (Z up) with OpenGL camera axes
+(x right, y up, looking down -z); they are rotated into our Y-up world. Intrinsics come
+from ``camera_angle_x`` or from ``fl_x``/``fl_y``/``cx``/``cy`` (per frame or at the top
+level, as written by common NeRF tools). Images are sRGB (8/16-bit) or linear (float
+formats) with straight alpha; they are resized to ``train_res`` with an area filter when
+their size differs (intrinsics follow) and stored premultiplied over black, like the
+synthetic dataset's renders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError, MissingFileError
+from ..io.image import read_image, srgb_to_linear
+from ..structures import camera as cam
+
+__all__ = ["NeRFDataset", "is_nerf_folder"]
+
+_EXTS = ("", ".png", ".PNG", ".jpg", ".jpeg", ".exr", ".hdr")
+
+
+def is_nerf_folder(path: Path) -> bool:
+    return (Path(path) / "transforms_train.json").is_file()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingFileError(f"'{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"'{path}' is not a readable JSON file: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("frames"), list) or not data["frames"]:
+        raise DataError(f"'{path}' has no frames (expected a non-empty 'frames' list)")
+    return data
+
+
+def _image_path(folder: Path, file_path: str, where: str) -> Path:
+    base = folder / file_path
+    for ext in _EXTS:
+        p = base.with_name(base.name + ext) if ext else base
+        if p.is_file():
+            return p
+    tried = ", ".join(e or "as is" for e in _EXTS)
+    raise MissingFileError(f"{where}: image '{file_path}' not found next to it (tried {tried})")
+
+
+class NeRFDataset:
+    """Cameras and images of one split of a NeRF-synthetic folder.
+
+    Args:
+        folder: the folder with ``transforms_train.json``.
+        split: "train", or "test" (falls back to "val", then "train") for validation.
+        resolution: (H, W) to resize to, or None to keep the files' size.
+    """
+
+    def __init__(
+        self, folder, split="train", resolution=None, near_far=(0.1, 1000.0), device="cpu"
+    ) -> None:
+        folder = Path(folder)
+        names = [split] if split == "train" else [split, "val", "train"]
+        tf = next(
+            (
+                folder / f"transforms_{n}.json"
+                for n in names
+                if (folder / f"transforms_{n}.json").is_file()
+            ),
+            None,
+        )
+        if tf is None:
+            raise MissingFileError(f"'{folder}' has no transforms_{split}.json")
+        data = _read_json(tf)
+        self.device = device
+        imgs, mvs, projs = [], [], []
+        to_y_up = cam.blender_to_opengl_world().double()
+        for i, fr in enumerate(data["frames"]):
+            where = f"{tf} frame {i}"
+            if "file_path" not in fr or "transform_matrix" not in fr:
+                raise DataError(f"{where}: needs 'file_path' and 'transform_matrix'")
+            img = read_image(_image_path(tf.parent, fr["file_path"], where))
+            if img.shape[-1] != 4:
+                raise DataError(
+                    f"{where}: image has {img.shape[-1]} channels but no alpha; NeRF-synthetic "
+                    "images must be RGBA (the alpha channel is the object mask)"
+                )
+            h0, w0 = img.shape[:2]
+            lin = img.copy()
+            if img.dtype == np.float32 and _is_ldr_file(fr["file_path"], tf.parent):
+                lin[..., :3] = srgb_to_linear(img[..., :3])
+            t = torch.from_numpy(lin)
+            t = torch.cat([t[..., :3] * t[..., 3:4], t[..., 3:4]], -1)  # premultiplied
+            h, w = resolution if resolution is not None else (h0, w0)
+            if (h, w) != (h0, w0):  # area filter on premultiplied colour
+                t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")
+                t = t[0].permute(1, 2, 0)
+            imgs.append(t)
+            sx, sy = w / w0, h / h0
+            fx = fr.get("fl_x", data.get("fl_x"))
+            fy = fr.get("fl_y", data.get("fl_y", fx))
+            if fx is None:
+                angle = fr.get("camera_angle_x", data.get("camera_angle_x"))
+                if angle is None:
+                    raise DataError(f"{where}: no intrinsics ('camera_angle_x' or 'fl_x')")
+                fx = fy = 0.5 * w0 / math.tan(0.5 * float(angle))
+            cx = fr.get("cx", data.get("cx", w0 / 2))
+            cy = fr.get("cy", data.get("cy", h0 / 2))
+            projs.append(
+                cam.perspective_from_intrinsics(
+                    float(fx) * sx, float(fy) * sy, float(cx) * sx, float(cy) * sy, w, h, *near_far
+                )
+            )
+            c2w = to_y_up @ torch.tensor(fr["transform_matrix"], dtype=torch.float64).reshape(4, 4)
+            mvs.append(torch.linalg.inv(c2w).float())
+        self.images = torch.stack(imgs).to(device)
+        self.mv = torch.stack(mvs).to(device)
+        self.proj = torch.stack(projs).to(device)
+        self.resolution = tuple(self.images.shape[1:3])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _batch(self, idx) -> dict:
+        mv = self.mv[idx]
+        return {
+            "mv": mv,
+            "mvp": self.proj[idx] @ mv,
+            "campos": torch.linalg.inv(mv)[:, :3, 3],
+            "resolution": self.resolution,
+            "spp": 1,
+            "img": self.images[idx],
+        }
+
+    def train_batch(self, batch: int, generator: torch.Generator) -> dict:
+        idx = torch.randint(0, len(self), (batch,), generator=generator).to(self.device)
+        return self._batch(idx)
+
+    def validation_batches(self, count: int, batch: int = 4):
+        n = min(count, len(self))
+        for i in range(0, n, batch):
+            yield self._batch(torch.arange(i, min(i + batch, n), device=self.device))
+
+
+def _is_ldr_file(file_path: str, folder: Path) -> bool:
+    suffix = Path(file_path).suffix.lower()
+    if suffix in (".exr", ".hdr"):
+        return False
+    if suffix:
+        return True
+    return not any((folder / (file_path + e)).is_file() for e in (".exr", ".hdr"))
