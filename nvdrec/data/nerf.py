@@ -15,7 +15,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -94,7 +93,7 @@ class NeRFDataset:
                 )
             h0, w0 = img.shape[:2]
             lin = img.copy()
-            if img.dtype == np.float32 and _is_ldr_file(fr["file_path"], tf.parent):
+            if _is_ldr_file(fr["file_path"], tf.parent):
                 lin[..., :3] = srgb_to_linear(img[..., :3])
             t = torch.from_numpy(lin)
             t = torch.cat([t[..., :3] * t[..., 3:4], t[..., 3:4]], -1)  # premultiplied
