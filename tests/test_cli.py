@@ -36,3 +36,11 @@ def test_build_without_gpu_is_a_clear_error():
         return  # the device machine builds for real; covered by tests/test_ops_cuda.py
     r = _run("build")
     assert r.returncode == 1 and "no CUDA device" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_public_api_names():
+    import nvdrec
+    from nvdrec.train.trainer import Trainer
+
+    assert nvdrec.Trainer is Trainer and nvdrec.train.Trainer is Trainer
+    assert callable(nvdrec.load_config) and nvdrec.Config().iter == 5000
