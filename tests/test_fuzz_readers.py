@@ -210,3 +210,34 @@ def test_png16_corrupted_valid_file(tmp_path, pos, junk, channels):
         read_image(p)
     except NvdrecError:
         pass
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["file_path", "transform_matrix", "fl_x", "cx", "camera_angle_x"]),
+            JSON_VALUES,
+            max_size=4,
+        )
+        | JSON_VALUES,
+        max_size=3,
+    ),
+    st.one_of(st.none(), JSON_VALUES),
+)
+def test_nerf_transforms_json_never_crashes(tmp_path, frames, angle):
+    import numpy as np
+
+    from nvdrec.data.nerf import NeRFDataset
+    from nvdrec.io import write_image
+
+    write_image(tmp_path / "a.png", np.ones((4, 4, 4), np.float32))
+    good = {"file_path": "a", "transform_matrix": np.eye(4).tolist()}
+    data = {"frames": [good, *frames]}
+    if angle is not None:
+        data["camera_angle_x"] = angle
+    (tmp_path / "transforms_train.json").write_text(json.dumps(data))
+    try:
+        NeRFDataset(tmp_path, "train")
+    except NvdrecError:
+        pass

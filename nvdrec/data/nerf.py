@@ -83,8 +83,9 @@ class NeRFDataset:
         to_y_up = cam.blender_to_opengl_world().double()
         for i, fr in enumerate(data["frames"]):
             where = f"{tf} frame {i}"
-            if "file_path" not in fr or "transform_matrix" not in fr:
-                raise DataError(f"{where}: needs 'file_path' and 'transform_matrix'")
+            if not isinstance(fr, dict) or not isinstance(fr.get("file_path"), str):
+                raise DataError(f"{where}: needs 'file_path' (a string) and 'transform_matrix'")
+            c2w_raw = _matrix(fr.get("transform_matrix"), where)
             img = read_image(_image_path(tf.parent, fr["file_path"], where))
             if img.shape[-1] != 4:
                 raise DataError(
@@ -103,21 +104,36 @@ class NeRFDataset:
                 t = t[0].permute(1, 2, 0)
             imgs.append(t)
             sx, sy = w / w0, h / h0
-            fx = fr.get("fl_x", data.get("fl_x"))
-            fy = fr.get("fl_y", data.get("fl_y", fx))
-            if fx is None:
-                angle = fr.get("camera_angle_x", data.get("camera_angle_x"))
-                if angle is None:
-                    raise DataError(f"{where}: no intrinsics ('camera_angle_x' or 'fl_x')")
+
+            def num(key, default=None):
+                v = fr.get(key, data.get(key, default))
+                if v is not None and (
+                    isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                ):
+                    raise DataError(f"{where}: '{key}' must be a finite number, got {v!r}")
+                return v
+
+            fx = num("fl_x")
+            fy = num("fl_y", fx)
+            if fx is None or fy is None:
+                angle = num("camera_angle_x")
+                if angle is None or not 0 < angle < math.pi:
+                    raise DataError(
+                        f"{where}: no valid intrinsics ('camera_angle_x' in (0, pi) or 'fl_x')"
+                    )
                 fx = fy = 0.5 * w0 / math.tan(0.5 * float(angle))
-            cx = fr.get("cx", data.get("cx", w0 / 2))
-            cy = fr.get("cy", data.get("cy", h0 / 2))
+            if fx <= 0 or fy <= 0:
+                raise DataError(f"{where}: focal lengths must be positive, got {fx!r}, {fy!r}")
+            cx = num("cx", w0 / 2)
+            cy = num("cy", h0 / 2)
             projs.append(
                 cam.perspective_from_intrinsics(
                     float(fx) * sx, float(fy) * sy, float(cx) * sx, float(cy) * sy, w, h, *near_far
                 )
             )
-            c2w = to_y_up @ torch.tensor(fr["transform_matrix"], dtype=torch.float64).reshape(4, 4)
+            c2w = to_y_up @ c2w_raw
+            if abs(float(torch.linalg.det(c2w[:3, :3]))) < 1e-9:
+                raise DataError(f"{where}: 'transform_matrix' is singular")
             mvs.append(torch.linalg.inv(c2w).float())
         self.images = torch.stack(imgs).to(device)
         self.mv = torch.stack(mvs).to(device)
@@ -146,6 +162,21 @@ class NeRFDataset:
         n = min(count, len(self))
         for i in range(0, n, batch):
             yield self._batch(torch.arange(i, min(i + batch, n), device=self.device))
+
+
+def _matrix(value, where: str) -> torch.Tensor:
+    try:
+        m = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise DataError(f"{where}: 'transform_matrix' must be a 4x4 list of numbers") from None
+    if m.numel() not in (12, 16) or not torch.isfinite(m).all():
+        raise DataError(
+            f"{where}: 'transform_matrix' must be a 4x4 (or 3x4) list of finite numbers"
+        )
+    m = m.reshape(-1, 4)
+    if m.shape[0] == 3:
+        m = torch.cat([m, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
+    return m
 
 
 def _is_ldr_file(file_path: str, folder: Path) -> bool:
