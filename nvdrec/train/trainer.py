@@ -182,12 +182,22 @@ class Trainer:
             if not path.exists():
                 raise MissingFileError(f"config key 'ref_mesh': '{path}' does not exist")
             if path.is_dir():
+                from ..data.llff import LLFFDataset, is_llff_folder
                 from ..data.nerf import NeRFDataset, is_nerf_folder
 
+                if is_llff_folder(path):
+                    ds = LLFFDataset(
+                        path,
+                        resolution=cfg.train_res,
+                        near_far=tuple(cfg.cam_near_far),
+                        device=self.device,
+                    )
+                    self.val_dataset = ds
+                    return ds
                 if not is_nerf_folder(path):
                     raise ConfigError(
-                        f"config key 'ref_mesh': folder '{path}' has no transforms_train.json; "
-                        "NeRF-synthetic folders are supported (LLFF and COLMAP not yet)"
+                        f"config key 'ref_mesh': folder '{path}' has neither transforms_train.json "
+                        "(NeRF-synthetic) nor poses_bounds.npy (LLFF); COLMAP is not supported yet"
                     )
                 kw = {
                     "resolution": cfg.train_res,

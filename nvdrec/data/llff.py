@@ -1,0 +1,105 @@
+"""LLFF datasets: ``poses_bounds.npy`` + ``images/`` + ``masks/``.
+
+``poses_bounds.npy`` is [N, 17]: a 3x5 matrix per image whose first four columns are the
+camera-to-world rotation and centre with axes (down, right, backwards) and whose fifth
+column is (height, width, focal) in pixels, then two depth bounds. Cameras are converted
+to OpenGL axes (right, up, backwards), and the scene is recentred on the point closest to
+all optical axes (least squares), so that the object sits at the origin of the grid box.
+Masks (one per image, same order when sorted by name) become the alpha channel; images and
+masks are resized together to ``train_res``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError, MissingFileError
+from ..io.image import read_image, srgb_to_linear
+from ..structures import camera as cam
+from .nerf import NeRFDataset
+
+__all__ = ["LLFFDataset", "is_llff_folder", "axes_focus_point"]
+
+_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".exr", ".hdr"}
+
+
+def is_llff_folder(path: Path) -> bool:
+    return (Path(path) / "poses_bounds.npy").is_file()
+
+
+def _list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise MissingFileError(f"'{folder}' does not exist")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
+
+
+def axes_focus_point(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    """Least-squares point closest to the lines origin + t dir: solves
+    sum(I - d d^T) p = sum(I - d d^T) o."""
+    d = F.normalize(dirs.double(), dim=-1)
+    m = torch.eye(3, dtype=torch.float64) - d[:, :, None] * d[:, None, :]
+    return torch.linalg.solve(m.sum(0), (m @ origins.double()[:, :, None]).sum(0))[:, 0]
+
+
+class LLFFDataset(NeRFDataset):
+    """Cameras and masked images of an LLFF folder (every image is used for training and
+    validation; the validation views are the first ``validate_views`` images)."""
+
+    def __init__(
+        self, folder, split="train", resolution=None, near_far=(0.1, 1000.0), device="cpu"
+    ) -> None:
+        folder = Path(folder)
+        try:
+            pb = np.load(folder / "poses_bounds.npy", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"'{folder / 'poses_bounds.npy'}' cannot be read: {e}") from None
+        if pb.ndim != 2 or pb.shape[1] != 17 or len(pb) == 0:
+            raise DataError(f"'{folder / 'poses_bounds.npy'}' must be [N, 17], got {pb.shape}")
+        images = _list_images(folder / "images")
+        masks = _list_images(folder / "masks")
+        if len(images) != len(pb):
+            raise DataError(
+                f"'{folder / 'images'}' has {len(images)} images but poses_bounds.npy has "
+                f"{len(pb)} poses"
+            )
+        if len(masks) != len(images):
+            raise DataError(
+                f"'{folder / 'masks'}' has {len(masks)} masks for {len(images)} images; LLFF data "
+                "needs one mask per image (the object silhouette), same order when sorted by name"
+            )
+        poses = torch.tensor(pb[:, :15].reshape(-1, 3, 5), dtype=torch.float64)
+        c2w = cam.llff_to_opengl(poses[:, :, :4])  # [N, 4, 4]
+        centre = axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2])
+        c2w[:, :3, 3] -= centre
+        self.centre = centre
+        self.device = device
+        imgs, mvs, projs = [], [], []
+        for i, (ip, mp) in enumerate(zip(images, masks)):
+            img = read_image(ip)[..., :3]
+            mask = read_image(mp)[..., :1]
+            h0, w0 = img.shape[:2]
+            if mask.shape[:2] != (h0, w0):
+                raise DataError(
+                    f"mask '{mp}' is {mask.shape[1]}x{mask.shape[0]} but image '{ip}' is {w0}x{h0}"
+                )
+            rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
+            t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
+            h, w = resolution if resolution is not None else (h0, w0)
+            if (h, w) != (h0, w0):
+                t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(
+                    1, 2, 0
+                )
+            imgs.append(t)
+            ph, pw, focal = (float(x) for x in poses[i, :, 4])
+            f = focal * w / pw  # focal given for the (ph, pw) images
+            fy = focal * h / ph
+            projs.append(cam.perspective_from_intrinsics(f, fy, w / 2, h / 2, w, h, *near_far))
+            mvs.append(torch.linalg.inv(c2w[i]).float())
+        self.images = torch.stack(imgs).to(device)
+        self.mv = torch.stack(mvs).to(device)
+        self.proj = torch.stack(projs).to(device)
+        self.resolution = tuple(self.images.shape[1:3])

@@ -1,0 +1,106 @@
+"""LLFF loading: a dataset written in LLFF's layout from our own renders loads back to
+the same cameras (recentred on the axes' focus point) and trains end to end."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from test_data_nerf import FOV, H, W, _scene
+
+from nvdrec.data.llff import LLFFDataset, axes_focus_point
+from nvdrec.errors import DataError
+from nvdrec.io import linear_to_srgb, write_image
+from nvdrec.render import RasterContext, render_mesh
+from nvdrec.structures import camera as cam
+
+
+def write_llff(folder, n=6, offset=(0.3, -0.2, 0.1)):
+    """Views of a sphere centred at ``offset``, written as images/, masks/, poses_bounds.npy."""
+    mesh, light = _scene()
+    mesh = mesh.with_(v_pos=mesh.v_pos + torch.tensor(offset))
+    views = cam.orbit_views(n, radius=3.0, fovy=FOV, resolution=(H, W))
+    # aim the cameras at the offset centre
+    shift = cam.translate(*(-torch.tensor(offset)).tolist())
+    mv = views.mv @ shift
+    views = cam.Cameras.from_mv(mv, cam.perspective(FOV, 1.0), (H, W))
+    out = render_mesh(RasterContext(), mesh, views.mvp, views.campos, light, (H, W))[
+        "shaded"
+    ].detach()
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    rows = []
+    focal = 0.5 * H / math.tan(FOV / 2)
+    for i in range(n):
+        a = out[i, ..., 3:4]
+        write_image(
+            folder / "images" / f"img_{i:03d}.png",
+            linear_to_srgb((out[i, ..., :3] / a.clamp(min=1e-6)).clamp(0, 1)),
+            bit_depth=16,
+        )
+        write_image(folder / "masks" / f"img_{i:03d}.png", a, bit_depth=16)
+        c2w = torch.linalg.inv(mv[i]).double()
+        # OpenGL (right, up, back) -> LLFF (down, right, back)
+        llff = torch.stack([-c2w[:3, 1], c2w[:3, 0], c2w[:3, 2], c2w[:3, 3]], -1)
+        p = torch.cat([llff, torch.tensor([[H], [W], [focal]], dtype=torch.float64)], -1)
+        rows.append(np.concatenate([p.numpy().reshape(-1), [0.5, 10.0]]))
+    np.save(folder / "poses_bounds.npy", np.stack(rows))
+    return views, out
+
+
+def test_llff_cameras_recentred_and_images(tmp_path):
+    views, out = write_llff(tmp_path)
+    ds = LLFFDataset(tmp_path)
+    # every camera looked at the offset point: recentring moves it to the origin
+    assert torch.allclose(ds.centre.float(), torch.tensor([0.3, -0.2, 0.1]), atol=1e-4)
+    b = ds._batch(torch.arange(len(ds)))
+    c = b["mvp"] @ torch.tensor([0.0, 0.0, 0.0, 1.0])
+    assert (c[:, :2] / c[:, 3:]).abs().max() < 1e-4  # the origin is at every image centre
+    # same cameras as the renders, up to the recentring translation
+    shifted = views.mvp @ cam.translate(0.3, -0.2, 0.1)
+    assert torch.allclose(b["mvp"], shifted, atol=1e-4)
+    assert (b["img"][..., 3] - out[..., 3]).abs().max() < 1e-4
+
+
+def test_focus_point_least_squares():
+    o = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
+    p = axes_focus_point(o, -o)
+    assert torch.allclose(p, torch.zeros(3, dtype=torch.float64), atol=1e-12)
+
+
+def test_llff_bad_inputs(tmp_path):
+    write_llff(tmp_path, n=3)
+    (tmp_path / "masks" / "img_002.png").unlink()
+    with pytest.raises(DataError, match="2 masks for 3 images"):
+        LLFFDataset(tmp_path)
+    np.save(tmp_path / "poses_bounds.npy", np.zeros((2, 17)))
+    with pytest.raises(DataError, match="3 images but poses_bounds.npy has 2"):
+        LLFFDataset(tmp_path)
+
+
+def test_llff_trains_end_to_end(tmp_path):
+    write_llff(tmp_path / "scene", n=6)
+    cfg = {
+        "ref_mesh": str(tmp_path / "scene"),
+        "iter": 3,
+        "batch": 1,
+        "train_res": [24, 24],
+        "texture_res": [32, 32],
+        "dmtet_grid": 16,
+        "light_res": 16,
+        "hash_log2_size": 10,
+        "save_interval": 0,
+        "validate_views": 2,
+        "progress": "none",
+        "out_dir": str(tmp_path / "out"),
+    }
+    f = tmp_path / "llff.json"
+    f.write_text(json.dumps(cfg))
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
