@@ -194,10 +194,21 @@ class Trainer:
                     )
                     self.val_dataset = ds
                     return ds
+                from ..data.colmap import ColmapDataset, is_colmap_folder
+
+                if is_colmap_folder(path) and not is_nerf_folder(path):
+                    ds = ColmapDataset(
+                        path,
+                        resolution=cfg.train_res,
+                        near_far=tuple(cfg.cam_near_far),
+                        device=self.device,
+                    )
+                    self.val_dataset = ds
+                    return ds
                 if not is_nerf_folder(path):
                     raise ConfigError(
-                        f"config key 'ref_mesh': folder '{path}' has neither transforms_train.json "
-                        "(NeRF-synthetic) nor poses_bounds.npy (LLFF); COLMAP is not supported yet"
+                        f"config key 'ref_mesh': folder '{path}' has no transforms_train.json "
+                        "(NeRF-synthetic), poses_bounds.npy (LLFF) or sparse/0 (COLMAP)"
                     )
                 kw = {
                     "resolution": cfg.train_res,

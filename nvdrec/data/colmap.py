@@ -1,0 +1,255 @@
+"""COLMAP datasets: ``sparse/0/{cameras,images}.{bin,txt}`` + ``images/`` (+ ``masks/``).
+
+Formats as documented by COLMAP ("Output Format"): cameras (id, model, width, height,
+params) and images (id, world-to-camera quaternion qw qx qy qz and translation, camera id,
+file name). Poses are OpenCV cameras (x right, y down, z forward) and become OpenGL
+cameras; the scene is recentred on the point closest to all optical axes, as for LLFF.
+PINHOLE and SIMPLE_PINHOLE are supported; distorted models (SIMPLE_RADIAL, RADIAL, OPENCV,
+...) must be undistorted first (``colmap image_undistorter`` writes PINHOLE cameras).
+Alpha comes from RGBA images or from ``masks/`` (``NAME`` or ``NAME.png``); without
+either the object cannot be separated from the background, which is an error.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import DataError, MissingFileError
+from ..io.image import read_image, srgb_to_linear
+from ..structures import camera as cam
+from .llff import axes_focus_point
+from .nerf import NeRFDataset
+
+__all__ = ["ColmapDataset", "is_colmap_folder", "read_cameras", "read_images"]
+
+# model id -> (name, number of params)
+_MODELS = {
+    0: ("SIMPLE_PINHOLE", 3),
+    1: ("PINHOLE", 4),
+    2: ("SIMPLE_RADIAL", 4),
+    3: ("RADIAL", 5),
+    4: ("OPENCV", 8),
+    5: ("OPENCV_FISHEYE", 8),
+    6: ("FULL_OPENCV", 12),
+    7: ("FOV", 5),
+    8: ("SIMPLE_RADIAL_FISHEYE", 4),
+    9: ("RADIAL_FISHEYE", 5),
+    10: ("THIN_PRISM_FISHEYE", 12),
+}
+
+
+def _sparse(folder: Path) -> Path:
+    for cand in (folder / "sparse" / "0", folder / "sparse"):
+        if (cand / "cameras.bin").is_file() or (cand / "cameras.txt").is_file():
+            return cand
+    raise MissingFileError(
+        f"'{folder}' has no sparse/0/cameras.bin or cameras.txt (a COLMAP model)"
+    )
+
+
+def is_colmap_folder(path: Path) -> bool:
+    try:
+        _sparse(Path(path))
+        return True
+    except MissingFileError:
+        return False
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.data, self.pos, self.path = path.read_bytes(), 0, path
+
+    def take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise DataError(f"'{self.path}' is truncated")
+        out = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return out
+
+    def cstring(self) -> str:
+        end = self.data.find(b"\0", self.pos)
+        if end < 0:
+            raise DataError(f"'{self.path}' is truncated")
+        s = self.data[self.pos : end].decode("utf-8", "replace")
+        self.pos = end + 1
+        return s
+
+
+def read_cameras(sparse: Path) -> dict:
+    """{camera id: (model name, width, height, params)}."""
+    out = {}
+    if (sparse / "cameras.bin").is_file():
+        r = _Reader(sparse / "cameras.bin")
+        (n,) = r.take("<Q")
+        for _ in range(n):
+            cid, model, w, h = r.take("<iiQQ")
+            if model not in _MODELS:
+                raise DataError(f"'{r.path}': unknown camera model id {model}")
+            name, k = _MODELS[model]
+            out[cid] = (name, w, h, r.take(f"<{k}d"))
+        return out
+    path = sparse / "cameras.txt"
+    for lineno, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+    ):
+        if not line.strip() or line.startswith("#"):
+            continue
+        t = line.split()
+        try:
+            out[int(t[0])] = (t[1], int(t[2]), int(t[3]), tuple(float(x) for x in t[4:]))
+        except (IndexError, ValueError):
+            raise DataError(f"{path}:{lineno}: malformed camera line") from None
+    return out
+
+
+def read_images(sparse: Path) -> list:
+    """[(name, qvec (w, x, y, z), tvec, camera id)] in file order."""
+    out = []
+    if (sparse / "images.bin").is_file():
+        r = _Reader(sparse / "images.bin")
+        (n,) = r.take("<Q")
+        for _ in range(n):
+            _, qw, qx, qy, qz, tx, ty, tz, cid = r.take("<idddddddi")
+            name = r.cstring()
+            (npts,) = r.take("<Q")
+            r.pos += npts * struct.calcsize("<ddq")
+            out.append((name, (qw, qx, qy, qz), (tx, ty, tz), cid))
+        return out
+    path = sparse / "images.txt"
+    if not path.is_file():
+        raise MissingFileError(f"'{sparse}' has no images.bin or images.txt")
+    lines = [
+        ln
+        for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not ln.startswith("#")
+    ]
+    for i in range(0, len(lines), 2):
+        t = lines[i].split()
+        if not t:
+            continue
+        try:
+            out.append(
+                (" ".join(t[9:]), tuple(map(float, t[1:5])), tuple(map(float, t[5:8])), int(t[8]))
+            )
+        except (IndexError, ValueError):
+            raise DataError(f"{path}: malformed image line {lines[i][:60]!r}") from None
+    return out
+
+
+def _quat_to_rot(q) -> torch.Tensor:
+    w, x, y, z = (float(v) for v in q)
+    n = (w * w + x * x + y * y + z * z) ** 0.5
+    if n < 1e-12:
+        raise DataError("COLMAP image has a zero quaternion")
+    w, x, y, z = w / n, x / n, y / n, z / n
+    return torch.tensor(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ],
+        dtype=torch.float64,
+    )
+
+
+class ColmapDataset(NeRFDataset):
+    """Cameras and masked images of a COLMAP reconstruction (all views train; validation
+    uses the first ``validate_views``)."""
+
+    def __init__(
+        self, folder, split="train", resolution=None, near_far=(0.1, 1000.0), device="cpu"
+    ) -> None:
+        folder = Path(folder)
+        sparse = _sparse(folder)
+        cams = read_cameras(sparse)
+        entries = sorted(read_images(sparse), key=lambda e: e[0])
+        if not entries:
+            raise DataError(f"'{sparse}' lists no images")
+        c2ws, items = [], []
+        for name, q, t, cid in entries:
+            if cid not in cams:
+                raise DataError(
+                    f"image '{name}' uses camera {cid}, which '{sparse}' does not define"
+                )
+            model, w0, h0, params = cams[cid]
+            if model == "PINHOLE":
+                fx, fy, cx, cy = params[:4]
+            elif model == "SIMPLE_PINHOLE":
+                fx = fy = params[0]
+                cx, cy = params[1:3]
+            else:
+                raise DataError(
+                    f"camera {cid} uses the {model} model; undistort the images first "
+                    "(colmap image_undistorter writes PINHOLE cameras)"
+                )
+            rot = _quat_to_rot(q)
+            c2w_cv = torch.eye(4, dtype=torch.float64)
+            c2w_cv[:3, :3] = rot.T
+            c2w_cv[:3, 3] = -rot.T @ torch.tensor(t, dtype=torch.float64)
+            c2ws.append(cam.opencv_to_opengl(c2w_cv))
+            items.append((name, w0, h0, fx, fy, cx, cy))
+        c2w = torch.stack(c2ws)
+        self.centre = (
+            axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2]) if len(c2w) > 1 else c2w[0, :3, 3] * 0
+        )
+        c2w[:, :3, 3] -= self.centre
+        self.device = device
+        imgs, projs = [], []
+        has_masks = (folder / "masks").is_dir()
+        for name, w0, h0, fx, fy, cx, cy in items:
+            ip = folder / "images" / name
+            if not ip.is_file():
+                raise MissingFileError(f"image '{ip}' listed by the COLMAP model does not exist")
+            img = read_image(ip)
+            if has_masks:
+                mp = next(
+                    (
+                        p
+                        for p in (folder / "masks" / name, folder / "masks" / (name + ".png"))
+                        if p.is_file()
+                    ),
+                    None,
+                )
+                if mp is None:
+                    raise MissingFileError(
+                        f"no mask for '{name}' in '{folder / 'masks'}' "
+                        f"(expected '{name}' or '{name}.png')"
+                    )
+                alpha = read_image(mp)[..., :1]
+            elif img.shape[-1] == 4:
+                alpha = img[..., 3:4]
+            else:
+                raise DataError(
+                    f"'{ip}' has no alpha channel and '{folder / 'masks'}' does not exist: the "
+                    "method needs object masks. Put one mask image per photo in masks/ (same "
+                    "names), or use RGBA images"
+                )
+            if alpha.shape[:2] != img.shape[:2]:
+                raise DataError(f"mask of '{name}' has a different size than the image")
+            rgb = (
+                img[..., :3]
+                if ip.suffix.lower() in (".exr", ".hdr")
+                else srgb_to_linear(img[..., :3])
+            )
+            t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
+            hh, ww = img.shape[:2]
+            h, w = resolution if resolution is not None else (hh, ww)
+            if (h, w) != (hh, ww):
+                t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(
+                    1, 2, 0
+                )
+            imgs.append(t)
+            sx, sy = w / w0, h / h0
+            projs.append(
+                cam.perspective_from_intrinsics(fx * sx, fy * sy, cx * sx, cy * sy, w, h, *near_far)
+            )
+        self.images = torch.stack(imgs).to(device)
+        self.mv = torch.linalg.inv(c2w).float().to(device)
+        self.proj = torch.stack(projs).to(device)
+        self.resolution = tuple(self.images.shape[1:3])
