@@ -95,6 +95,19 @@ def _demo(args: argparse.Namespace, extra: list[str]) -> int:
     return _run(data, args, extra)
 
 
+def _check(args: argparse.Namespace, extra: list[str]) -> int:
+    from pathlib import Path
+
+    from .data.check import preflight
+
+    picture = Path(args.picture) if args.picture else None
+    lines, warns = preflight(args.dataset, mesh_scale=args.mesh_scale, picture=picture)
+    print("\n".join(lines))
+    for w in warns:
+        print(f"warning: {w}")
+    return 0
+
+
 def _build(args: argparse.Namespace, extra: list[str]) -> int:
     from ._ext.build import build_dir, load
 
@@ -153,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_demo)
+    s = sub.add_parser("check", help="preflight report of a dataset folder (NeRF, LLFF, COLMAP)")
+    s.add_argument("dataset", help="dataset folder")
+    s.add_argument("--mesh-scale", dest="mesh_scale", type=float, default=2.1, help="grid box size")
+    s.add_argument("--picture", help="write a top-view picture of the cameras to this PNG")
+    s.set_defaults(func=_check)
     s = sub.add_parser("build", help="compile the CUDA kernels now (otherwise done on first use)")
     s.add_argument("--verbose", action="store_true", help="show the compiler output")
     s.set_defaults(func=_build)
