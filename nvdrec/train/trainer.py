@@ -78,10 +78,6 @@ class Trainer:
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`."""
 
     def __init__(self, cfg: Config, resume: bool = False) -> None:
-        if cfg.mesh_scale == "auto":
-            raise ConfigError(
-                "config key 'mesh_scale': 'auto' framing is not implemented yet; give a number"
-            )
         self.cfg = cfg
         self._resume: dict | None = None
         self._stop = False
@@ -104,9 +100,29 @@ class Trainer:
         self.val_dataset = None
         self.dataset = self._make_dataset()
         self.val_dataset = self.val_dataset or self.dataset
+        self.shift = torch.zeros(3)
+        if cfg.mesh_scale == "auto":
+            self._auto_frame()
         self.timing: dict = {}
         if resume:
             self._load_resume()
+
+    def _auto_frame(self) -> None:
+        from ..data.framing import auto_frame
+        from ..structures import camera as cam
+
+        if not hasattr(self.dataset, "proj"):
+            raise ConfigError(
+                "config key 'mesh_scale': 'auto' needs an image dataset folder as ref_mesh"
+            )
+        scale, self.shift = auto_frame(self.dataset)
+        if self.val_dataset is not self.dataset:
+            self.val_dataset.mv = self.val_dataset.mv @ cam.translate(*self.shift.tolist()).to(
+                self.device
+            )
+        self.cfg = self.cfg.replace(mesh_scale=scale, out_dir=self.cfg.out_dir)
+        centre = [round(x, 4) for x in self.shift.tolist()]
+        print(f"nvdrec: automatic framing: centre {centre}, mesh_scale {scale:.4f}", flush=True)
 
     # ------------------------------------------------------------------ checkpoints
     def _load_resume(self) -> None:
@@ -465,6 +481,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ outputs
     def _export(self, mesh: Mesh, lgt: EnvironmentLight, folder: Path, glb: bool) -> dict:
+        if bool(self.shift.abs().sum() > 0):  # back into the input's frame (auto framing)
+            mesh = mesh.with_(v_pos=mesh.v_pos + self.shift.to(mesh.v_pos.device))
         paths = {"obj": str(save_mesh(mesh, folder))}
         lgt.save(folder / "probe.hdr")
         paths["probe"] = str(folder / "probe.hdr")
