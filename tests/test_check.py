@@ -35,3 +35,16 @@ def test_warnings_and_cli(tmp_path):
         [sys.executable, "-m", "nvdrec", "check", str(tmp_path)], capture_output=True, text=True
     )
     assert r.returncode == 1 and "not a dataset folder" in r.stderr
+
+
+def test_inconsistent_image_sizes_are_reported(tmp_path):
+    import numpy as np
+
+    from nvdrec.io import read_image, write_image
+
+    write_nerf(tmp_path / "s", n=4)
+    img = read_image(tmp_path / "s" / "train" / "r_2.png")
+    big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
+    write_image(tmp_path / "s" / "train" / "r_2.png", big, bit_depth=16)
+    lines, warns = preflight(tmp_path / "s")
+    assert any("1 image(s) differ in size" in w for w in warns)

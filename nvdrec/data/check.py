@@ -91,6 +91,11 @@ def preflight(
         warns.append(f"{empty} image(s) have an empty mask (alpha 0 everywhere)")
     if full:
         warns.append(f"{full} image(s) have a full mask: the background is not separated")
+    if getattr(ds, "size_mismatches", 0):
+        warns.append(
+            f"{ds.size_mismatches} image(s) differ in size from the first one; they are resized "
+            "(check that intrinsics refer to the files as they are)"
+        )
     if float(angle.median()) > 20:
         warns.append("most cameras do not look at the origin: the object may be off-centre")
     if float(dist.min()) < mesh_scale * 0.87:

@@ -200,6 +200,7 @@ class ColmapDataset(NeRFDataset):
         )
         c2w[:, :3, 3] -= self.centre
         self.device = device
+        self.size_mismatches = 0
         imgs, projs = [], []
         has_masks = (folder / "masks").is_dir()
         for name, w0, h0, fx, fy, cx, cy in items:
@@ -239,7 +240,10 @@ class ColmapDataset(NeRFDataset):
             )
             t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
             hh, ww = img.shape[:2]
-            h, w = resolution if resolution is not None else (hh, ww)
+            if resolution is None:  # keep the first image's size; others follow it
+                resolution = (hh, ww)
+            self.size_mismatches += int((hh, ww) != tuple(resolution))
+            h, w = resolution
             if (h, w) != (hh, ww):
                 t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(
                     1, 2, 0

@@ -77,6 +77,7 @@ class LLFFDataset(NeRFDataset):
         c2w[:, :3, 3] -= centre
         self.centre = centre
         self.device = device
+        self.size_mismatches = 0
         imgs, mvs, projs = [], [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
             img = read_image(ip)[..., :3]
@@ -88,7 +89,10 @@ class LLFFDataset(NeRFDataset):
                 )
             rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
             t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
-            h, w = resolution if resolution is not None else (h0, w0)
+            if resolution is None:  # keep the first image's size; others follow it
+                resolution = (h0, w0)
+            self.size_mismatches += int((h0, w0) != tuple(resolution))
+            h, w = resolution
             if (h, w) != (h0, w0):
                 t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(
                     1, 2, 0

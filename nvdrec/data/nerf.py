@@ -79,6 +79,7 @@ class NeRFDataset:
             raise MissingFileError(f"'{folder}' has no transforms_{split}.json")
         data = _read_json(tf)
         self.device = device
+        self.size_mismatches = 0
         imgs, mvs, projs = [], [], []
         to_y_up = cam.blender_to_opengl_world().double()
         for i, fr in enumerate(data["frames"]):
@@ -98,7 +99,10 @@ class NeRFDataset:
                 lin[..., :3] = srgb_to_linear(img[..., :3])
             t = torch.from_numpy(lin)
             t = torch.cat([t[..., :3] * t[..., 3:4], t[..., 3:4]], -1)  # premultiplied
-            h, w = resolution if resolution is not None else (h0, w0)
+            if resolution is None:  # keep the first image's size; others follow it
+                resolution = (h0, w0)
+            self.size_mismatches += int((h0, w0) != tuple(resolution))
+            h, w = resolution
             if (h, w) != (h0, w0):  # area filter on premultiplied colour
                 t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")
                 t = t[0].permute(1, 2, 0)
