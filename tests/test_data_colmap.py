@@ -127,3 +127,19 @@ def test_colmap_trains_end_to_end(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.obj").is_file()
+
+
+def test_data_errors_through_the_cli(tmp_path):
+    """A dataset without masks: one clear message, exit 1, no traceback, nothing in mesh/."""
+    write_colmap(tmp_path / "scene", masks=True)
+    for p in (tmp_path / "scene" / "masks").iterdir():
+        p.unlink()
+    (tmp_path / "scene" / "masks").rmdir()
+    cfg = {"ref_mesh": str(tmp_path / "scene"), "iter": 2, "out_dir": str(tmp_path / "out")}
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(cfg))
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
+    )
+    assert r.returncode == 1 and "needs object masks" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "mesh").exists()
