@@ -7,32 +7,19 @@ Prints median ms (CUDA events) of nvdrec's hash encoding alone and encoding + th
 nvdiffrec's material configuration (16 levels x 2 features, 2^19 table, 16..4096).
 """
 
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_ms  # noqa: E402
 
 from nvdrec.ops import HashGridConfig, hashgrid_encode  # noqa: E402
 from nvdrec.ops.hashgrid import init_hashgrid_params  # noqa: E402
 from nvdrec.render import MLPTexture3D  # noqa: E402
-
-
-def median_ms(fn, warmup=10, iters=50):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
 
 
 def main():

@@ -21,6 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_ms  # noqa: E402
 
 from nvdrec import ops  # noqa: E402
 from nvdrec.structures import camera as cam  # noqa: E402
@@ -64,21 +67,6 @@ def clip(v: torch.Tensor, batch: int, device) -> torch.Tensor:
     return torch.stack(out).to(device).contiguous()
 
 
-def time_cuda(fn, warmup=10, iters=50) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
-
-
 def bench_size(v, tri, uv, res, backend, batch=4):
     dev = "cuda"
     pos = clip(v, batch, dev)
@@ -104,29 +92,29 @@ def bench_size(v, tri, uv, res, backend, batch=4):
         return run
 
     rows["rasterize"] = (
-        time_cuda(lambda: ops.rasterize(pos, tri, (res, res), **kw)),
-        time_cuda(fb(lambda: ops.rasterize(posg, tri, (res, res), **kw))),
+        median_ms(lambda: ops.rasterize(pos, tri, (res, res), **kw)),
+        median_ms(fb(lambda: ops.rasterize(posg, tri, (res, res), **kw))),
     )
     rows["interpolate 3ch"] = (
-        time_cuda(lambda: ops.interpolate(col, rast, tri, **kw)),
-        time_cuda(fb(lambda: ops.interpolate(colg, rast, tri, **kw))),
+        median_ms(lambda: ops.interpolate(col, rast, tri, **kw)),
+        median_ms(fb(lambda: ops.interpolate(colg, rast, tri, **kw))),
     )
     rows["texture bilinear"] = (
-        time_cuda(lambda: ops.texture(tex, uvi, filter_mode="linear", **kw)),
-        time_cuda(fb(lambda: ops.texture(texg, uvi, filter_mode="linear", **kw))),
+        median_ms(lambda: ops.texture(tex, uvi, filter_mode="linear", **kw)),
+        median_ms(fb(lambda: ops.texture(texg, uvi, filter_mode="linear", **kw))),
     )
     rows["texture trilinear"] = (
-        time_cuda(
+        median_ms(
             lambda: ops.texture(tex, uvi, uv_da=uvda, filter_mode="linear-mipmap-linear", **kw)
         ),
-        time_cuda(
+        median_ms(
             fb(lambda: ops.texture(texg, uvi, uv_da=uvda, filter_mode="linear-mipmap-linear", **kw))
         ),
     )
     shg = shaded.clone().requires_grad_()
     rows["antialias"] = (
-        time_cuda(lambda: ops.antialias(shaded, rast, pos, tri, topology_hash=topo, **kw)),
-        time_cuda(fb(lambda: ops.antialias(shg, rast, posg, tri, topology_hash=topo, **kw))),
+        median_ms(lambda: ops.antialias(shaded, rast, pos, tri, topology_hash=topo, **kw)),
+        median_ms(fb(lambda: ops.antialias(shg, rast, posg, tri, topology_hash=topo, **kw))),
     )
 
     def chain(p, t):
@@ -135,7 +123,7 @@ def bench_size(v, tri, uv, res, backend, batch=4):
         c = ops.texture(t, u, uv_da=ud, filter_mode="linear-mipmap-linear", **kw)
         return ops.antialias(c, r, p, tri, topology_hash=topo, **kw)
 
-    rows["chain"] = (time_cuda(lambda: chain(pos, tex)), time_cuda(fb(lambda: chain(posg, texg))))
+    rows["chain"] = (median_ms(lambda: chain(pos, tex)), median_ms(fb(lambda: chain(posg, texg))))
     return rows
 
 

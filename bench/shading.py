@@ -4,30 +4,17 @@ at R=512 and shading of 4 x 512 x 512 pixels, median ms (CUDA events).
     python bench/shading.py
 """
 
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import median_ms  # noqa: E402
 
 from nvdrec.render import EnvironmentLight  # noqa: E402
-
-
-def median_ms(fn, warmup=3, iters=15):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        out.append(a.elapsed_time(b))
-    return statistics.median(out)
 
 
 def main():
@@ -59,12 +46,12 @@ def main():
 
     print("| build_mips R=512 fwd | fwd+bwd | shade 4x512x512 fwd | fwd+bwd |")
     print("|---|---|---|---|")
-    row = [median_ms(mips_f), median_ms(mips_fb)]
+    row = [median_ms(mips_f, 3, 15), median_ms(mips_fb, 3, 15)]
     with torch.no_grad():
         lgt.build_mips()
     lgt.specular = [s.detach() for s in lgt.specular]
     lgt.diffuse = lgt.diffuse.detach()
-    row += [median_ms(shade_f), median_ms(shade_fb)]
+    row += [median_ms(shade_f, 3, 15), median_ms(shade_fb, 3, 15)]
     print("| " + " | ".join(f"{t:.3f}" for t in row) + " |")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import DataError, MissingFileError
 from ..io.image import read_image, srgb_to_linear
@@ -239,15 +238,8 @@ class ColmapDataset(NeRFDataset):
                 else srgb_to_linear(img[..., :3])
             )
             t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
-            hh, ww = img.shape[:2]
-            if resolution is None:  # keep the first image's size; others follow it
-                resolution = (hh, ww)
-            self.size_mismatches += int((hh, ww) != tuple(resolution))
+            t, resolution = self._fit_size(t, resolution)
             h, w = resolution
-            if (h, w) != (hh, ww):
-                t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(
-                    1, 2, 0
-                )
             imgs.append(t)
             sx, sy = w / w0, h / h0
             projs.append(

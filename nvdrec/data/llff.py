@@ -89,14 +89,8 @@ class LLFFDataset(NeRFDataset):
                 )
             rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
             t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
-            if resolution is None:  # keep the first image's size; others follow it
-                resolution = (h0, w0)
-            self.size_mismatches += int((h0, w0) != tuple(resolution))
+            t, resolution = self._fit_size(t, resolution)
             h, w = resolution
-            if (h, w) != (h0, w0):
-                t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")[0].permute(
-                    1, 2, 0
-                )
             imgs.append(t)
             ph, pw, focal = (float(x) for x in poses[i, :, 4])
             f = focal * w / pw  # focal given for the (ph, pw) images

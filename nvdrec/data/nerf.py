@@ -99,13 +99,8 @@ class NeRFDataset:
                 lin[..., :3] = srgb_to_linear(img[..., :3])
             t = torch.from_numpy(lin)
             t = torch.cat([t[..., :3] * t[..., 3:4], t[..., 3:4]], -1)  # premultiplied
-            if resolution is None:  # keep the first image's size; others follow it
-                resolution = (h0, w0)
-            self.size_mismatches += int((h0, w0) != tuple(resolution))
+            t, resolution = self._fit_size(t, resolution)
             h, w = resolution
-            if (h, w) != (h0, w0):  # area filter on premultiplied colour
-                t = F.interpolate(t.permute(2, 0, 1)[None], size=(h, w), mode="area")
-                t = t[0].permute(1, 2, 0)
             imgs.append(t)
             sx, sy = w / w0, h / h0
 
@@ -143,6 +138,20 @@ class NeRFDataset:
         self.mv = torch.stack(mvs).to(device)
         self.proj = torch.stack(projs).to(device)
         self.resolution = tuple(self.images.shape[1:3])
+
+    def _fit_size(self, t: torch.Tensor, resolution):
+        """Resize a premultiplied image [h, w, 4] to ``resolution`` (None: the first
+        image's size, which later images then follow); counts images of another size."""
+        size = tuple(t.shape[:2])
+        if resolution is None:
+            resolution = size
+        resolution = tuple(resolution)
+        self.size_mismatches += int(size != resolution)
+        if size != resolution:  # area filter on premultiplied colour
+            t = F.interpolate(t.permute(2, 0, 1)[None], size=resolution, mode="area")[0].permute(
+                1, 2, 0
+            )
+        return t, resolution
 
     def __len__(self) -> int:
         return len(self.images)
