@@ -25,6 +25,9 @@ torch::Tensor hashgrid_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, s
 torch::Tensor antialias_fwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
 std::vector<torch::Tensor> antialias_bwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
                                          torch::Tensor, double);
+torch::Tensor csr_gather(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
+torch::Tensor image_loss_fwd(torch::Tensor, torch::Tensor, int64_t);
+torch::Tensor image_loss_bwd(torch::Tensor, torch::Tensor, int64_t, torch::Tensor);
 
 // Raises a formatted error from inside the extension: guards against the static
 // libstdc++ + ostringstream<<double crash seen with some toolchains.
@@ -46,5 +49,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("hashgrid_bwd", &nvdrec::hashgrid_bwd);
   m.def("antialias_fwd", &nvdrec::antialias_fwd);
   m.def("antialias_bwd", &nvdrec::antialias_bwd);
+  m.def("csr_gather", &nvdrec::csr_gather);
+  m.def("image_loss_fwd", &nvdrec::image_loss_fwd);
+  m.def("image_loss_bwd", &nvdrec::image_loss_bwd);
   m.def("check_error_formatting", &nvdrec::check_error_formatting);
 }

@@ -43,6 +43,10 @@ SOURCES = (
     "antialias/antialias_glue.cu",
     "hashgrid/hashgrid_kernels.cu",
     "hashgrid/hashgrid_glue.cu",
+    "light/light_kernels.cu",
+    "light/light_glue.cu",
+    "loss/loss_kernels.cu",
+    "loss/loss_glue.cu",
 )
 CFLAGS = ["-O3", "-std=c++17"]
 CUDA_CFLAGS = ["-O3", "-std=c++17", "-lineinfo"]

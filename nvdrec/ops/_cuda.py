@@ -263,3 +263,23 @@ def hashgrid_cuda(x, params, config):
     res = config.level_resolutions()
     dense = [int(d) for d in config.level_dense()]
     return _HashGridFn.apply(x.detach().contiguous().float(), params.contiguous(), res, dense)
+
+
+# ------------------------------------------------------------------ image loss
+class _ImageLossFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, img, ref, kind):
+        ctx.save_for_backward(img, ref)
+        ctx.kind = kind
+        return load().image_loss_fwd(img, ref, kind)
+
+    @staticmethod
+    def backward(ctx, g):
+        img, ref = ctx.saved_tensors
+        grad = load().image_loss_bwd(img, ref, ctx.kind, g.reshape(1).float().contiguous())
+        return grad, None, None
+
+
+def image_loss_cuda(img, ref, kind: int):
+    """Fused image loss (kind: index into nvdrec.ops.loss.LOSSES), a 0-d tensor."""
+    return _ImageLossFn.apply(img.contiguous(), ref.detach().contiguous(), kind)

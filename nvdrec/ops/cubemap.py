@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
-from .texture import cube_face_to_dir, texture
+from .texture import _cube_level_taps, cube_dir_to_face, cube_face_to_dir, texture
 
 __all__ = [
     "cube_texel_dirs",
@@ -29,6 +30,9 @@ __all__ = [
     "diffuse_irradiance",
     "specular_prefilter",
     "hammersley_ggx_samples",
+    "CubeFilterOperator",
+    "cube_filter_operator",
+    "apply_cube_filter",
 ]
 
 
@@ -128,6 +132,36 @@ def hammersley_ggx_samples(count: int, roughness: float) -> tuple[torch.Tensor, 
     return h.float(), pdf_l.float()
 
 
+def _prefilter_samples(n_out: int, n0: int, roughness: float, samples: int, device):
+    """Filtered importance sampling of one output level of size ``n_out`` from a chain whose
+    finest level has size ``n0``: light directions [T, S, 3], weights [T, S] (summing to 1
+    per texel) and mip levels [T, S], for the T = 6 n_out^2 output texels."""
+    r = cube_texel_dirs(n_out, device).reshape(-1, 3)
+    # orthonormal frame around each direction
+    up = torch.where(
+        (r[:, 1:2].abs() < 0.999),
+        torch.tensor([0.0, 1.0, 0.0], device=device),
+        torch.tensor([1.0, 0.0, 0.0], device=device),
+    )
+    tx = torch.nn.functional.normalize(torch.linalg.cross(up, r, dim=-1), dim=-1)
+    ty = torch.linalg.cross(r, tx, dim=-1)
+    h, pdf = hammersley_ggx_samples(samples, roughness)
+    h, pdf = h.to(device), pdf.to(device)
+    hw = (
+        h[None, :, 0:1] * tx[:, None] + h[None, :, 1:2] * ty[:, None] + h[None, :, 2:3] * r[:, None]
+    )
+    ndoth = h[:, 2][None, :, None]
+    l_dir = 2 * ndoth * hw - r[:, None]  # reflect v = n = r about h
+    ndotl = (l_dir * r[:, None]).sum(-1).clamp(min=0)  # [T, S]
+    # mip level whose texel solid angle matches the sample's solid angle 1 / (S pdf)
+    texel_sa = 4 * math.pi / (6 * n0 * n0)
+    sample_sa = 1.0 / (samples * pdf.clamp(min=1e-12))
+    lod = (0.5 * torch.log2(sample_sa / texel_sa) + 1.0).clamp(min=0.0)  # +1: smoother
+    lod = lod[None].expand(l_dir.shape[0], samples)
+    w = ndotl / ndotl.sum(-1, keepdim=True).clamp(min=1e-12)
+    return l_dir, w, lod
+
+
 def specular_prefilter(
     levels: list[torch.Tensor], level: int, roughness: float, samples: int = 32
 ) -> torch.Tensor:
@@ -143,40 +177,169 @@ def specular_prefilter(
         [6, N_level, N_level, C].
     """
     n_out = levels[level].shape[1]
-    dev = levels[0].device
-    r = cube_texel_dirs(n_out, dev).reshape(-1, 3)
-    # orthonormal frame around each direction
-    up = torch.where(
-        (r[:, 1:2].abs() < 0.999),
-        torch.tensor([0.0, 1.0, 0.0], device=dev),
-        torch.tensor([1.0, 0.0, 0.0], device=dev),
+    l_dir, w, lod = _prefilter_samples(
+        n_out, levels[0].shape[1], roughness, samples, levels[0].device
     )
-    tx = torch.nn.functional.normalize(torch.linalg.cross(up, r, dim=-1), dim=-1)
-    ty = torch.linalg.cross(r, tx, dim=-1)
-    h, pdf = hammersley_ggx_samples(samples, roughness)
-    h, pdf = h.to(dev), pdf.to(dev)
-    hw = (
-        h[None, :, 0:1] * tx[:, None] + h[None, :, 1:2] * ty[:, None] + h[None, :, 2:3] * r[:, None]
-    )
-    ndoth = h[:, 2][None, :, None]
-    l_dir = 2 * ndoth * hw - r[:, None]  # reflect v = n = r about h
-    ndotl = (l_dir * r[:, None]).sum(-1).clamp(min=0)  # [T, S]
-    # mip level whose texel solid angle matches the sample's solid angle 1 / (S pdf)
-    n0 = levels[0].shape[1]
-    texel_sa = 4 * math.pi / (6 * n0 * n0)
-    sample_sa = 1.0 / (samples * pdf.clamp(min=1e-12))
-    lod = (0.5 * torch.log2(sample_sa / texel_sa) + 1.0).clamp(min=0.0)  # +1: smoother
-    lod = lod[None].expand(l_dir.shape[0], samples)
-    tex = levels[0]
     mips = levels[1:]
     vals = texture(
-        tex,
+        levels[0],
         l_dir.reshape(1, -1, samples, 3).contiguous(),
         mip_level_bias=lod.reshape(1, -1, samples).contiguous(),
         mip=mips if mips else None,
         filter_mode="linear-mipmap-linear" if mips else "linear",
         boundary_mode="cube",
     )[0]  # [T, S, C]
-    w = ndotl / ndotl.sum(-1, keepdim=True).clamp(min=1e-12)
     out = (vals * w[..., None]).sum(1)
     return out.reshape(6, n_out, n_out, -1)
+
+
+# ------------------------------------------------------------------ sparse filter operator
+@dataclass(frozen=True, eq=False)
+class CubeFilterOperator:
+    """The whole light filtering as one fixed sparse linear map (CSR).
+
+    The sample directions, weights and mip levels of :func:`specular_prefilter` and the
+    weights of :func:`diffuse_irradiance` do not depend on the light, so
+    ``build_mips``' filtering is ``y = A x`` with ``x`` the box-filtered chain (levels
+    concatenated face-major, [K, C]) and ``y`` the specular levels followed by the diffuse
+    irradiance ([M, C]). The forward pass gathers along the rows of ``A``, the backward
+    along the rows of ``A^T`` (stored too), so neither needs atomics.
+    """
+
+    row_ptr: torch.Tensor  # [M + 1] int32
+    col: torch.Tensor  # [nnz] int32
+    val: torch.Tensor  # [nnz] float32
+    t_row_ptr: torch.Tensor  # [K + 1] int32 (transpose)
+    t_col: torch.Tensor  # [nnz] int32
+    t_val: torch.Tensor  # [nnz] float32
+    in_sizes: tuple  # cube size of every chain level
+    out_sizes: tuple  # cube size of every output block (specular levels, then diffuse)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.row_ptr) - 1, len(self.t_row_ptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return len(self.col)
+
+
+def _csr(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    counts = torch.bincount(rows, minlength=n_rows)
+    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).int()
+
+
+@functools.lru_cache(maxsize=4)
+def cube_filter_operator(
+    res: int, roughness: tuple, samples: tuple, device: str = "cpu", chunk: int = 1 << 17
+) -> CubeFilterOperator:
+    """The :class:`CubeFilterOperator` of a chain from ``res`` down by halving, one
+    specular level per chain level (``roughness[k]``, ``samples[k]``) and the diffuse
+    irradiance of the last level. Built once per argument set (cached)."""
+    dev = torch.device(device)
+    sizes = [res >> k for k in range(len(roughness))]
+    n_lv = len(sizes)
+    in_off = [0]
+    for n in sizes:
+        in_off.append(in_off[-1] + 6 * n * n)
+    n_cols = in_off[-1]
+    offs_t = torch.tensor(in_off[:-1], device=dev)
+    sizes_t = torch.tensor(sizes, device=dev)
+    rows_all, cols_all, vals_all = [], [], []
+    row0 = 0
+    for k, n_out in enumerate(sizes):
+        l_dir, w, lod = _prefilter_samples(n_out, res, roughness[k], samples[k], dev)
+        lod = lod.clamp(0, n_lv - 1)
+        for a in range(0, l_dir.shape[0], chunk):
+            d, wc, lc = l_dir[a : a + chunk], w[a : a + chunk], lod[a : a + chunk]
+            face, s, t = cube_dir_to_face(d)
+            st = torch.stack([s, t], -1)
+            rid = (torch.arange(d.shape[0], device=dev) + row0 + a)[:, None].expand_as(wc)
+            if n_lv == 1:
+                blends = [(torch.zeros_like(face), torch.ones_like(wc))]
+            else:
+                l0 = torch.floor(lc).long().clamp(max=n_lv - 2)
+                frac = lc - l0.to(lc.dtype)
+                blends = [(l0, 1 - frac), (l0 + 1, frac)]
+            rr, cc, vv = [], [], []
+            for lvl, lw in blends:
+                for idx, wt in _cube_level_taps(offs_t[lvl], sizes_t[lvl], face, st, False):
+                    rr.append(rid.reshape(-1))
+                    cc.append(idx.reshape(-1))
+                    vv.append((wc * lw * wt).reshape(-1))
+            key = torch.cat(rr) * n_cols + torch.cat(cc)
+            uniq, inv = torch.unique(key, return_inverse=True)
+            val = torch.zeros(len(uniq), device=dev).index_add_(0, inv, torch.cat(vv))
+            keep = val != 0
+            uniq, val = uniq[keep], val[keep]
+            rows_all.append(uniq // n_cols)
+            cols_all.append(uniq % n_cols)
+            vals_all.append(val)
+        row0 += l_dir.shape[0]
+    # diffuse irradiance: dense weights over the last chain level
+    wd = _irradiance_weights(sizes[-1]).to(dev)
+    m = wd.shape[0]
+    r, c = torch.meshgrid(torch.arange(m, device=dev), torch.arange(m, device=dev), indexing="ij")
+    keep = wd.reshape(-1) != 0
+    rows_all.append((r.reshape(-1) + row0)[keep])
+    cols_all.append((c.reshape(-1) + in_off[-2])[keep])
+    vals_all.append(wd.reshape(-1)[keep])
+    n_rows = row0 + m
+    rows, cols, vals = torch.cat(rows_all), torch.cat(cols_all), torch.cat(vals_all)
+    if len(vals) >= 2**31:
+        raise ValueError(f"cube filter operator too large ({len(vals)} entries); lower light_res")
+    order = torch.sort(cols, stable=True).indices  # rows stay sorted within each column
+    return CubeFilterOperator(
+        row_ptr=_csr(rows, n_rows),
+        col=cols.int(),
+        val=vals.float(),
+        t_row_ptr=_csr(cols, n_cols),
+        t_col=rows[order].int(),
+        t_val=vals[order].float(),
+        in_sizes=tuple(sizes),
+        out_sizes=tuple(sizes) + (sizes[-1],),
+    )
+
+
+def _spmm(row_ptr, col, val, x: torch.Tensor) -> torch.Tensor:
+    """CSR matrix times dense [K, C] -> [M, C] (our CUDA kernel, or torch on the CPU)."""
+    if x.is_cuda:
+        from .._ext.build import load
+
+        return load().csr_gather(row_ptr, col, val, x.contiguous())
+    counts = (row_ptr[1:] - row_ptr[:-1]).long()
+    rows = torch.repeat_interleave(torch.arange(len(counts), device=x.device), counts)
+    out = torch.zeros(len(counts), x.shape[1], dtype=x.dtype, device=x.device)
+    return out.index_add_(0, rows, x[col.long()] * val[:, None].to(x.dtype))
+
+
+class _CubeFilterFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, op):
+        ctx.op = op
+        return _spmm(op.row_ptr, op.col, op.val, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        op = ctx.op
+        return _spmm(op.t_row_ptr, op.t_col, op.t_val, g.contiguous()), None
+
+
+def apply_cube_filter(op: CubeFilterOperator, chain: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Filter a box chain (levels [6, N_k, N_k, C]) with ``op``: returns the specular
+    levels [6, N_k, N_k, C] followed by the diffuse irradiance [6, N_L, N_L, C]
+    (differentiable; the same values as :func:`specular_prefilter` and
+    :func:`diffuse_irradiance`)."""
+    if tuple(c.shape[1] for c in chain) != op.in_sizes:
+        raise ValueError(
+            f"chain sizes {[c.shape[1] for c in chain]} do not match the operator's "
+            f"{list(op.in_sizes)}"
+        )
+    c = chain[0].shape[-1]
+    x = torch.cat([lv.reshape(-1, c) for lv in chain])
+    y = _CubeFilterFn.apply(x.float().contiguous(), op)
+    out, a = [], 0
+    for n in op.out_sizes:
+        out.append(y[a : a + 6 * n * n].reshape(6, n, n, c))
+        a += 6 * n * n
+    return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ._common import pick_backend
+
 __all__ = ["tonemap_srgb", "image_loss", "LOSSES"]
 
 LOSSES = ("l1", "mse", "logl1", "logl2", "smape", "relmse")
@@ -18,13 +20,32 @@ def tonemap_srgb(x: torch.Tensor) -> torch.Tensor:
     )
 
 
-def image_loss(img: torch.Tensor, ref: torch.Tensor, loss: str = "logl1") -> torch.Tensor:
+def image_loss(
+    img: torch.Tensor, ref: torch.Tensor, loss: str = "logl1", backend: str = "auto"
+) -> torch.Tensor:
     """Scalar loss between images [..., C] (linear radiance).
 
     l1 / mse: mean absolute / squared error; logl1 / logl2: the same after
     :func:`tonemap_srgb`; smape: mean |x - y| / (|x| + |y| + 0.01); relmse: mean
-    (x - y)^2 / (y^2 + 0.01).
+    (x - y)^2 / (y^2 + 0.01). On CUDA float32 images (``backend`` "auto" or "cuda") one
+    fused kernel computes the loss and one its gradient with respect to ``img``; the
+    torch code below is the CPU path and the reference (also used when ``ref`` needs a
+    gradient).
     """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if img.shape != ref.shape:
+        raise ValueError(f"image_loss: img {tuple(img.shape)} and ref {tuple(ref.shape)} differ")
+    if (
+        backend != "torch"
+        and img.dtype == torch.float32
+        and ref.dtype == torch.float32
+        and not ref.requires_grad
+        and pick_backend("cuda" if backend == "nvdiffrast" else backend, img, ref) == "cuda"
+    ):
+        from ._cuda import image_loss_cuda
+
+        return image_loss_cuda(img, ref, LOSSES.index(loss))
     if loss == "l1":
         return (img - ref).abs().mean()
     if loss == "mse":

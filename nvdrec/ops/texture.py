@@ -154,8 +154,10 @@ def _sample_level_2d(buf, off, h, w, uv, boundary, nearest):
     return out
 
 
-def _sample_level_cube(buf, off, n, face, st, nearest):
-    out = 0.0
+def _cube_level_taps(off, n, face, st, nearest):
+    """Flat texel indices into the level buffer and weights [(index, weight), ...] of the
+    1 or 4 taps of a cube-map lookup at face coordinates st [..., 2] on level(s) of size n."""
+    taps = []
     for i, j, wt in _taps(st, n, n, nearest):
         outside = (i < 0) | (i >= n) | (j < 0) | (j >= n)
         if bool(outside.any()):
@@ -171,8 +173,14 @@ def _sample_level_cube(buf, off, n, face, st, nearest):
             j = torch.where(outside, j2, j)
         else:
             fi = face
-        val = _fetch(buf, off + (fi * n + i) * n + j)
-        out = out + val * wt[..., None]
+        taps.append((off + (fi * n + i) * n + j, wt))
+    return taps
+
+
+def _sample_level_cube(buf, off, n, face, st, nearest):
+    out = 0.0
+    for index, wt in _cube_level_taps(off, n, face, st, nearest):
+        out = out + _fetch(buf, index) * wt[..., None]
     return out
 
 

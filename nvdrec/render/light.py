@@ -16,7 +16,10 @@ import os
 import torch
 from torch import nn
 
+from ..ops._common import pick_backend
 from ..ops.cubemap import (
+    apply_cube_filter,
+    cube_filter_operator,
     cubemap_to_latlong,
     diffuse_irradiance,
     latlong_to_cubemap,
@@ -110,8 +113,11 @@ class EnvironmentLight(nn.Module):
     MAX_ROUGHNESS = 0.5
     MIN_RES = 16
 
-    def __init__(self, base: torch.Tensor, trainable: bool = True, samples: int = 32) -> None:
+    def __init__(
+        self, base: torch.Tensor, trainable: bool = True, samples: int = 32, backend: str = "auto"
+    ) -> None:
         super().__init__()
+        self.backend = backend
         if base.ndim != 4 or base.shape[0] != 6 or base.shape[1] != base.shape[2]:
             raise ValueError(f"EnvironmentLight base must be [6, R, R, C], got {tuple(base.shape)}")
         self.base = nn.Parameter(base.float().clone(), requires_grad=trainable)
@@ -165,18 +171,25 @@ class EnvironmentLight(nn.Module):
             n_levels += 1
         chain = build_mips(self.base[None], max_mip_level=n_levels - 1, cube=True)
         chain = [c[0] for c in chain]
-        self.diffuse = diffuse_irradiance(chain[-1])
+        rough = tuple(self.roughness_of_level(k, len(chain)) for k in range(len(chain)))
         # the finest levels have the narrowest lobes: with mip-filtered lookups (filtered
         # importance sampling) fewer samples suffice there, and they dominate the cost
+        counts = tuple(max(4, self.samples >> max(0, 2 - k)) for k in range(len(chain)))
+        if self._filter_backend() == "cuda":
+            # the same filter as one precomputed sparse matrix, applied by our gather kernel
+            op = cube_filter_operator(res, rough, counts, str(self.base.device))
+            *self.specular, self.diffuse = apply_cube_filter(op, chain)
+            return
+        self.diffuse = diffuse_irradiance(chain[-1])
         self.specular = [
-            specular_prefilter(
-                chain,
-                k,
-                self.roughness_of_level(k, len(chain)),
-                max(4, self.samples >> max(0, 2 - k)),
-            )
-            for k in range(len(chain))
+            specular_prefilter(chain, k, rough[k], counts[k]) for k in range(len(chain))
         ]
+
+    def _filter_backend(self) -> str:
+        backend = "cuda" if self.backend == "nvdiffrast" else self.backend
+        if backend == "cuda" and not self.base.is_cuda:
+            return "torch"
+        return pick_backend(backend, self.base)
 
     def mip_of_roughness(self, roughness: torch.Tensor) -> torch.Tensor:
         """Continuous specular level for a roughness (inverse of roughness_of_level)."""

@@ -263,7 +263,7 @@ class Trainer:
         cfg = self.cfg
         ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
         opt = buffers["shaded"]
-        img = image_loss(opt[..., :3], ref_rgb, cfg.loss)
+        img = image_loss(opt[..., :3], ref_rgb, cfg.loss, backend=cfg.backend)
         alpha = torch.mean((opt[..., 3:4] - target[..., 3:4]) ** 2)
         ramp = min(1.0, it / 500)
         reg = buffers["kd_grad"].mean() * 0.03 * ramp + buffers["occlusion"].mean() * 0.001 * ramp
@@ -278,7 +278,9 @@ class Trainer:
     def _light(self) -> EnvironmentLight:
         cfg = self.cfg
         if cfg.learn_light:
-            return EnvironmentLight.random(cfg.light_res, seed=cfg.seed).to(self.device)
+            return EnvironmentLight.random(cfg.light_res, seed=cfg.seed, backend=cfg.backend).to(
+                self.device
+            )
         if hasattr(self.dataset, "light"):
             base = self.dataset.light.base.detach().clone()
         elif cfg.envmap:
@@ -287,7 +289,7 @@ class Trainer:
             ).base.detach()
         else:
             raise ConfigError("config key 'learn_light': false needs 'envmap' (the known lighting)")
-        return EnvironmentLight(base, trainable=False).to(self.device)
+        return EnvironmentLight(base, trainable=False, backend=cfg.backend).to(self.device)
 
     def _material(self) -> MLPTexture3D:
         cfg = self.cfg
