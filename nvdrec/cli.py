@@ -69,8 +69,19 @@ def _run(cfg_src, args: argparse.Namespace, extra: list[str]) -> int:
         ov["device"] = args.device
     cfg = load_config(cfg_src, overrides=ov)
     trainer = Trainer(cfg, resume=getattr(args, "resume", False))
-    print(f"nvdrec: device {trainer.device}, output in {cfg.out_dir}", flush=True)
-    result = trainer.fit()
+    try:
+        is_main = trainer.dist.is_main
+        world = f", {trainer.dist.world} processes" if trainer.dist.enabled else ""
+        if is_main:
+            print(f"nvdrec: device {trainer.device}{world}, output in {cfg.out_dir}", flush=True)
+        result = trainer.fit()
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if not is_main:
+        return 0
     m = result["metrics"]
     print(f"\nnvdrec: done in {result['seconds']:.0f} s. Results in {result['out_dir']}:")
     for k, v in result["paths"].items():
@@ -83,6 +94,20 @@ def _run(cfg_src, args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace, extra: list[str]) -> int:
+    import os
+
+    if args.gpus is not None and args.gpus < 1:
+        raise ConfigError(f"--gpus must be at least 1, got {args.gpus}")
+    if args.gpus and args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        from .train.distributed import launch
+
+        argv = list(args.raw_argv)
+        i = argv.index("--gpus") if "--gpus" in argv else None
+        if i is not None:
+            del argv[i : i + 2]
+        else:
+            argv = [a for a in argv if not a.startswith("--gpus=")]
+        return launch(args.gpus, argv)
     return _run(args.config, args, extra)
 
 
@@ -161,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", dest="out_dir", help="output folder (relative: under out/)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    s.add_argument(
+        "--gpus",
+        type=int,
+        help="train with N processes under torchrun (one per GPU; with --device cpu: N CPU "
+        "processes over gloo); 'batch' is per process",
+    )
     s.set_defaults(func=_train)
     s = sub.add_parser("demo", help="reconstruct the built-in demo scene (no files needed)")
     s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
@@ -184,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(raw)
+    args.raw_argv = raw
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -171,6 +171,10 @@ class NeRFDataset:
         idx = torch.randint(0, len(self), (batch,), generator=generator).to(self.device)
         return self._batch(idx)
 
+    def batch_of(self, indices: list[int]) -> dict:
+        """The batch of the given image indices (the trainer's sampler picks them)."""
+        return self._batch(torch.tensor(indices, dtype=torch.long, device=self.device))
+
     def validation_batches(self, count: int, batch: int = 4):
         n = min(count, len(self))
         for i in range(0, n, batch):

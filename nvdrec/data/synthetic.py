@@ -77,7 +77,7 @@ class SyntheticDataset:
             "img": self.render(views),
         }
 
-    def train_batch(self, batch: int, generator: torch.Generator) -> dict:
+    def train_batch(self, batch: int, generator: torch.Generator | list) -> dict:
         views = cam.random_views(
             batch,
             generator,

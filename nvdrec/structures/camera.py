@@ -196,7 +196,7 @@ def _random_rotation(gen: torch.Generator) -> torch.Tensor:
 
 def random_views(
     n: int,
-    generator: torch.Generator,
+    generator: torch.Generator | list[torch.Generator],
     radius: float = 3.0,
     fovy: float = math.radians(45.0),
     resolution=(512, 512),
@@ -206,12 +206,16 @@ def random_views(
 ) -> Cameras:
     """``n`` views with uniformly random rotations about the origin at distance
     ``radius``, each shifted by a uniform translation in [-jitter, jitter]^3 (the
-    sampling nvdiffrec uses for synthetic training data)."""
+    sampling nvdiffrec uses for synthetic training data). ``generator``: one generator for
+    all views, or a list with one generator per view."""
     proj = perspective(fovy, resolution[1] / resolution[0], *near_far)
+    gens = generator if isinstance(generator, (list, tuple)) else [generator] * n
+    if len(gens) != n:
+        raise ValueError(f"random_views: {len(gens)} generators for {n} views")
     mvs = []
-    for _ in range(n):
-        t = (torch.rand(3, generator=generator, dtype=torch.float64) * 2 - 1) * jitter
-        mvs.append(translate(*t.tolist()) @ translate(0, 0, -radius) @ _random_rotation(generator))
+    for g in gens:
+        t = (torch.rand(3, generator=g, dtype=torch.float64) * 2 - 1) * jitter
+        mvs.append(translate(*t.tolist()) @ translate(0, 0, -radius) @ _random_rotation(g))
     return Cameras.from_mv(torch.stack(mvs), proj, resolution).to(device)
 
 

@@ -27,6 +27,7 @@ from ..ops.loss import image_loss
 from ..render import EnvironmentLight, MLPTexture3D, RasterContext, render_mesh
 from ..structures.material import Material, Texture2D
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
+from . import distributed
 from .bake import bake_textures, unwrap_uv
 from .config import Config
 from .metrics import image_metrics
@@ -85,7 +86,12 @@ class Trainer:
             raise ConfigError(
                 "config key 'isosurface': 'flexicubes' is not supported yet; use 'dmtet'"
             )
-        if cfg.device == "auto":
+        self.dist = distributed.setup(cfg.device)
+        if self.dist.enabled and cfg.device != "cpu" and torch.cuda.is_available():
+            self.device = torch.device("cuda", self.dist.local_rank)
+        elif self.dist.enabled and cfg.device == "auto":
+            self.device = torch.device("cpu")
+        elif cfg.device == "auto":
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         else:
             if cfg.device.startswith("cuda") and not torch.cuda.is_available():
@@ -104,6 +110,7 @@ class Trainer:
         if cfg.mesh_scale == "auto":
             self._auto_frame()
         self.timing: dict = {}
+        self.losses: dict = {}  # total loss per iteration of each pass (mean over ranks)
         if resume:
             self._load_resume()
 
@@ -256,8 +263,20 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ helpers
-    def _background(self, b: int, h: int, w: int) -> torch.Tensor:
-        return torch.rand(b, 1, 1, 3, generator=self.gen).to(self.device).expand(b, h, w, 3)
+    def _train_batch(self, it: int):
+        """This process's images of iteration ``it`` and their random backgrounds
+        (per-image seeds; see nvdrec.train.distributed)."""
+        cfg = self.cfg
+        slots = distributed.global_slots(self.dist, cfg.batch)
+        gens = distributed.slot_generators(cfg.seed, it, slots)
+        if hasattr(self.dataset, "batch_of"):
+            idx = distributed.file_indices(len(self.dataset), self.dist, cfg.batch, it, cfg.seed)
+            batch = self.dataset.batch_of(idx)
+        else:
+            batch = self.dataset.train_batch(cfg.batch, gens)
+        h, w = batch["resolution"]
+        bg = torch.cat([torch.rand(1, 1, 1, 3, generator=g) for g in gens]).to(self.device)
+        return batch, bg.expand(cfg.batch, h, w, 3)
 
     def _losses(self, buffers, target, bg, it, total, pass_idx):
         cfg = self.cfg
@@ -326,38 +345,62 @@ class Trainer:
         if params_mat:
             groups.append({"params": params_mat, "lr": lr_mat, "base": lr_mat})
         opt = torch.optim.Adam(groups, lr=lr_mat, eps=1e-8) if groups else None
-        prog = _Progress(cfg.iter, name, cfg.progress, cfg.log_interval)
+        prog = _Progress(
+            cfg.iter, name, cfg.progress if self.dist.is_main else "none", cfg.log_interval
+        )
+        trainable = [p for g in groups for p in g["params"]]
+        step = _Step(trainable)
+        if self.dist.enabled and trainable:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # broadcasts rank 0's parameters; backward then averages the gradients
+            step = DistributedDataParallel(
+                step,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
         warmup = 100 if pass_idx == 1 else 0
-        t_start = time.time()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = self._restore(name, named, opt)
+        t_start = time.time()
         for it in range(start, cfg.iter):
-            batch = self.dataset.train_batch(cfg.batch, self.gen)
+            batch, bg = self._train_batch(it)
             h, w = batch["resolution"]
-            bg = self._background(cfg.batch, h, w)
-            if lgt.base.requires_grad or lgt.diffuse is None:
-                lgt.build_mips()
-            mesh = mesh_fn()
-            buffers = render_mesh(
-                self.ctx,
-                mesh,
-                batch["mvp"],
-                batch["campos"],
-                lgt,
-                (h, w),
-                spp=cfg.spp,
-                num_layers=cfg.layers,
-                background=bg,
-                material=material,
-                min_roughness=cfg.min_roughness,
-            )
-            img_loss, reg = self._losses(buffers, batch["img"], bg, it, cfg.iter, pass_idx)
-            reg = reg + extra_reg(it)
-            if lgt.base.requires_grad:
-                reg = reg + lgt.regularizer() * 0.005
+
+            def forward():
+                if lgt.base.requires_grad or lgt.diffuse is None:
+                    lgt.build_mips()
+                buffers = render_mesh(
+                    self.ctx,
+                    mesh_fn(),
+                    batch["mvp"],
+                    batch["campos"],
+                    lgt,
+                    (h, w),
+                    spp=cfg.spp,
+                    num_layers=cfg.layers,
+                    background=bg,
+                    material=material,
+                    min_roughness=cfg.min_roughness,
+                )
+                img_loss, reg = self._losses(buffers, batch["img"], bg, it, cfg.iter, pass_idx)
+                reg = reg + extra_reg(it)
+                if lgt.base.requires_grad:
+                    reg = reg + lgt.regularizer() * 0.005
+                return img_loss, reg, buffers
+
+            img_loss, reg, buffers = step(forward)
             loss = img_loss + reg
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            shown = {"img": img_loss.item(), "reg": reg.item()}
+            if self.dist.enabled:  # mean losses; every rank stops if any has a NaN or a signal
+                t = distributed.all_sum(
+                    [shown["img"], shown["reg"], float(not finite), float(self._stop)], self.device
+                )
+                shown = {"img": t[0] / self.dist.world, "reg": t[1] / self.dist.world}
+                finite, self._stop = t[2] == 0, t[3] > 0
+            if not finite:
                 raise NumericalError(
                     f"{name}: the loss became {loss.item()} at iteration {it}; the run stopped "
                     "(outputs of earlier stages are kept). Try a lower learning_rate or a "
@@ -376,24 +419,31 @@ class Trainer:
                     for t in (material.kd, material.ks, material.normal):
                         if t is not None:
                             t.clamp_()
-            prog.update(it, {"img": img_loss.item(), "reg": reg.item()})
-            if cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
+            prog.update(it, shown)
+            self.losses.setdefault(name, []).append(round(shown["img"] + shown["reg"], 7))
+            main = self.dist.is_main
+            if main and cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
                 self._save_preview(f"img_{name}_{it:06d}.png", buffers, batch["img"], bg)
             interval = cfg.checkpoint_interval
             if self._stop or (interval and (it + 1) % interval == 0 and it + 1 < cfg.iter):
-                self._save_ckpt(name, it + 1, named, opt, extra)
+                if main:
+                    self._save_ckpt(name, it + 1, named, opt, extra)
             if self._stop:
                 raise KeyboardInterrupt(
                     f"checkpoint saved in {self.out / 'checkpoints'}; continue with --resume"
                 )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        ms = (time.time() - t_start) * 1000 / max(cfg.iter - start, 1)
         self.timing[name] = {
-            "ms_per_iter": (time.time() - t_start) * 1000 / max(cfg.iter, 1),
+            "ms_per_iter": ms,
+            "images_per_s": cfg.batch * self.dist.world * 1000 / ms,
             "peak_memory_gb": torch.cuda.max_memory_allocated(self.device) / 2**30
             if self.device.type == "cuda"
             else None,
         }
+        if self.dist.enabled:  # parameters must be identical on every rank
+            self.timing[name]["max_param_diff_across_ranks"] = distributed.param_spread(trainable)
 
     def _pass1(self):
         cfg = self.cfg
@@ -417,26 +467,44 @@ class Trainer:
             lambda it: geo.reg_loss(it, cfg.iter, cfg.sdf_regularizer),
             named,
         )
-        with torch.no_grad():
-            mesh = geo.get_mesh().detach()
-        mesh = unwrap_uv(mesh)
+        payload = None
+        if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
+            with torch.no_grad():
+                mesh = geo.get_mesh().detach()
+            mesh = unwrap_uv(mesh)
 
-        def sample(p):
-            return MLPTexture3D.split(mat.sample(p))
+            def sample(p):
+                return MLPTexture3D.split(mat.sample(p))
 
-        baked, _ = bake_textures(mesh, sample, cfg.texture_res, backend=cfg.backend)
-        bounds = (
-            (cfg.kd_min[:3], cfg.kd_max[:3]),
-            (cfg.ks_min, cfg.ks_max),
-            (cfg.nrm_min, cfg.nrm_max),
-        )
-        kd, ks, nrm = (
-            Texture2D(t.image().detach(), b).to(self.device)
-            for t, b in zip((baked.kd, baked.ks, baked.normal), bounds)
-        )
-        mesh.material = Material("pbr_material", kd=kd, ks=ks, normal=nrm)
-        self._export(mesh, lgt, self.out / "dmtet_mesh", glb=False)
-        return mesh, lgt
+            baked, _ = bake_textures(mesh, sample, cfg.texture_res, backend=cfg.backend)
+            bounds = (
+                (cfg.kd_min[:3], cfg.kd_max[:3]),
+                (cfg.ks_min, cfg.ks_max),
+                (cfg.nrm_min, cfg.nrm_max),
+            )
+            kd, ks, nrm = (
+                Texture2D(t.image().detach(), b).to(self.device)
+                for t, b in zip((baked.kd, baked.ks, baked.normal), bounds)
+            )
+            mesh.material = Material("pbr_material", kd=kd, ks=ks, normal=nrm)
+            self._export(mesh, lgt, self.out / "dmtet_mesh", glb=False)
+            payload = {
+                "extra": {
+                    "v_init": mesh.v_pos.cpu(),
+                    "t_pos_idx": mesh.t_pos_idx.cpu(),
+                    "v_tex": mesh.v_tex.cpu(),
+                    "t_tex_idx": mesh.t_tex_idx.cpu(),
+                },
+                "params": {
+                    f"tex.{k}": t.data.detach().cpu()
+                    for k, t in zip(("kd", "ks", "normal"), (kd, ks, nrm))
+                },
+            }
+        if self.dist.enabled:
+            payload = distributed.broadcast_object(payload, self.device)
+        # every rank (also a single process) starts pass 2 from the same reconstruction,
+        # which is also what a resumed pass 2 starts from
+        return self._mesh_from_state(payload["extra"], payload["params"]), lgt
 
     def _pass2(self, mesh: Mesh, lgt: EnvironmentLight):
         cfg = self.cfg
@@ -549,8 +617,9 @@ class Trainer:
     def fit(self) -> dict:
         """Run both passes, export and validate. Returns paths and metrics."""
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        cfg.save(self.out / "config.json")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.out / "config.json")
         t0 = time.time()
         import signal
 
@@ -570,8 +639,12 @@ class Trainer:
                 signal.signal(sig, h)
 
     def _mesh_from_resume(self) -> tuple[Mesh, EnvironmentLight]:
-        cfg, r = self.cfg, self._resume
-        ex, params = r["extra"], r["params"]
+        r = self._resume
+        return self._mesh_from_state(r["extra"], r["params"]), self._light()
+
+    def _mesh_from_state(self, ex: dict, params: dict) -> Mesh:
+        """The pass-2 starting mesh from its tensors (bake broadcast or checkpoint)."""
+        cfg = self.cfg
         dev = self.device
         mesh = Mesh(
             v_pos=ex["v_init"].to(dev),
@@ -593,7 +666,7 @@ class Trainer:
         mesh.material = Material(
             "pbr_material", kd=tex.get("kd"), ks=tex.get("ks"), normal=tex.get("normal")
         )
-        return mesh, self._light()
+        return mesh
 
     def _fit(self, t0: float) -> dict:
         cfg = self.cfg
@@ -617,15 +690,28 @@ class Trainer:
         else:
             mesh, lgt = self._pass1()
         final = self._pass2(mesh, lgt)
-        paths = self._export(final, lgt, self.out / "mesh", glb=True)
-        metrics = self._validate(final, lgt) if cfg.validate else {}
+        paths, metrics = {}, {}
+        if self.dist.is_main:  # only rank 0 exports and validates
+            paths = self._export(final, lgt, self.out / "mesh", glb=True)
+            metrics = self._validate(final, lgt) if cfg.validate else {}
         result = {
             "out_dir": str(self.out),
             "paths": paths,
             "metrics": metrics,
             "timing": self.timing,
             "seconds": time.time() - t0,
+            "world_size": self.dist.world,
+            "rank": self.dist.rank,
         }
+        if self.dist.is_main:
+            from ..io.files import atomic_write_text
+
+            run = {k: result[k] for k in ("timing", "seconds", "world_size")}
+            run["batch_per_process"] = cfg.batch
+            run["losses"] = self.losses
+            atomic_write_text(self.out / "run.json", json.dumps(run, indent=2) + "\n")
+        if self.dist.enabled:
+            torch.distributed.barrier()
         return result
 
 
@@ -655,3 +741,15 @@ def _random_material(cfg: Config, device, gen) -> Material:
     for t in (mat.kd, mat.ks, mat.normal):
         t.to(device)
     return mat
+
+
+class _Step(torch.nn.Module):
+    """One training step's forward as a module, so that DistributedDataParallel can wrap
+    it: it owns (shares) the trainable parameters and calls the closure it is given."""
+
+    def __init__(self, params: list) -> None:
+        super().__init__()
+        self.params = torch.nn.ParameterList(params)
+
+    def forward(self, fn):
+        return fn()
