@@ -57,14 +57,18 @@ class _Progress:
         self.tty = sys.stdout.isatty()
         self.mode = ("bar" if self.tty else "log") if mode == "auto" else mode
         self.start = time.time()
+        self.first: int | None = None
 
     def update(self, it: int, losses: dict) -> None:
         if self.mode == "none":
             return
+        if self.first is None:  # first iteration of this run (later than 0 when resumed)
+            self.first = it
         done = it + 1
         el = time.time() - self.start
-        ms = el / done * 1000
-        eta = (self.total - done) * el / done
+        ran = done - self.first
+        ms = el / ran * 1000
+        eta = (self.total - done) * el / ran
         text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
         line = f"[{self.name}] {done}/{self.total} {text} {ms:.0f} ms/it eta {eta:.0f}s"
         if self.mode == "bar":
