@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops._common import gather_rows
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .marching_tets import MarchingTetsResult, marching_tets
 from .tetgrid import cubes_per_axis, tet_edges, tet_grid
@@ -24,9 +25,9 @@ def sdf_regularizer(sdf: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy across sign-changing grid edges [E, 2] (DMTet's regulariser):
     pushes each endpoint's logit towards the other endpoint's side, which removes
     floaters and keeps the surface crossing sharp."""
-    s = sdf[edges]  # [E, 2]
+    s = gather_rows(sdf, edges)  # [E, 2]
     change = (s[:, 0] > 0) != (s[:, 1] > 0)
-    s = s[change]
+    s = s.index_select(0, change.nonzero()[:, 0])
     if s.numel() == 0:
         return sdf.sum() * 0.0
     return F.binary_cross_entropy_with_logits(s[:, 0], (s[:, 1] > 0).float()) + (

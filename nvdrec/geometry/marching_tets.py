@@ -129,8 +129,8 @@ def marching_tets(verts: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor) ->
         case = code[tet_idx]
         n_tri = counts[case]
     # crossing points (differentiable)
-    sa, sb = sdf[uniq[:, 0]], sdf[uniq[:, 1]]
-    va, vb = verts[uniq[:, 0]], verts[uniq[:, 1]]
+    sa, sb = sdf.index_select(0, uniq[:, 0]), sdf.index_select(0, uniq[:, 1])
+    va, vb = verts.index_select(0, uniq[:, 0]), verts.index_select(0, uniq[:, 1])
     denom = sb - sa
     new_verts = (va * sb[:, None] - vb * sa[:, None]) / denom[:, None]
     with torch.no_grad():

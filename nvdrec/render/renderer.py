@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import ops
+from ..ops._common import gather_rows
 from ..ops.shading import safe_normalize, shading_normal, xfm_points
 from ..structures.material import Material
 from .light import EnvironmentLight
@@ -70,7 +71,7 @@ def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
 
 
 def _face_normals(mesh) -> torch.Tensor:
-    v = mesh.v_pos[mesh.t_pos_idx.long()]
+    v = gather_rows(mesh.v_pos, mesh.t_pos_idx)
     return safe_normalize(torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], dim=-1))
 
 
@@ -79,7 +80,7 @@ def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_ro
     tri = mesh.t_pos_idx.int()
     gb_pos, _ = ops.interpolate(mesh.v_pos[None], rast, tri, backend=backend)
     tid = (rast[..., 3].long() - 1).clamp(min=0)
-    geom_n = _face_normals(mesh)[tid]
+    geom_n = gather_rows(_face_normals(mesh), tid)
     smooth_n, _ = ops.interpolate(mesh.v_nrm[None], rast, mesh.t_nrm_idx.int(), backend=backend)
     tng = None
     if mesh.v_tng is not None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ..ops._common import gather_rows
+
 __all__ = ["Mesh", "auto_normals", "compute_tangents", "safe_normalize"]
 
 
@@ -89,7 +91,7 @@ def auto_normals(mesh: Mesh) -> Mesh:
     unnormalised face normals onto the corners weights each face by its area.
     """
     i0, i1, i2 = mesh.t_pos_idx.long().unbind(-1)
-    v0, v1, v2 = mesh.v_pos[i0], mesh.v_pos[i1], mesh.v_pos[i2]
+    v0, v1, v2 = (gather_rows(mesh.v_pos, i) for i in (i0, i1, i2))
     face_n = torch.cross(v1 - v0, v2 - v0, dim=-1)
     v_nrm = torch.zeros_like(mesh.v_pos)
     for idx in (i0, i1, i2):
@@ -117,8 +119,8 @@ def compute_tangents(mesh: Mesh) -> Mesh:
     pi = mesh.t_pos_idx.long()
     ti = mesh.t_tex_idx.long()
     ni = mesh.t_nrm_idx.long()
-    p = mesh.v_pos[pi]  # [T, 3, 3]
-    uv = mesh.v_tex[ti]  # [T, 3, 2]
+    p = gather_rows(mesh.v_pos, pi)  # [T, 3, 3]
+    uv = gather_rows(mesh.v_tex, ti)  # [T, 3, 2]
     e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
     d1, d2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
     denom = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]

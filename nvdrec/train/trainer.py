@@ -525,7 +525,10 @@ class Trainer:
             if cfg.lock_pos:
                 return torch.zeros((), device=self.device)
             d = v_pos - v_init if cfg.laplace == "relative" else v_pos
-            mean = torch.zeros_like(d).index_add_(0, edges[:, 0], d[edges[:, 1]]) / deg[:, None]
+            mean = (
+                torch.zeros_like(d).index_add_(0, edges[:, 0], d.index_select(0, edges[:, 1]))
+                / deg[:, None]
+            )
             lp = d - mean
             return (lp**2).sum(-1).mean() * cfg.laplace_scale * (1 - it / max(cfg.iter, 1))
 
