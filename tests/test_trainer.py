@@ -266,3 +266,24 @@ def test_glb_passes_khronos_validator(tiny_run):
     r = subprocess.run([*cmd, str(out / "mesh" / "mesh.glb")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["errors"] == 0
+
+
+def test_lpips_reported_when_package_present(tmp_path, monkeypatch):
+    """With an ``lpips`` package importable, metrics.json gains its mean over the views
+    (here a stand-in module whose network returns the mean absolute difference)."""
+    import types
+
+    class FakeLPIPS(torch.nn.Module):
+        def __init__(self, net, verbose):
+            super().__init__()
+            assert net == "alex"
+
+        def forward(self, a, b):
+            assert a.shape[1] == 3 and a.min() >= -1 and a.max() <= 1
+            return (a - b).abs().mean().reshape(1, 1, 1, 1)
+
+    monkeypatch.setitem(sys.modules, "lpips", types.SimpleNamespace(LPIPS=FakeLPIPS))
+    cfg = nvdrec.load_config({**TINY, "iter": 2, "out_dir": str(tmp_path / "run")})
+    metrics = Trainer(cfg).fit()["metrics"]
+    on_disk = json.loads((tmp_path / "run" / "validate" / "metrics.json").read_text())
+    assert 0 < metrics["lpips"] < 2 and on_disk["lpips"] == metrics["lpips"]

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["image_metrics", "ssim"]
+__all__ = ["image_metrics", "ssim", "lpips_metric"]
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -26,6 +26,31 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(s.mean())
+
+
+def lpips_metric(device):
+    """LPIPS (Zhang et al. 2018, AlexNet features) as ``f(opt, ref) -> float`` for images
+    [H, W, 3] in [0, 1] when the optional ``lpips`` package and its weights are available;
+    otherwise None and a one-line reason on stderr (the run goes on without it)."""
+    import sys
+
+    try:
+        import lpips  # optional; not a dependency of nvdrec
+    except ImportError:
+        return None
+    try:
+        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+    except Exception as e:  # e.g. weights not downloadable on an offline machine
+        print(f"nvdrec: LPIPS skipped ({type(e).__name__}: {e})", file=sys.stderr)
+        return None
+
+    @torch.no_grad()
+    def f(opt: torch.Tensor, ref: torch.Tensor) -> float:
+        a = opt.permute(2, 0, 1)[None].float() * 2 - 1
+        b = ref.permute(2, 0, 1)[None].float() * 2 - 1
+        return float(net(a, b).mean())
+
+    return f
 
 
 def image_metrics(opt: torch.Tensor, ref: torch.Tensor) -> dict:

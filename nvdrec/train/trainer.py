@@ -577,6 +577,9 @@ class Trainer:
         lgt.build_mips()
         rows, k = [], 0
         white = cfg.background == "white"
+        from .metrics import lpips_metric
+
+        lpips_fn = lpips_metric(self.device)
         for batch in self.val_dataset.validation_batches(cfg.validate_views):
             h, w = batch["resolution"]
             b = batch["mvp"].shape[0]
@@ -598,6 +601,8 @@ class Trainer:
                 o = linear_to_srgb(out["shaded"][i, ..., :3].clamp(0, 1))
                 r = linear_to_srgb(ref[i].clamp(0, 1))
                 rows.append(image_metrics(o, r))
+                if lpips_fn is not None:
+                    rows[-1]["lpips"] = lpips_fn(o, r)
                 if k < 8:
                     write_image(folder / f"val_{k:06d}_opt.png", o.cpu())
                     write_image(folder / f"val_{k:06d}_ref.png", r.cpu())
@@ -618,6 +623,8 @@ class Trainer:
             "psnr": float(np.mean(psnr)),
             "ssim": float(np.mean(ssim)),
         }
+        if lpips_fn is not None:
+            metrics["lpips"] = float(np.mean([r["lpips"] for r in rows]))
         atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         return metrics
 
