@@ -119,3 +119,23 @@ def test_gpus_flag_is_checked():
     from nvdrec.cli import main
 
     assert main(["train", str(Path(__file__)), "--gpus", "0"]) == 2
+
+
+def test_resume_under_torchrun(tmp_path):
+    """A two-process run resumed from its pass-2 checkpoint ends with the same mesh."""
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(
+        json.dumps({**TINY, "batch": 1, "checkpoint_interval": 2, "validate": False})
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "nvdrec", "train", str(cfg_path), "--gpus", "2"]
+    cmd += ["--device", "cpu", "--out-dir", str(tmp_path / "run")]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    mesh = tmp_path / "run" / "mesh" / "mesh.obj"
+    before = mesh.read_bytes()
+    mesh.unlink()
+    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert again.stdout.count("resumed from pass 2 iteration 2") == 1  # rank 0 says it once
+    assert mesh.read_bytes() == before

@@ -133,22 +133,22 @@ class Trainer:
             )
         self.cfg = self.cfg.replace(mesh_scale=scale, out_dir=self.cfg.out_dir)
         centre = [round(x, 4) for x in self.shift.tolist()]
-        print(f"nvdrec: automatic framing: centre {centre}, mesh_scale {scale:.4f}", flush=True)
+        if self.dist.is_main:
+            print(f"nvdrec: automatic framing: centre {centre}, mesh_scale {scale:.4f}", flush=True)
 
     # ------------------------------------------------------------------ checkpoints
     def _load_resume(self) -> None:
         from .checkpoint import check_compatible, latest_checkpoint
 
         found = latest_checkpoint(self.out / "checkpoints")
+        say = print if self.dist.is_main else (lambda *a, **k: None)
         if found is None:
-            print(
-                f"nvdrec: no checkpoint in {self.out / 'checkpoints'}; starting from the beginning"
-            )
+            say(f"nvdrec: no checkpoint in {self.out / 'checkpoints'}; starting from the beginning")
             return
         state, path = found
         check_compatible(state, self.cfg.to_dict(), path)
         self._resume = state
-        print(
+        say(
             f"nvdrec: resumed from pass {1 if state['pass'] == 'dmtet_pass1' else 2} "
             f"iteration {state['iteration']} ({path})",
             flush=True,
@@ -361,8 +361,7 @@ class Trainer:
             step = DistributedDataParallel(
                 step,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                broadcast_buffers=False,
-            )
+            )  # _Step holds no buffers: nothing to synchronise besides the gradients
         warmup = 100 if pass_idx == 1 else 0
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
