@@ -99,7 +99,19 @@ def _train(args: argparse.Namespace, extra: list[str]) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise ConfigError(f"--gpus must be at least 1, got {args.gpus}")
     if args.gpus and args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        import torch
+
         from .train.distributed import launch
+
+        on_cpu = (args.device or "auto") == "cpu" or not torch.cuda.is_available()
+        if (args.device or "auto").startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(
+                "--gpus: no CUDA device is visible; use --device cpu for CPU processes"
+            )
+        if not on_cpu and args.gpus > torch.cuda.device_count():
+            raise ConfigError(
+                f"--gpus {args.gpus}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
 
         argv = list(args.raw_argv)
         i = argv.index("--gpus") if "--gpus" in argv else None

@@ -139,3 +139,12 @@ def test_resume_under_torchrun(tmp_path):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert again.stdout.count("resumed from pass 2 iteration 2") == 1  # rank 0 says it once
     assert mesh.read_bytes() == before
+
+
+def test_gpus_flag_needs_visible_devices(capsys):
+    from nvdrec.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the message of a machine without CUDA")
+    assert main(["train", str(Path(__file__)), "--gpus", "2", "--device", "cuda"]) == 2
+    assert "no CUDA device is visible; use --device cpu" in capsys.readouterr().err
