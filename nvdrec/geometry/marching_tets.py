@@ -122,7 +122,14 @@ def marching_tets(verts: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor) ->
         # crossing edges, welded: unique sorted vertex pairs
         all_edges = torch.sort(vt[:, edge_pairs].reshape(-1, 2), dim=1).values
         crossing = inside[all_edges[:, 0]] != inside[all_edges[:, 1]]
-        uniq, inv = torch.unique(all_edges[crossing], dim=0, return_inverse=True)
+        # unique vertex pairs through one int64 key (same lexicographic order, much faster
+        # than unique(dim=0) on the CPU)
+        crossing_edges = all_edges[crossing]
+        n_v = max(int(verts.shape[0]), 1)
+        key, inv = torch.unique(
+            crossing_edges[:, 0] * n_v + crossing_edges[:, 1], return_inverse=True
+        )
+        uniq = torch.stack([key // n_v, key % n_v], -1)
         edge_to_vert = torch.full((len(all_edges),), -1, dtype=torch.long, device=device)
         edge_to_vert[crossing] = inv
         edge_to_vert = edge_to_vert.view(-1, 6)

@@ -301,16 +301,21 @@ def cube_filter_operator(
     )
 
 
-def _spmm(row_ptr, col, val, x: torch.Tensor) -> torch.Tensor:
-    """CSR matrix times dense [K, C] -> [M, C] (our CUDA kernel, or torch on the CPU)."""
+def _spmm(row_ptr, col, val, x: torch.Tensor, n_cols: int | None = None) -> torch.Tensor:
+    """CSR matrix times dense [K, C] -> [M, C] (our CUDA kernel; on the CPU torch's sparse
+    CSR product)."""
     if x.is_cuda:
         from .._ext.build import load
 
         return load().csr_gather(row_ptr, col, val, x.contiguous())
-    counts = (row_ptr[1:] - row_ptr[:-1]).long()
-    rows = torch.repeat_interleave(torch.arange(len(counts), device=x.device), counts)
-    out = torch.zeros(len(counts), x.shape[1], dtype=x.dtype, device=x.device)
-    return out.index_add_(0, rows, x[col.long()] * val[:, None].to(x.dtype))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        a = torch.sparse_csr_tensor(
+            row_ptr, col, val.to(x.dtype), size=(len(row_ptr) - 1, x.shape[0])
+        )
+        return a @ x
 
 
 class _CubeFilterFn(torch.autograd.Function):

@@ -175,8 +175,8 @@ class EnvironmentLight(nn.Module):
         # the finest levels have the narrowest lobes: with mip-filtered lookups (filtered
         # importance sampling) fewer samples suffice there, and they dominate the cost
         counts = tuple(max(4, self.samples >> max(0, 2 - k)) for k in range(len(chain)))
-        if self._filter_backend() == "cuda":
-            # the same filter as one precomputed sparse matrix, applied by our gather kernel
+        if self._use_operator(res):
+            # the same filter as one precomputed sparse matrix (on CUDA: our gather kernel)
             op = cube_filter_operator(res, rough, counts, str(self.base.device))
             *self.specular, self.diffuse = apply_cube_filter(op, chain)
             return
@@ -184,6 +184,17 @@ class EnvironmentLight(nn.Module):
         self.specular = [
             specular_prefilter(chain, k, rough[k], counts[k]) for k in range(len(chain))
         ]
+
+    CPU_OPERATOR_MAX_RES = 128  # building the operator at 512 takes ~40 s and ~6 GB on a CPU
+
+    def _use_operator(self, res: int) -> bool:
+        if self._filter_backend() == "cuda":
+            return True
+        return (
+            self.backend == "auto"
+            and self.base.dtype == torch.float32
+            and res <= self.CPU_OPERATOR_MAX_RES
+        )
 
     def _filter_backend(self) -> str:
         backend = "cuda" if self.backend == "nvdiffrast" else self.backend
