@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,15 @@ def test_parse_override():
     with pytest.raises(ConfigError, match="did you mean 'batch'"):
         parse_override("bacth", "4")
     assert "learning_rate" in config_keys()
+
+
+def test_example_configs_load():
+    """Every config in configs/ (and the packaged demo) is valid."""
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.json"))
+    assert len(files) >= 13
+    for f in files:
+        cfg = nvdrec.load_config(f)
+        assert cfg.iter > 0, f
+    metal = nvdrec.load_config(root / "spot_metal.json")
+    assert metal.lock_pos and Path(metal.mtl_override).is_file()
