@@ -174,7 +174,10 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
     elif args.format == "obj":
         path = save_mesh(mesh, out)
     else:
-        raise ConfigError("--format usd is not supported by this version yet; use glb or obj")
+        from .io.usd import save_usd
+
+        suffixes = (".usdz", ".usda", ".usdc")
+        path = save_usd(mesh, out if out.suffix.lower() in suffixes else out / "mesh.usdz")
     print(f"nvdrec: wrote {path}")
     return 0
 

@@ -230,6 +230,26 @@ def test_export_command(tmp_path, tiny_run):
     assert (tmp_path / "x.glb").stat().st_size > 1000
 
 
+def test_export_usd(tmp_path, tiny_run):
+    """`nvdrec export RUN --format usd` packages the baked textures into a .usdz."""
+    pytest.importorskip("pxr")
+    import zipfile
+
+    from pxr import Usd, UsdGeom
+
+    from nvdrec.cli import main
+
+    out, _ = tiny_run
+    assert main(["export", str(out), "--format", "usd", "--output", str(tmp_path)]) == 0
+    path = tmp_path / "mesh.usdz"
+    names = zipfile.ZipFile(path).namelist()
+    assert {"texture_kd.png", "texture_orm.png", "texture_n.png"} <= set(names)
+    stage = Usd.Stage.Open(str(path))
+    geo = UsdGeom.Mesh(stage.GetPrimAtPath("/Root/Mesh"))
+    ours = load_mesh(out / "mesh" / "mesh.obj")
+    assert len(geo.GetPointsAttr().Get()) == len(ours.v_pos)
+
+
 def test_flexicubes_is_a_clear_error():
     with pytest.raises(nvdrec.ConfigError, match="flexicubes"):
         Trainer(nvdrec.load_config({**TINY, "isosurface": "flexicubes", "out_dir": "/tmp/unused"}))

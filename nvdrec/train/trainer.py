@@ -566,6 +566,10 @@ class Trainer:
             from ..io.gltf import save_glb
 
             paths["glb"] = str(save_glb(mesh, folder / "mesh.glb"))
+        if glb and "usd" in self.cfg.export_formats:
+            from ..io.usd import save_usd
+
+            paths["usd"] = str(save_usd(mesh, folder / "mesh.usdz"))
         return paths
 
     @torch.no_grad()
