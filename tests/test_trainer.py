@@ -307,3 +307,19 @@ def test_lpips_reported_when_package_present(tmp_path, monkeypatch):
     metrics = Trainer(cfg).fit()["metrics"]
     on_disk = json.loads((tmp_path / "run" / "validate" / "metrics.json").read_text())
     assert 0 < metrics["lpips"] < 2 and on_disk["lpips"] == metrics["lpips"]
+
+
+def test_preview_shows_display_extras(tmp_path):
+    """`display` adds tiles to the preview row: kd, ks, normal views and the light."""
+    extras = [{"bsdf": "kd"}, {"bsdf": "ks"}, {"bsdf": "normal"}, {"latlong": True}]
+    cfg = nvdrec.load_config(
+        {**TINY, "iter": 2, "validate": False, "display": extras, "out_dir": str(tmp_path / "r")}
+    )
+    Trainer(cfg).fit()
+    for name in ("img_dmtet_pass1_000000.png", "img_mesh_pass_000001.png"):
+        img = read_image(tmp_path / "r" / name)
+        h, w = TINY["train_res"]
+        assert img.shape[:2] == (h, w * (2 + len(extras))), (name, img.shape)
+        tiles = [img[:, i * w : (i + 1) * w] for i in range(2 + len(extras))]
+        assert all(float(t.std()) > 0 for t in tiles[2:]), name  # each extra shows something
+        assert not np.allclose(tiles[2], tiles[4])  # kd and normal views differ

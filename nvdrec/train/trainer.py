@@ -292,10 +292,47 @@ class Trainer:
         reg = buffers["kd_grad"].mean() * 0.03 * ramp + buffers["occlusion"].mean() * 0.001 * ramp
         return img + alpha, reg
 
-    def _save_preview(self, name: str, buffers, target, bg) -> None:
+    def _save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
+        """[optimised | reference | the config's ``display`` extras] of the first view."""
         ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
-        row = torch.cat([buffers["shaded"][0, ..., :3], ref_rgb[0]], 1)
-        write_image(self.out / name, linear_to_srgb(row.detach().clamp(0, 1)).cpu())
+        tiles = [
+            linear_to_srgb(t.detach().clamp(0, 1))
+            for t in (buffers["shaded"][0, ..., :3], ref_rgb[0])
+        ]
+        tiles += [t.detach().clamp(0, 1) for t in (extras() if extras else [])]
+        write_image(self.out / name, torch.cat(tiles, 1).cpu())
+
+    @torch.no_grad()
+    def _display_extras(self, mesh, material, lgt, batch, h, w) -> list:
+        """The ``display`` entries as [H, W, 3] images in [0, 1] (already display-encoded):
+        {"bsdf": "kd"/"ks"/"normal"/"tangent"/...} renders that debug view of the first
+        training view, {"latlong": true} the light as a lat-long image (sRGB, scaled to the
+        view height)."""
+        out = []
+        for item in self.cfg.display or []:
+            if item.get("latlong"):
+                ll = lgt.latlong(max(h // 2, 1))  # [h/2, h, 3]
+                ll = torch.nn.functional.interpolate(
+                    ll.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False
+                )[0].permute(1, 2, 0)
+                out.append(linear_to_srgb(ll.clamp(0, 1)).to(self.device))
+            if "bsdf" in item:
+                mode = item["bsdf"]
+                buf = render_mesh(
+                    self.ctx,
+                    mesh,
+                    batch["mvp"][:1],
+                    batch["campos"][:1],
+                    lgt,
+                    (h, w),
+                    background=torch.zeros(1, h, w, 3, device=self.device),
+                    material=material,
+                    bsdf=mode,
+                    min_roughness=self.cfg.min_roughness,
+                )["shaded"][0, ..., :3]
+                # colours (kd and shaded views) are shown sRGB-encoded, data (ks, normals) raw
+                out.append(buf if mode in ("ks", "normal", "tangent") else linear_to_srgb(buf))
+        return out
 
     # ------------------------------------------------------------------ passes
     def _light(self) -> EnvironmentLight:
@@ -426,7 +463,13 @@ class Trainer:
             self.losses.setdefault(name, []).append(round(shown["img"] + shown["reg"], 7))
             main = self.dist.is_main
             if main and cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
-                self._save_preview(f"img_{name}_{it:06d}.png", buffers, batch["img"], bg)
+                self._save_preview(
+                    f"img_{name}_{it:06d}.png",
+                    buffers,
+                    batch["img"],
+                    bg,
+                    lambda: self._display_extras(mesh_fn(), material, lgt, batch, h, w),
+                )
             interval = cfg.checkpoint_interval
             if self._stop or (interval and (it + 1) % interval == 0 and it + 1 < cfg.iter):
                 if main:
