@@ -52,9 +52,8 @@ def setup(device: str) -> DistInfo:
         use_cuda = device != "cpu" and torch.cuda.is_available()
         if use_cuda:
             torch.cuda.set_device(local)
-            dist.init_process_group("nccl", device_id=torch.device("cuda", local))
-        else:
-            dist.init_process_group("gloo")
+        # (no device_id=: this is the form measured on the 2-GPU machine)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistInfo(rank=rank, world=world, local_rank=local)
 
 
