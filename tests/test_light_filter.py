@@ -18,13 +18,9 @@ def _reference(base, lgt):
 
 
 def _operator_for(lgt):
-    res = lgt.base.shape[1]
-    n = 1
-    while (res >> n) >= lgt.MIN_RES:
-        n += 1
-    rough = tuple(lgt.roughness_of_level(k, n) for k in range(n))
-    counts = tuple(max(4, lgt.samples >> max(0, 2 - k)) for k in range(n))
-    return cubemap.cube_filter_operator(res, rough, counts, str(lgt.base.device)), n
+    rough, counts = lgt.filter_plan()
+    op = cubemap.cube_filter_operator(lgt.base.shape[1], rough, counts, str(lgt.base.device))
+    return op, len(rough)
 
 
 @pytest.mark.parametrize("res", [16, 32, 64])

@@ -301,7 +301,7 @@ def cube_filter_operator(
     )
 
 
-def _spmm(row_ptr, col, val, x: torch.Tensor, n_cols: int | None = None) -> torch.Tensor:
+def _spmm(row_ptr, col, val, x: torch.Tensor) -> torch.Tensor:
     """CSR matrix times dense [K, C] -> [M, C] (our CUDA kernel; on the CPU torch's sparse
     CSR product)."""
     if x.is_cuda:

@@ -162,19 +162,26 @@ class EnvironmentLight(nn.Module):
             return self.MIN_ROUGHNESS
         return self.MIN_ROUGHNESS + (self.MAX_ROUGHNESS - self.MIN_ROUGHNESS) * k / (n_levels - 2)
 
-    def build_mips(self) -> None:
-        """Box-filtered chain down to 16x16, GGX-prefiltered specular levels (roughness
-        0.08..0.5 over the finer levels, 1.0 for the last) and the diffuse irradiance."""
+    def filter_plan(self) -> tuple[tuple, tuple]:
+        """(roughness, sample count) of every level of the chain from the base size down
+        to MIN_RES: the settings of the specular prefilter."""
         res = self.base.shape[1]
         n_levels = 1
         while (res >> n_levels) >= self.MIN_RES:
             n_levels += 1
-        chain = build_mips(self.base[None], max_mip_level=n_levels - 1, cube=True)
-        chain = [c[0] for c in chain]
-        rough = tuple(self.roughness_of_level(k, len(chain)) for k in range(len(chain)))
+        rough = tuple(self.roughness_of_level(k, n_levels) for k in range(n_levels))
         # the finest levels have the narrowest lobes: with mip-filtered lookups (filtered
         # importance sampling) fewer samples suffice there, and they dominate the cost
-        counts = tuple(max(4, self.samples >> max(0, 2 - k)) for k in range(len(chain)))
+        counts = tuple(max(4, self.samples >> max(0, 2 - k)) for k in range(n_levels))
+        return rough, counts
+
+    def build_mips(self) -> None:
+        """Box-filtered chain down to 16x16, GGX-prefiltered specular levels (roughness
+        0.08..0.5 over the finer levels, 1.0 for the last) and the diffuse irradiance."""
+        res = self.base.shape[1]
+        rough, counts = self.filter_plan()
+        chain = build_mips(self.base[None], max_mip_level=len(rough) - 1, cube=True)
+        chain = [c[0] for c in chain]
         if self._use_operator(res):
             # the same filter as one precomputed sparse matrix (on CUDA: our gather kernel)
             op = cube_filter_operator(res, rough, counts, str(self.base.device))
