@@ -25,9 +25,16 @@ torch::Tensor hashgrid_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, s
 torch::Tensor antialias_fwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
 std::vector<torch::Tensor> antialias_bwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
                                          torch::Tensor, double);
-torch::Tensor csr_gather(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
+std::vector<torch::Tensor> csr_gather(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
+                                      c10::optional<std::vector<torch::Tensor>>, int64_t, int64_t, int64_t);
 torch::Tensor image_loss_fwd(torch::Tensor, torch::Tensor, int64_t);
 torch::Tensor image_loss_bwd(torch::Tensor, torch::Tensor, int64_t, torch::Tensor);
+torch::Tensor shade_fwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
+                        c10::optional<torch::Tensor>, int64_t, bool, torch::Tensor, torch::Tensor,
+                        std::vector<int64_t>, torch::Tensor, double, double);
+std::vector<torch::Tensor> shade_bwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
+                                     c10::optional<torch::Tensor>, int64_t, bool, torch::Tensor, torch::Tensor,
+                                     std::vector<int64_t>, torch::Tensor, double, double, torch::Tensor, bool);
 
 // Raises a formatted error from inside the extension: guards against the static
 // libstdc++ + ostringstream<<double crash seen with some toolchains.
@@ -52,5 +59,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_gather", &nvdrec::csr_gather);
   m.def("image_loss_fwd", &nvdrec::image_loss_fwd);
   m.def("image_loss_bwd", &nvdrec::image_loss_bwd);
+  m.def("shade_fwd", &nvdrec::shade_fwd);
+  m.def("shade_bwd", &nvdrec::shade_bwd);
   m.def("check_error_formatting", &nvdrec::check_error_formatting);
 }

@@ -72,10 +72,14 @@ def test_image_loss_checks():
 
 # ------------------------------------------------------------------ CUDA
 @pytest.mark.cuda
-@pytest.mark.parametrize("res", [32, 128])
+@pytest.mark.parametrize("res", [32, 70, 128])
 def test_light_filter_cuda_matches_torch(res):
     base = torch.rand(6, res, res, 3, generator=torch.Generator().manual_seed(3)) * 4
     cu = EnvironmentLight(base.clone().cuda(), backend="cuda")
+    # 32, 128: chain built by our mip kernels on stacked faces; 70 -> 35 -> 17: odd sizes,
+    # the torch chain + operator path
+    op, _ = _operator_for(cu)
+    assert cubemap._stackable(op.in_sizes) == (res != 70)
     cu.build_mips()
     ref = _reference(base.clone(), cu)  # CPU torch reference
     for a, b in zip(cu.specular + [cu.diffuse], ref.specular + [ref.diffuse]):
@@ -89,22 +93,59 @@ def test_light_filter_cuda_matches_torch(res):
     assert_close(cu.base.grad.cpu(), ref.base.grad, atol=1e-4, rtol=1e-4, name="grad base")
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_csr_gather_kernel_matches_torch(channels):
-    g = torch.Generator().manual_seed(channels)
-    m, k = 1000, 700
+def _random_csr(seed, m=1000, k=700, channels=3, long_rows=()):
+    g = torch.Generator().manual_seed(seed)
     counts = torch.randint(0, 40, (m,), generator=g)
     counts[5] = 0  # empty rows give zeros
+    for r, n in long_rows:
+        counts[r] = n
     rows = torch.repeat_interleave(torch.arange(m), counts)
     cols = torch.randint(0, k, (len(rows),), generator=g)
     vals = torch.randn(len(rows), generator=g)
     row_ptr = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]).int()
-    x = torch.randn(k, channels, generator=g)
-    ref = cubemap._spmm(row_ptr, cols.int(), vals, x)
-    got = cubemap._spmm(row_ptr.cuda(), cols.int().cuda(), vals.cuda(), x.cuda())
-    assert_close(got.cpu(), ref, atol=1e-5, rtol=1e-5, name="csr gather")
-    assert (got[5] == 0).all()
+    return row_ptr, cols.int(), vals, torch.randn(k, channels, generator=g)
+
+
+LONG_ROWS = ((0, 1000), (7, 257), (8, 256), (999, 3000))  # split / boundary / last row
+
+
+def test_split_rows_tables():
+    """The segment tables tile every row exactly: summing segment products per output row
+    (as the CUDA kernels do) gives the plain CSR product."""
+    row_ptr, cols, vals, x = _random_csr(0, long_rows=LONG_ROWS)
+    seg_ptr, seg_out, multi_ptr, multi_rows, slots = cubemap._split_rows(row_ptr, 256)
+    lens = (seg_ptr[1:] - seg_ptr[:-1]).long()
+    assert int(lens.max()) <= 256 and int(seg_ptr[-1]) == len(cols)
+    assert sorted(multi_rows.tolist()) == [0, 7, 999]
+    assert slots == int(multi_ptr[-1]) == 4 + 2 + 12
+    contrib = vals[:, None] * x[cols.long()]
+    seg_sums = torch.stack(
+        [contrib[a:b].sum(0) for a, b in zip(seg_ptr[:-1].tolist(), seg_ptr[1:].tolist())]
+    )
+    y = torch.full((len(row_ptr) - 1, x.shape[1]), float("nan"))
+    direct = seg_out >= 0
+    y[seg_out[direct].long()] = seg_sums[direct]
+    partial = torch.zeros(slots, x.shape[1])
+    partial[(-1 - seg_out[~direct]).long()] = seg_sums[~direct]
+    for i, r in enumerate(multi_rows.tolist()):
+        y[r] = partial[multi_ptr[i] : multi_ptr[i + 1]].sum(0)
+    assert_close(y, cubemap._spmm(row_ptr, cols, vals, x), atol=1e-4, name="segmented product")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_csr_gather_kernel_matches_torch(channels):
+    row_ptr, cols, vals, x = _random_csr(channels, channels=channels, long_rows=LONG_ROWS)
+    ref = cubemap._spmm(row_ptr, cols, vals, x)
+    plain = cubemap._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda())
+    seg = cubemap._split_rows(row_ptr.cuda())
+    split = cubemap._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda(), seg)
+    for got, tag in ((plain, "csr gather"), (split, "segmented csr gather")):
+        assert_close(got.cpu(), ref, atol=1e-4, rtol=1e-5, name=tag)
+        assert (got[5] == 0).all()
+    # both orders of summation are fixed: repeated calls agree bit for bit
+    again = cubemap._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda(), seg)
+    assert torch.equal(again, split)
 
 
 @pytest.mark.cuda
@@ -113,7 +154,9 @@ def test_csr_gather_rejects_bad_input():
 
     z = torch.zeros(1, dtype=torch.int32, device="cuda")
     with pytest.raises(RuntimeError, match="1 <= C <= 4"):
-        load().csr_gather(z, z[:0], z[:0].float(), torch.zeros(3, 5, device="cuda"))
+        load().csr_gather(z, z[:0], z[:0].float(), torch.zeros(3, 5, device="cuda"), None, 0, 0, 0)
+    with pytest.raises(RuntimeError, match="rows requested"):
+        load().csr_gather(z, z[:0], z[:0].float(), torch.zeros(3, 2, device="cuda"), None, 4, 0, 0)
 
 
 @pytest.mark.cuda

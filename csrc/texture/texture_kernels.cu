@@ -1,12 +1,10 @@
 // Texture sampling kernels: bilinear / trilinear, 2D and cube maps with seam handling.
 #include "../common/common.h"
+#include "../common/cube.h"
 #include "texture.h"
 
 namespace nvdrec {
 
-template <int N>
-NVDREC_HD Dual<N> dabs(const Dual<N>& a) { return a.v < 0.f ? -a : a; }
-NVDREC_HD float dabs(float a) { return fabsf(a); }
 template <int N>
 NVDREC_HD Dual<N> dlog2(const Dual<N>& a) {
   Dual<N> r;
@@ -15,45 +13,6 @@ NVDREC_HD Dual<N> dlog2(const Dual<N>& a) {
   return r;
 }
 NVDREC_HD float dlog2(float a) { return log2f(a); }
-
-// Direction -> face (+X,-X,+Y,-Y,+Z,-Z) and s, t in [0, 1] (OpenGL cube-map table).
-template <class T>
-NVDREC_HD int dir_to_face(const T& x, const T& y, const T& z, T& s, T& t) {
-  float ax = fabsf(value(x)), ay = fabsf(value(y)), az = fabsf(value(z));
-  int face;
-  T sc, tc, ma;
-  if (ax >= ay && ax >= az) {
-    face = value(x) >= 0.f ? 0 : 1;
-    sc = face == 0 ? -z : z;
-    tc = -y;
-    ma = dabs(x);
-  } else if (ay >= az) {
-    face = value(y) >= 0.f ? 2 : 3;
-    sc = x;
-    tc = face == 2 ? z : -z;
-    ma = dabs(y);
-  } else {
-    face = value(z) >= 0.f ? 4 : 5;
-    sc = face == 4 ? x : -x;
-    tc = -y;
-    ma = dabs(z);
-  }
-  if (value(ma) < 1e-20f) ma = T(1e-20f);
-  s = (sc / ma + 1.f) * 0.5f;
-  t = (tc / ma + 1.f) * 0.5f;
-  return face;
-}
-
-NVDREC_D void face_to_dir(int face, float sc, float tc, float& x, float& y, float& z) {
-  switch (face) {
-    case 0: x = 1.f, y = -tc, z = -sc; break;
-    case 1: x = -1.f, y = -tc, z = sc; break;
-    case 2: x = sc, y = 1.f, z = tc; break;
-    case 3: x = sc, y = -1.f, z = -tc; break;
-    case 4: x = sc, y = -tc, z = 1.f; break;
-    default: x = -sc, y = -tc, z = -1.f; break;
-  }
-}
 
 // Level of detail log2(rho) (+ bias added by the caller) from pixel derivatives.
 template <class T>
@@ -126,17 +85,7 @@ NVDREC_D void make_taps(const TexParams& p, int level, float s, float t, int fac
     if (k >= tp.n) break;
     int i = ii[k], j = jj[k];
     if (p.cube) {
-      int f = face;
-      if (i < 0 || i >= h || j < 0 || j >= w) {
-        // continue across the face edge: texel centre on the extended plane -> direction
-        float sc = (j + 0.5f) / w * 2.f - 1.f, tc = (i + 0.5f) / h * 2.f - 1.f;
-        float dx, dy, dz, s2, t2;
-        face_to_dir(face, sc, tc, dx, dy, dz);
-        f = dir_to_face<float>(dx, dy, dz, s2, t2);
-        j = min(max((int)floorf(s2 * w), 0), w - 1);
-        i = min(max((int)floorf(t2 * h), 0), h - 1);
-      }
-      tp.idx[k] = off + ((long long)f * h + i) * w + j;
+      tp.idx[k] = off + cube_texel(face, i, j, w);
     } else if (p.boundary == 0) {
       i = i < 0 ? i + h : (i >= h ? i - h : i);
       j = j < 0 ? j + w : (j >= w ? j - w : j);
@@ -305,10 +254,7 @@ __global__ void texture_bwd_kernel(TexParams p) {
     guv[0] = gs;
     guv[1] = gt;
   } else {
-    Dual<3> d[3] = {Dual<3>::var(uv[0], 0), Dual<3>::var(uv[1], 1), Dual<3>::var(uv[2], 2)};
-    Dual<3> s, t;
-    dir_to_face<Dual<3>>(d[0], d[1], d[2], s, t);
-    for (int j = 0; j < 3; ++j) guv[j] = gs * s.d[j] + gt * t.d[j];
+    cube_coord_grad(uv, gs, gt, guv);
   }
   if (p.grad_bias) p.grad_bias[q] = glod;
   if (p.uv_da) {

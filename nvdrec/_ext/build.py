@@ -47,6 +47,8 @@ SOURCES = (
     "light/light_glue.cu",
     "loss/loss_kernels.cu",
     "loss/loss_glue.cu",
+    "shade/shade_kernels.cu",
+    "shade/shade_glue.cu",
 )
 CFLAGS = ["-O3", "-std=c++17"]
 CUDA_CFLAGS = ["-O3", "-std=c++17", "-lineinfo"]

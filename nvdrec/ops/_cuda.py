@@ -283,3 +283,98 @@ class _ImageLossFn(torch.autograd.Function):
 def image_loss_cuda(img, ref, kind: int):
     """Fused image loss (kind: index into nvdrec.ops.loss.LOSSES), a 0-d tensor."""
     return _ImageLossFn.apply(img.contiguous(), ref.detach().contiguous(), kind)
+
+
+# ------------------------------------------------------------------ split-sum shading
+class _ShadeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pos, nrm, kd, ks, diffuse, spec, view, rot, lut, meta):
+        batch, specular, sizes, lo, hi = meta
+        ctx.save_for_backward(pos, nrm, kd, ks, diffuse, spec, view, rot, lut)
+        ctx.meta = meta
+        return load().shade_fwd(
+            pos, nrm, kd, ks, view, rot, batch, specular, diffuse, spec, sizes, lut, lo, hi
+        )
+
+    @staticmethod
+    def backward(ctx, g):
+        pos, nrm, kd, ks, diffuse, spec, view, rot, lut = ctx.saved_tensors
+        batch, specular, sizes, lo, hi = ctx.meta
+        light_grad = ctx.needs_input_grad[4] or ctx.needs_input_grad[5]
+        g_pos, g_nrm, g_kd, g_ks, g_diff, g_spec = load().shade_bwd(
+            pos,
+            nrm,
+            kd,
+            ks,
+            view,
+            rot,
+            batch,
+            specular,
+            diffuse,
+            spec,
+            sizes,
+            lut,
+            lo,
+            hi,
+            g.contiguous(),
+            light_grad,
+        )
+        if not light_grad:
+            g_diff = g_spec = None
+        elif not specular:
+            g_spec = None
+        return g_pos, g_nrm, g_kd, g_ks, g_diff, g_spec, None, None, None, None
+
+
+def _pixels3(t: torch.Tensor) -> torch.Tensor:
+    """[..., 3] as [P, 3] with unit channel stride (a view where possible)."""
+    flat = t.reshape(-1, 3)
+    if flat.stride(1) != 1 or flat.stride(0) < 3:
+        flat = flat.contiguous()
+    return flat
+
+
+def _joined_levels(levels) -> torch.Tensor:
+    """The levels [6, N_k, N_k, 3] as one [sum 6 N_k^2, 3] buffer: the buffer they are
+    consecutive views of (as apply_cube_filter returns them), else a concatenation."""
+    base = levels[0]._base
+    if base is not None and base.ndim == 2 and base.is_contiguous():
+        ptr, end = base.data_ptr(), 0
+        for lv in levels:
+            if not (lv._base is base and lv.is_contiguous()):
+                break
+            if lv.data_ptr() != ptr + end * base.element_size():
+                break
+            end += lv.numel()
+        else:
+            if end == base.numel():
+                return base
+    return torch.cat([lv.reshape(-1, 3) for lv in levels]).contiguous()
+
+
+def shade_cuda(
+    pos, nrm, kd, ks, view, rot, diffuse, specular_levels, lut, roughness_range, specular
+):
+    """Fused split-sum shading of G-buffers [B, H, W, 3] (see EnvironmentLight.shade);
+    ``rot`` [B, 3, 3] or None, ``lut`` [S, S, 2], ``specular_levels`` a list of
+    [6, N_k, N_k, 3]. Returns [B, H, W, 3]."""
+    shape = pos.shape
+    batch = shape[0]
+    spec = _joined_levels(specular_levels)
+    sizes = [int(s.shape[1]) for s in specular_levels]
+    if rot is not None:
+        rot = rot.reshape(batch, 9).float().contiguous()
+    meta = (batch, bool(specular), sizes, float(roughness_range[0]), float(roughness_range[1]))
+    out = _ShadeFn.apply(
+        pos.reshape(-1, 3).contiguous(),
+        nrm.reshape(-1, 3).contiguous(),
+        _pixels3(kd),
+        ks.reshape(-1, 3).contiguous(),
+        diffuse.contiguous(),
+        spec,
+        view.reshape(-1, 3).detach().float().contiguous(),
+        rot,
+        lut.reshape(lut.shape[-3], lut.shape[-2], 2).contiguous(),
+        meta,
+    )
+    return out.view(shape)

@@ -33,6 +33,7 @@ __all__ = [
     "CubeFilterOperator",
     "cube_filter_operator",
     "apply_cube_filter",
+    "filter_cube_map",
 ]
 
 
@@ -214,6 +215,8 @@ class CubeFilterOperator:
     t_val: torch.Tensor  # [nnz] float32
     in_sizes: tuple  # cube size of every chain level
     out_sizes: tuple  # cube size of every output block (specular levels, then diffuse)
+    seg: tuple | None = None  # long rows of A split for the CUDA kernel (_split_rows)
+    t_seg: tuple | None = None  # the same for A^T
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -222,6 +225,33 @@ class CubeFilterOperator:
     @property
     def nnz(self) -> int:
         return len(self.col)
+
+
+SEGMENT_LEN = 256  # longest row piece one lane group of the CUDA gather handles
+
+
+def _split_rows(row_ptr: torch.Tensor, max_len: int = SEGMENT_LEN) -> tuple:
+    """Cut the rows of a CSR matrix into segments of at most ``max_len`` entries (balanced
+    work for the CUDA gather: a few coarse-level texels are sampled by thousands of
+    outputs). Returns int32 tables (seg_ptr [V + 1] entry ranges, seg_out [V] output row or
+    -(1 + slot) for a segment of a split row, multi_ptr [S + 1] slot ranges and
+    multi_rows [S] of the S split rows) and the number of slots."""
+    rp = row_ptr.long()
+    dev = rp.device
+    lens = rp[1:] - rp[:-1]
+    nseg = ((lens + max_len - 1) // max_len).clamp(min=1)
+    seg_row = torch.repeat_interleave(torch.arange(len(lens), device=dev), nseg)
+    first = torch.cumsum(nseg, 0) - nseg
+    k = torch.arange(len(seg_row), device=dev) - first[seg_row]
+    seg_ptr = torch.cat([rp[seg_row] + k * max_len, rp[-1:]])
+    split = nseg > 1
+    in_split = split[seg_row]
+    slot = torch.cumsum(in_split.long(), 0) - 1
+    seg_out = torch.where(in_split, -1 - slot, seg_row)
+    multi_rows = torch.nonzero(split)[:, 0]
+    multi_ptr = torch.cat([nseg.new_zeros(1), torch.cumsum(nseg[multi_rows], 0)])
+    tables = tuple(t.int().contiguous() for t in (seg_ptr, seg_out, multi_ptr, multi_rows))
+    return (*tables, int(in_split.sum()))
 
 
 def _csr(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
@@ -289,52 +319,82 @@ def cube_filter_operator(
     if len(vals) >= 2**31:
         raise ValueError(f"cube filter operator too large ({len(vals)} entries); lower light_res")
     order = torch.sort(cols, stable=True).indices  # rows stay sorted within each column
+    row_ptr, t_row_ptr = _csr(rows, n_rows), _csr(cols, n_cols)
+    cuda = dev.type == "cuda"
     return CubeFilterOperator(
-        row_ptr=_csr(rows, n_rows),
+        row_ptr=row_ptr,
         col=cols.int(),
         val=vals.float(),
-        t_row_ptr=_csr(cols, n_cols),
+        t_row_ptr=t_row_ptr,
         t_col=rows[order].int(),
         t_val=vals[order].float(),
         in_sizes=tuple(sizes),
         out_sizes=tuple(sizes) + (sizes[-1],),
+        seg=_split_rows(row_ptr) if cuda else None,
+        t_seg=_split_rows(t_row_ptr) if cuda else None,
     )
 
 
-def _spmm(row_ptr, col, val, x: torch.Tensor) -> torch.Tensor:
-    """CSR matrix times dense [K, C] -> [M, C] (our CUDA kernel; on the CPU torch's sparse
-    CSR product)."""
+def _spmm(
+    row_ptr, col, val, x: torch.Tensor, seg: tuple | None = None, split_at: int = 0
+) -> torch.Tensor | tuple:
+    """CSR matrix times dense [K, C] -> [M, C] (our CUDA kernel, with the row segments of
+    :func:`_split_rows` when given; on the CPU torch's sparse CSR product). With
+    ``split_at`` > 0 the rows come as two tensors, [:split_at] and [split_at:]."""
+    n_rows = len(row_ptr) - 1
     if x.is_cuda:
         from .._ext.build import load
 
-        return load().csr_gather(row_ptr, col, val, x.contiguous())
+        if seg is None:
+            ys = load().csr_gather(row_ptr, col, val, x.contiguous(), None, n_rows, 0, split_at)
+        else:
+            seg_ptr, seg_out, multi_ptr, multi_rows, slots = seg
+            tables = [seg_out, multi_ptr, multi_rows]
+            ys = load().csr_gather(
+                seg_ptr, col, val, x.contiguous(), tables, n_rows, slots, split_at
+            )
+        return tuple(ys) if split_at else ys[0]
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
-        a = torch.sparse_csr_tensor(
-            row_ptr, col, val.to(x.dtype), size=(len(row_ptr) - 1, x.shape[0])
-        )
-        return a @ x
+        a = torch.sparse_csr_tensor(row_ptr, col, val.to(x.dtype), size=(n_rows, x.shape[0]))
+        y = a @ x
+    return (y[:split_at], y[split_at:]) if split_at else y
 
 
 class _CubeFilterFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, op):
-        ctx.op = op
-        return _spmm(op.row_ptr, op.col, op.val, x)
+    """y = A x split into its two blocks (specular levels [Ms, C], diffuse [Md, C]) so
+    that each consumer's gradient arrives without a zero-filled full-size buffer."""
 
     @staticmethod
-    def backward(ctx, g):
-        op = ctx.op
-        return _spmm(op.t_row_ptr, op.t_col, op.t_val, g.contiguous()), None
+    def forward(ctx, x, op, n_spec):
+        ctx.op = op
+        ctx.n_spec = n_spec
+        # two separate outputs: the specular levels are views of a buffer of their own
+        return _spmm(op.row_ptr, op.col, op.val, x, op.seg, split_at=n_spec)
+
+    @staticmethod
+    def backward(ctx, g_spec, g_diff):
+        return _filter_backward(ctx.op, ctx.n_spec, g_spec, g_diff), None, None
+
+
+def _filter_backward(op: CubeFilterOperator, n_spec: int, g_spec, g_diff) -> torch.Tensor:
+    """A^T g for the gradients of the two output blocks (either may be None)."""
+    if g_spec is None:
+        g_spec = g_diff.new_zeros(n_spec, g_diff.shape[1])
+    if g_diff is None:
+        g_diff = g_spec.new_zeros(op.shape[0] - n_spec, g_spec.shape[1])
+    g = torch.cat([g_spec, g_diff]).contiguous()
+    return _spmm(op.t_row_ptr, op.t_col, op.t_val, g, op.t_seg)
 
 
 def apply_cube_filter(op: CubeFilterOperator, chain: list[torch.Tensor]) -> list[torch.Tensor]:
     """Filter a box chain (levels [6, N_k, N_k, C]) with ``op``: returns the specular
     levels [6, N_k, N_k, C] followed by the diffuse irradiance [6, N_L, N_L, C]
     (differentiable; the same values as :func:`specular_prefilter` and
-    :func:`diffuse_irradiance`)."""
+    :func:`diffuse_irradiance`). The specular levels are consecutive views of one buffer
+    (the fused shading kernel reads it without a copy)."""
     if tuple(c.shape[1] for c in chain) != op.in_sizes:
         raise ValueError(
             f"chain sizes {[c.shape[1] for c in chain]} do not match the operator's "
@@ -342,9 +402,75 @@ def apply_cube_filter(op: CubeFilterOperator, chain: list[torch.Tensor]) -> list
         )
     c = chain[0].shape[-1]
     x = torch.cat([lv.reshape(-1, c) for lv in chain])
-    y = _CubeFilterFn.apply(x.float().contiguous(), op)
+    n_spec = sum(6 * n * n for n in op.out_sizes[:-1])
+    spec, diff = _CubeFilterFn.apply(x.float().contiguous(), op, n_spec)
+    return _split_levels(op, spec, diff, c)
+
+
+def _split_levels(op: CubeFilterOperator, spec, diff, c: int) -> list[torch.Tensor]:
     out, a = [], 0
-    for n in op.out_sizes:
-        out.append(y[a : a + 6 * n * n].reshape(6, n, n, c))
+    for n in op.out_sizes[:-1]:
+        out.append(spec[a : a + 6 * n * n].view(6, n, n, c))
         a += 6 * n * n
-    return out
+    n = op.out_sizes[-1]
+    return out + [diff.view(6, n, n, c)]
+
+
+class _CubeChainFilterFn(torch.autograd.Function):
+    """CUDA: box chain and filter of a cube map in one step. The faces of a level are
+    stacked into one [6N, N] image, so our mip kernels build every level straight into the
+    layout of the operator's input (level-major, face, row, column); needs even sizes."""
+
+    @staticmethod
+    def forward(ctx, base, op, n_spec):
+        from .._ext.build import load
+
+        c = base.shape[-1]
+        hs = [6 * n for n in op.in_sizes]
+        ws = list(op.in_sizes)
+        offs, total = [0], 0
+        for h, w in zip(hs[1:], ws[1:]):
+            offs.append(total)
+            total += h * w
+        img = base.reshape(1, hs[0], ws[0], c).contiguous().float()
+        mips = load().mip_build(img, hs, ws, offs, total)
+        x = torch.cat([img.reshape(-1, c), mips.reshape(-1, c)])
+        ctx.op, ctx.n_spec, ctx.meta = op, n_spec, (hs, ws, offs, total, base.shape)
+        # two separate outputs: the specular levels are views of a buffer of their own
+        return _spmm(op.row_ptr, op.col, op.val, x, op.seg, split_at=n_spec)
+
+    @staticmethod
+    def backward(ctx, g_spec, g_diff):
+        from .._ext.build import load
+
+        g_x = _filter_backward(ctx.op, ctx.n_spec, g_spec, g_diff)
+        hs, ws, offs, total, shape = ctx.meta
+        c = g_x.shape[1]
+        k0 = hs[0] * ws[0]
+        g_base = g_x[:k0].view(1, hs[0], ws[0], c)
+        # pushes the level gradients down the chain in place, adding into g_base
+        load().mip_build_bwd(g_base, g_x[k0:].view(1, total, c), hs, ws, offs, total)
+        return g_base.view(shape), None, None
+
+
+def _stackable(sizes: tuple) -> bool:
+    return all(n % 2 == 0 and m == n // 2 for n, m in zip(sizes[:-1], sizes[1:]))
+
+
+def filter_cube_map(op: CubeFilterOperator, base: torch.Tensor) -> list[torch.Tensor]:
+    """Box chain of ``base`` [6, R, R, C] (2x2 averages, as :func:`build_mips`) filtered by
+    ``op``: the specular levels then the diffuse irradiance, as :func:`apply_cube_filter`.
+    On CUDA with even level sizes the chain is built by our mip kernels inside one
+    autograd node; otherwise through :func:`build_mips` and :func:`apply_cube_filter`."""
+    if not (base.is_cuda and base.dtype == torch.float32 and _stackable(op.in_sizes)):
+        from .texture import build_mips
+
+        chain = build_mips(base[None], max_mip_level=len(op.in_sizes) - 1, cube=True)
+        return apply_cube_filter(op, [lv[0] for lv in chain])
+    if base.shape[1] != op.in_sizes[0]:
+        raise ValueError(
+            f"light of size {base.shape[1]} does not match the operator's {op.in_sizes[0]}"
+        )
+    n_spec = sum(6 * n * n for n in op.out_sizes[:-1])
+    spec, diff = _CubeChainFilterFn.apply(base, op, n_spec)
+    return _split_levels(op, spec, diff, base.shape[-1])

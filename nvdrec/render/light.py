@@ -18,10 +18,10 @@ from torch import nn
 
 from ..ops._common import pick_backend
 from ..ops.cubemap import (
-    apply_cube_filter,
     cube_filter_operator,
     cubemap_to_latlong,
     diffuse_irradiance,
+    filter_cube_map,
     latlong_to_cubemap,
     specular_prefilter,
 )
@@ -180,13 +180,14 @@ class EnvironmentLight(nn.Module):
         0.08..0.5 over the finer levels, 1.0 for the last) and the diffuse irradiance."""
         res = self.base.shape[1]
         rough, counts = self.filter_plan()
+        if self._use_operator(res):
+            # the same filter as one precomputed sparse matrix (on CUDA: our mip and
+            # gather kernels)
+            op = cube_filter_operator(res, rough, counts, str(self.base.device))
+            *self.specular, self.diffuse = filter_cube_map(op, self.base)
+            return
         chain = build_mips(self.base[None], max_mip_level=len(rough) - 1, cube=True)
         chain = [c[0] for c in chain]
-        if self._use_operator(res):
-            # the same filter as one precomputed sparse matrix (on CUDA: our gather kernel)
-            op = cube_filter_operator(res, rough, counts, str(self.base.device))
-            *self.specular, self.diffuse = apply_cube_filter(op, chain)
-            return
         self.diffuse = diffuse_irradiance(chain[-1])
         self.specular = [
             specular_prefilter(chain, k, rough[k], counts[k]) for k in range(len(chain))
@@ -238,6 +239,26 @@ class EnvironmentLight(nn.Module):
         r = self.mtx[:, :3, :3].reshape(b, 1, 1, 3, 3)
         return (r @ v[..., None])[..., 0]
 
+    def _fused_shading(self, gb_pos, gb_normal, kd, ks, view_pos) -> bool:
+        """Whether :meth:`shade` can use the fused CUDA kernel: CUDA float32 buffers of one
+        shape [B, H, W, 3], a 3-channel light, and no gradient wanted for the camera
+        position or the light rotation (the torch path handles those cases)."""
+        tensors = (gb_pos, gb_normal, kd, ks, view_pos, self.diffuse, *self.specular)
+        if not all(t.is_cuda and t.dtype == torch.float32 for t in tensors):
+            return False
+        if self._filter_backend() != "cuda":
+            return False
+        shape = gb_pos.shape
+        if gb_pos.ndim != 4 or shape[-1] != 3 or gb_normal.shape != shape or ks.shape != shape:
+            return False
+        if kd.shape[:-1] != shape[:-1] or kd.shape[-1] < 3 or self.diffuse.shape[-1] != 3:
+            return False
+        if view_pos.numel() not in (3, 3 * shape[0]) or view_pos.requires_grad:
+            return False
+        if self.mtx is not None and (self.mtx.requires_grad or self.mtx.shape[0] != shape[0]):
+            return False
+        return len(self.specular) <= 16
+
     def shade(
         self,
         gb_pos: torch.Tensor,
@@ -252,9 +273,30 @@ class EnvironmentLight(nn.Module):
         ``ks`` = (occlusion, roughness, metallic). Diffuse = irradiance(n) kd (1 - m);
         specular = prefiltered(reflect, level of roughness) (F0 A + B) with
         F0 = 0.04 (1 - m) + kd m; the sum is scaled by (1 - occlusion).
+
+        On CUDA this runs as one fused kernel (forward and backward; gradients to the
+        G-buffers, kd, ks and the filtered light); the torch ops below are the CPU path
+        and the oracle it is tested against.
         """
         if self.diffuse is None:
             raise RuntimeError("call EnvironmentLight.build_mips() before shade()")
+        if self._fused_shading(gb_pos, gb_normal, kd, ks, view_pos):
+            from ..ops._cuda import shade_cuda
+
+            rot = None if self.mtx is None else self.mtx[:, :3, :3]
+            return shade_cuda(
+                gb_pos,
+                gb_normal,
+                kd[..., :3],
+                ks,
+                view_pos,
+                rot,
+                self.diffuse,
+                self.specular,
+                split_sum_lut(gb_pos.device)[0],
+                (self.MIN_ROUGHNESS, self.MAX_ROUGHNESS),
+                specular,
+            )
         wo = torch.nn.functional.normalize(view_pos.view(-1, 1, 1, 3) - gb_pos, dim=-1)
         n = gb_normal
         occ, rough, metal = ks[..., 0:1], ks[..., 1:2], ks[..., 2:3]
