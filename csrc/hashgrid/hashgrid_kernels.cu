@@ -78,18 +78,28 @@ NVDREC_D void atomic_add_features(float* e, float w, const float* go) {
   }
 }
 
+// Points whose upstream gradient is zero (in a render: background pixels, which all sit
+// at one point and would otherwise hammer the same table entries) add nothing. On dense
+// (coarse) levels neighbouring points share cells, so the lanes of a warp that hit the
+// same entry first sum their contributions (warp_runs) and one lane adds the sum; the
+// branch is uniform per block (one level per grid row).
 template <int F>
 __global__ void hashgrid_bwd_kernel(HashGridParams p) {
   int n = blockIdx.x * blockDim.x + threadIdx.x;
   int lvl = blockIdx.y;
-  if (n >= p.num_points) return;
+  bool active = n < p.num_points;
   int res = p.res[lvl];
   bool dense = p.dense[lvl];
-  CellPos c = cell_of(p.x + 3LL * n, res);
-  const float* g = p.grad_out + (long long)n * p.levels * F + lvl * F;
   float go[F];
+  bool use = false;
+  const float* g = p.grad_out + (long long)(active ? n : 0) * p.levels * F + lvl * F;
 #pragma unroll
-  for (int f = 0; f < F; ++f) go[f] = g[f];
+  for (int f = 0; f < F; ++f) {
+    go[f] = active ? g[f] : 0.f;
+    use = use || go[f] != 0.f;
+  }
+  if (!dense && !use) return;  // no warp-level work below for hashed levels
+  CellPos c = cell_of(p.x + 3LL * (active ? n : 0), res);
   float* table = p.grad_table + (long long)lvl * p.table_size * F;
 #pragma unroll
   for (int corner = 0; corner < 8; ++corner) {
@@ -98,7 +108,15 @@ __global__ void hashgrid_bwd_kernel(HashGridParams p) {
               (o2 ? c.frac[2] : 1.f - c.frac[2]);
     unsigned idx = corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, p.table_size);
     float* e = table + (long long)idx * F;
-    atomic_add_features<F>(e, w, go);
+    if (!dense) {
+      atomic_add_features<F>(e, w, go);
+      continue;
+    }
+    WarpRuns runs = warp_runs(use ? (unsigned long long)idx : kNoKey);
+    float sum[F];
+#pragma unroll
+    for (int f = 0; f < F; ++f) sum[f] = warp_run_sum(runs, use ? w * go[f] : 0.f);
+    if (use && runs.leader) atomic_add_features<F>(e, 1.f, sum);
   }
 }
 
