@@ -10,6 +10,7 @@ iterations); light white balance 0.005; Laplacian on vertex positions in pass 2
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -432,25 +433,30 @@ class Trainer:
 
             img_loss, reg, buffers = step(forward)
             loss = img_loss + reg
-            finite = bool(torch.isfinite(loss))
-            shown = {"img": img_loss.item(), "reg": reg.item()}
+            if opt is not None:
+                for g in opt.param_groups:
+                    g["lr"] = g["base"] * _lr_factor(it, warmup)
+                opt.zero_grad(set_to_none=True)
+                # queue the backward before reading the losses: the one host-device sync of
+                # the iteration then waits for the GPU to finish the backward, while the CPU
+                # has been issuing backward kernels during the forward's GPU time
+                loss.backward()
+            img_v, reg_v = torch.stack([img_loss.detach(), reg.detach()]).tolist()
+            finite = math.isfinite(img_v + reg_v)
+            shown = {"img": img_v, "reg": reg_v}
             if self.dist.enabled:  # mean losses; every rank stops if any has a NaN or a signal
                 t = distributed.all_sum(
                     [shown["img"], shown["reg"], float(not finite), float(self._stop)], self.device
                 )
                 shown = {"img": t[0] / self.dist.world, "reg": t[1] / self.dist.world}
                 finite, self._stop = t[2] == 0, t[3] > 0
-            if not finite:
+            if not finite:  # before the step: the parameters stay as they were
                 raise NumericalError(
-                    f"{name}: the loss became {loss.item()} at iteration {it}; the run stopped "
+                    f"{name}: the loss became {img_v + reg_v} at iteration {it}; the run stopped "
                     "(outputs of earlier stages are kept). Try a lower learning_rate or a "
                     "different seed"
                 )
             if opt is not None:
-                for g in opt.param_groups:
-                    g["lr"] = g["base"] * _lr_factor(it, warmup)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
                 opt.step()
             with torch.no_grad():
                 if lgt.base.requires_grad:
