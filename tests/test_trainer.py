@@ -323,3 +323,31 @@ def test_preview_shows_display_extras(tmp_path):
         tiles = [img[:, i * w : (i + 1) * w] for i in range(2 + len(extras))]
         assert all(float(t.std()) > 0 for t in tiles[2:]), name  # each extra shows something
         assert not np.allclose(tiles[2], tiles[4])  # kd and normal views differ
+
+
+def test_nan_loss_stops_before_the_optimizer_step(tmp_path, monkeypatch):
+    """A non-finite loss stops the run with a NumericalError naming the pass and the
+    iteration, before the optimizer applies that iteration's gradients; the pass writes no
+    mesh."""
+    from nvdrec.errors import NumericalError
+
+    orig_losses = Trainer._losses
+
+    def losses(self, buffers, target, bg, it, total, pass_idx):
+        img, reg = orig_losses(self, buffers, target, bg, it, total, pass_idx)
+        return (img * float("nan") if it >= 2 else img), reg
+
+    steps = []
+    orig_step = torch.optim.Adam.step
+
+    def step(self, *a, **k):
+        steps.append(1)
+        return orig_step(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "_losses", losses)
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    cfg = nvdrec.load_config({**TINY, "validate": False, "out_dir": str(tmp_path / "r")})
+    with pytest.raises(NumericalError, match="dmtet_pass1: the loss became nan at iteration 2"):
+        Trainer(cfg).fit()
+    assert len(steps) == 2  # iterations 0 and 1 only
+    assert not (tmp_path / "r" / "dmtet_mesh").exists()
