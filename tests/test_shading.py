@@ -253,3 +253,38 @@ def test_render_layers_and_debug_modes():
     )
     assert ss["shaded"].shape == (1, 32, 32, 4)
     assert np.isfinite(ss["shaded"].detach().numpy()).all()
+
+
+def test_neural_material_compaction_on_cpu_changes_nothing_visible(monkeypatch):
+    """On the CPU a neural material is evaluated on covered pixels only: the rendered image
+    and the gradients of the material's parameters equal those of evaluating every pixel;
+    the kd smoothness buffer is zero on the background either way (compositing)."""
+    from nvdrec.ops import HashGridConfig
+    from nvdrec.render import MLPTexture3D
+    from nvdrec.render import renderer as R
+
+    v, tri = sphere(12, 24, radius=0.7)
+    mesh = auto_normals(Mesh(v, tri.long()))
+    cfg = HashGridConfig(n_levels=4, log2_table_size=10, finest_resolution=64)
+    torch.manual_seed(0)
+    mat = MLPTexture3D(([-1.0] * 3, [1.0] * 3), config=cfg, backend="torch")
+    lgt = EnvironmentLight.random(16, backend="torch", trainable=False)
+    lgt.build_mips()
+    mvp = torch.stack([cam.perspective() @ cam.look_at(e) for e in [(0, 0, 3.0), (2.0, 1, 2)]])
+    campos = torch.tensor([[0, 0, 3.0], [2.0, 1, 2]])
+    results = []
+    for compact in (False, True):
+        monkeypatch.setattr(R, "COMPACT_NEURAL_MATERIAL", compact)
+        mat.zero_grad()
+        out = render_mesh(RasterContext(), mesh, mvp, campos, lgt, (40, 40), material=mat)
+        (out["shaded"] * torch.linspace(0, 1, 4)).sum().backward()
+        grads = [p.grad.clone() for p in mat.parameters() if p.grad is not None]
+        results.append((out["shaded"].detach(), grads, out["kd_grad"].detach()))
+    (s0, g0, k0), (s1, g1, k1) = results
+    alpha = s0[..., 3]
+    assert 0.1 < float((alpha > 0).float().mean()) < 0.9  # both covered and background pixels
+    assert_close(s1, s0, atol=1e-6, name="shaded")
+    assert len(g0) == len(g1) > 0
+    for a, b in zip(g1, g0):
+        assert_close(a, b, atol=1e-7, rtol=1e-4, name="material gradient")
+    assert (k1[alpha == 0] == 0).all() and (k0[alpha == 0] == 0).all()

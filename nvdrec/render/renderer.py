@@ -33,14 +33,28 @@ class RasterContext:
         return self._topo[key]
 
 
+COMPACT_NEURAL_MATERIAL = True  # evaluate a neural material on covered pixels only (CPU)
+
+
 def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
     """(kd [.., 3 or 4], ks [.., 3], perturbed normal [.., 3] or None, kd_grad [.., 1])."""
     if isinstance(material, MLPTexture3D):
-        vals = material.sample(gb_pos)
-        kd, ks, nrm = MLPTexture3D.split(vals)
-        jitter = gb_pos + torch.randn_like(gb_pos) * 0.01
+        # On the CPU only the covered pixels are evaluated (background pixels never reach
+        # the image: compositing weights them by zero); on a GPU the compaction would cost
+        # a host-device sync in the middle of the forward pass, so all pixels are.
+        covered = rast[..., 3] > 0 if (COMPACT_NEURAL_MATERIAL and not gb_pos.is_cuda) else None
+        pts = gb_pos if covered is None else gb_pos[covered]
+        vals = material.sample(pts)
+        kd = MLPTexture3D.split(vals)[0]
+        jitter = pts + torch.randn_like(pts) * 0.01
         kd_jit = MLPTexture3D.split(material.sample(jitter))[0]
         kd_grad = (kd_jit - kd).abs().sum(-1, keepdim=True) / 3
+        if covered is not None:  # back to [B, H, W, C], zeros on the background
+            both = torch.cat([vals, kd_grad], -1)
+            full = both.new_zeros(*gb_pos.shape[:-1], both.shape[-1])
+            full = full.index_put((covered,), both)
+            vals, kd_grad = full[..., :-1], full[..., -1:]
+        kd, ks, nrm = MLPTexture3D.split(vals)
         return kd, ks, nrm, kd_grad
     if not isinstance(material, Material):
         raise TypeError(
