@@ -13,6 +13,7 @@ positively oriented tetrahedra.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +100,15 @@ def _face_uvs(face_ids: torch.Tensor, num_tets: int):
     return uv.reshape(-1, 2), torch.arange(nf * 3, device=face_ids.device).view(nf, 3)
 
 
+@functools.lru_cache(maxsize=8)
+def _tables_on(device: str) -> tuple:
+    """The case tables on ``device``, copied once (a host-to-device copy per call would
+    synchronise the GPU every iteration)."""
+    dev = torch.device(device)
+    bits = torch.tensor([1, 2, 4, 8], device=dev)
+    return _TABLE.to(dev), _COUNTS.to(dev), torch.tensor(TET_EDGES, device=dev), bits
+
+
 def marching_tets(verts: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor) -> MarchingTetsResult:
     """Extract the zero level set of ``sdf`` on a tetrahedral grid.
 
@@ -111,11 +121,10 @@ def marching_tets(verts: torch.Tensor, sdf: torch.Tensor, tets: torch.Tensor) ->
         :class:`MarchingTetsResult`.
     """
     device = verts.device
-    table, counts = _TABLE.to(device), _COUNTS.to(device)
-    edge_pairs = torch.tensor(TET_EDGES, device=device)
+    table, counts, edge_pairs, bits = _tables_on(str(device))
     with torch.no_grad():
         inside = sdf < 0
-        code = (inside[tets].long() * torch.tensor([1, 2, 4, 8], device=device)).sum(-1)
+        code = (inside[tets].long() * bits).sum(-1)
         valid = (code > 0) & (code < 15)
         tet_idx = torch.nonzero(valid).squeeze(1)
         vt = tets[tet_idx]

@@ -96,10 +96,17 @@ def _lut_cpu(size: int) -> torch.Tensor:
     return torch.stack([torch.cat(a), torch.cat(b)], -1)[None].contiguous()  # [1, S, S, 2]
 
 
+@functools.lru_cache(maxsize=8)
+def _lut_on(device: str, size: int) -> torch.Tensor:
+    return _lut_cpu(size).to(device)
+
+
 def split_sum_lut(device=None, size: int = LUT_SIZE) -> torch.Tensor:
     """Split-sum table [1, size, size, 2] = (A, B); rows: roughness, columns: n.v
-    (texel centres at (i + 0.5) / size). Generated on first use and cached."""
-    return _lut_cpu(size).to(device)
+    (texel centres at (i + 0.5) / size). Generated on first use and cached per device (a
+    copy from host memory in every shading call would synchronise the GPU each time);
+    treat it as read-only."""
+    return _lut_on(str(torch.device(device if device is not None else "cpu")), size)
 
 
 class EnvironmentLight(nn.Module):

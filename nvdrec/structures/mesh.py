@@ -97,7 +97,8 @@ def auto_normals(mesh: Mesh) -> Mesh:
     for idx in (i0, i1, i2):
         v_nrm = v_nrm.index_add(0, idx, face_n)
     # isolated or degenerate vertices get +Y rather than NaN
-    fallback = torch.tensor([0.0, 1.0, 0.0], dtype=v_nrm.dtype, device=v_nrm.device)
+    # (made on the device: a tensor copied from host memory would synchronise the GPU)
+    fallback = torch.eye(3, dtype=v_nrm.dtype, device=v_nrm.device)[1]
     length = v_nrm.norm(dim=-1, keepdim=True)
     v_nrm = torch.where(length > 1e-20, v_nrm / length.clamp(min=1e-20), fallback)
     return mesh.with_(v_nrm=v_nrm, t_nrm_idx=mesh.t_pos_idx)
@@ -136,11 +137,8 @@ def compute_tangents(mesh: Mesh) -> Mesh:
     v_tng = v_tng - (v_tng * n).sum(-1, keepdim=True) * n
     # vertices whose faces have no usable UV gradient get any unit vector normal to n
     # (glTF and engines require unit tangents)
-    axis = torch.where(
-        n[:, :1].abs() < 0.9,
-        torch.tensor([1.0, 0.0, 0.0], device=n.device, dtype=n.dtype).expand_as(n),
-        torch.tensor([0.0, 1.0, 0.0], device=n.device, dtype=n.dtype).expand_as(n),
-    )
+    eye = torch.eye(3, device=n.device, dtype=n.dtype)  # no host-to-device copy
+    axis = torch.where(n[:, :1].abs() < 0.9, eye[0].expand_as(n), eye[1].expand_as(n))
     fallback = safe_normalize(torch.cross(n, axis, dim=-1).detach())
     length = v_tng.norm(dim=-1, keepdim=True)
     v_tng = torch.where(length > 1e-12, v_tng / length.clamp(min=1e-12), fallback)
