@@ -288,3 +288,16 @@ def test_neural_material_compaction_on_cpu_changes_nothing_visible(monkeypatch):
     for a, b in zip(g1, g0):
         assert_close(a, b, atol=1e-7, rtol=1e-4, name="material gradient")
     assert (k1[alpha == 0] == 0).all() and (k0[alpha == 0] == 0).all()
+
+
+def test_light_must_be_rgb_and_grey_maps_load_as_rgb(tmp_path):
+    with pytest.raises(ValueError, match=r"\[6, R, R, 3\] of RGB radiance"):
+        EnvironmentLight(torch.rand(6, 16, 16, 4))
+    from nvdrec.io.image import write_image
+
+    grey = torch.linspace(0, 1, 16 * 32).reshape(16, 32, 1)
+    write_image(tmp_path / "grey.png", grey)
+    lgt = EnvironmentLight.load(tmp_path / "grey.png", res=16)
+    assert lgt.base.shape == (6, 16, 16, 3)
+    assert torch.equal(lgt.base[..., 0], lgt.base[..., 1])
+    assert torch.equal(lgt.base[..., 0], lgt.base[..., 2])

@@ -125,8 +125,16 @@ class EnvironmentLight(nn.Module):
     ) -> None:
         super().__init__()
         self.backend = backend
-        if base.ndim != 4 or base.shape[0] != 6 or base.shape[1] != base.shape[2]:
-            raise ValueError(f"EnvironmentLight base must be [6, R, R, C], got {tuple(base.shape)}")
+        if (
+            base.ndim != 4
+            or base.shape[0] != 6
+            or base.shape[1] != base.shape[2]
+            or base.shape[3] != 3
+        ):
+            raise ValueError(
+                f"EnvironmentLight base must be a cube map [6, R, R, 3] of RGB radiance, got "
+                f"{tuple(base.shape)}"
+            )
         self.base = nn.Parameter(base.float().clone(), requires_grad=trainable)
         self.samples = samples
         self.mtx: torch.Tensor | None = None
@@ -141,7 +149,10 @@ class EnvironmentLight(nn.Module):
         """From a lat-long HDR file (``.hdr``/``.exr``), resampled to a res^3 cube map."""
         from ..io.image import read_image
 
-        img = torch.from_numpy(read_image(path)[..., :3].copy())
+        img = read_image(path)
+        if img.shape[-1] < 3:  # grey (or grey + alpha): the same radiance in R, G and B
+            img = img[..., :1].repeat(3, axis=-1)
+        img = torch.from_numpy(img[..., :3].copy())
         return cls(latlong_to_cubemap(img, res) * scale, **kw)
 
     @classmethod
