@@ -351,3 +351,38 @@ def test_nan_loss_stops_before_the_optimizer_step(tmp_path, monkeypatch):
         Trainer(cfg).fit()
     assert len(steps) == 2  # iterations 0 and 1 only
     assert not (tmp_path / "r" / "dmtet_mesh").exists()
+
+
+@pytest.mark.parametrize("camera_space", [False, True])
+def test_camera_space_light_rotates_lookups_with_the_views(tmp_path, monkeypatch, camera_space):
+    """`camera_space_light: true` sets the views' world-to-camera matrices on the light
+    for every training and validation render; by default the light stays in world space."""
+    from nvdrec.train import trainer as T
+
+    seen = []
+    orig = T.render_mesh
+
+    def spy(ctx, mesh, mvp, campos, lgt, *a, **k):
+        seen.append((None if lgt.mtx is None else lgt.mtx.clone(), mvp.shape[0]))
+        return orig(ctx, mesh, mvp, campos, lgt, *a, **k)
+
+    monkeypatch.setattr(T, "render_mesh", spy)
+    cfg = nvdrec.load_config(
+        {
+            **TINY,
+            "iter": 2,
+            "batch": 2,
+            "camera_space_light": camera_space,
+            "out_dir": str(tmp_path / "r"),
+        }
+    )
+    Trainer(cfg).fit()
+    assert len(seen) >= 4 + 1  # 2 passes x 2 iterations, plus validation
+    for mtx, b in seen:
+        if not camera_space:
+            assert mtx is None
+            continue
+        assert mtx is not None and mtx.shape == (b, 4, 4)
+        rot = mtx[:, :3, :3]
+        assert_close = torch.testing.assert_close
+        assert_close(rot @ rot.transpose(1, 2), torch.eye(3).expand(b, 3, 3), atol=1e-5, rtol=0)

@@ -236,7 +236,9 @@ class Config:
     env_scale: float = field(default=1.0, metadata=_meta(_float(0.0), "envmap multiplier"))
     envmap: str | None = field(default=None, metadata=_meta(_opt_str, "lat-long HDR"))
     display: list | None = field(default=None, metadata=_meta(_display, "preview extras"))
-    camera_space_light: bool = field(default=False, metadata=_meta(_bool, ""))
+    camera_space_light: bool = field(
+        default=False, metadata=_meta(_bool, "the light turns with the camera")
+    )
     lock_light: bool = field(default=False, metadata=_meta(_bool, ""))
     lock_pos: bool = field(default=False, metadata=_meta(_bool, ""))
     sdf_regularizer: float = field(default=0.2, metadata=_meta(_float(0.0), ""))

@@ -283,6 +283,15 @@ class Trainer:
         bg = torch.cat([torch.rand(1, 1, 1, 3, generator=g) for g in gens]).to(self.device)
         return batch, bg.expand(cfg.batch, h, w, 3)
 
+    def _orient_light(self, lgt: EnvironmentLight, batch: dict, count: int | None = None) -> None:
+        """``camera_space_light``: the light turns with the camera (a light fixed to the
+        capture rig), so its lookups are rotated by the views' world-to-camera matrices
+        (the first ``count`` views); otherwise it stays in world space."""
+        if self.cfg.camera_space_light:
+            lgt.xfm(batch["mv"][:count].to(self.device))
+        else:
+            lgt.xfm(None)
+
     def _losses(self, buffers, target, bg, it, total, pass_idx):
         cfg = self.cfg
         ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
@@ -319,6 +328,7 @@ class Trainer:
                 out.append(linear_to_srgb(ll.clamp(0, 1)).to(self.device))
             if "bsdf" in item:
                 mode = item["bsdf"]
+                self._orient_light(lgt, batch, 1)
                 buf = render_mesh(
                     self.ctx,
                     mesh,
@@ -412,6 +422,7 @@ class Trainer:
             def forward():
                 if lgt.base.requires_grad or lgt.diffuse is None:
                     lgt.build_mips()
+                self._orient_light(lgt, batch)
                 buffers = render_mesh(
                     self.ctx,
                     mesh_fn(),
@@ -636,6 +647,7 @@ class Trainer:
             h, w = batch["resolution"]
             b = batch["mvp"].shape[0]
             bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)
+            self._orient_light(lgt, batch)
             out = render_mesh(
                 self.ctx,
                 mesh,
