@@ -386,3 +386,14 @@ def test_camera_space_light_rotates_lookups_with_the_views(tmp_path, monkeypatch
         rot = mtx[:, :3, :3]
         assert_close = torch.testing.assert_close
         assert_close(rot @ rot.transpose(1, 2), torch.eye(3).expand(b, 3, 3), atol=1e-5, rtol=0)
+
+
+def test_unimplemented_nvdiffrec_keys_are_reported_not_ignored(tmp_path, capsys):
+    from nvdrec.train.trainer import unimplemented_settings
+
+    assert unimplemented_settings(nvdrec.load_config(dict(TINY))) == []
+    lines = unimplemented_settings(nvdrec.load_config({**TINY, "custom_mip": True}))
+    assert len(lines) == 1 and "'custom_mip': true" in lines[0]
+    cfg = {**TINY, "iter": 1, "validate": False, "display_res": [32, 32]}
+    Trainer(nvdrec.load_config({**cfg, "out_dir": str(tmp_path / "r")})).fit()
+    assert "note: config key 'display_res': [32, 32] is not used" in capsys.readouterr().out

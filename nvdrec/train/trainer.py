@@ -698,6 +698,8 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out / "config.json")
+            for line in unimplemented_settings(cfg):
+                print(f"nvdrec: note: {line}", flush=True)
         t0 = time.time()
         import signal
 
@@ -791,6 +793,24 @@ class Trainer:
         if self.dist.enabled:
             torch.distributed.barrier()
         return result
+
+
+def unimplemented_settings(cfg: Config) -> list[str]:
+    """nvdiffrec keys this config sets that nvdrec accepts but does not act on (one line
+    each, printed when training starts, so that nothing is ignored silently)."""
+    out = []
+    if cfg.custom_mip:
+        out.append(
+            "config key 'custom_mip': true is accepted but not implemented: the textures of "
+            "pass 2 use box-filtered mip levels, not trainable ones (results can differ "
+            "slightly from nvdiffrec's)"
+        )
+    if cfg.display_res is not None and list(cfg.display_res) != list(cfg.train_res):
+        out.append(
+            f"config key 'display_res': {list(cfg.display_res)} is not used: previews and "
+            f"validation images have the training/validation resolution"
+        )
+    return out
 
 
 def _edges(tri: torch.Tensor, n: int):
