@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 import nvdrec
 from nvdrec.train.trainer import Trainer
@@ -95,3 +96,48 @@ def test_sigint_checkpoints_and_resume_via_cli(tmp_path, reference):
     assert r.returncode == 0, r.stderr
     assert "resumed from pass" in r.stdout
     assert (out / "mesh" / "mesh.glb").is_file()
+
+
+def test_custom_mip_levels_train_and_resume(tmp_path, monkeypatch):
+    """`custom_mip: true`: the pass-2 textures get trainable mip levels, which change in
+    training, are checkpointed by name and restored on resume (the resumed run ends like
+    the uninterrupted one)."""
+    from nvdrec.structures.material import Texture2D
+
+    ref = tmp_path / "ref"
+    seen = {}
+    orig_clamp = Texture2D.clamp_
+
+    def spy(self):
+        orig_clamp(self)
+        if self.mips is not None:
+            seen.setdefault(id(self), [lv.detach().clone() for lv in self.mips])
+            seen[id(self), "last"] = [lv.detach().clone() for lv in self.mips]
+
+    monkeypatch.setattr(Texture2D, "clamp_", spy)
+    _run(ref, custom_mip=True, checkpoint_interval=0)
+    firsts = [v for k, v in seen.items() if not isinstance(k, tuple)]
+    lasts = [v for k, v in seen.items() if isinstance(k, tuple)]
+    assert len(firsts) == 3 and len(lasts) == 3  # kd, ks, normal
+    assert sum(len(f) for f in firsts) == 3 * 5  # 32x32 base: levels 16, 8, 4, 2, 1
+    assert any(not torch.equal(a, b) for f, l in zip(firsts, lasts) for a, b in zip(f, l))
+    monkeypatch.setattr(Texture2D, "clamp_", orig_clamp)
+
+    out = tmp_path / "run"
+    cfg = nvdrec.load_config({**CFG, "custom_mip": True, "out_dir": str(out)})
+    trainer = Trainer(cfg)
+    original = trainer._save_ckpt
+
+    def interrupting_save(name, it, named, opt, extra):
+        original(name, it, named, opt, extra)
+        if name == "mesh_pass":
+            trainer._stop = True
+
+    monkeypatch.setattr(trainer, "_save_ckpt", interrupting_save)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    ckpt = sorted((out / "checkpoints").glob("mesh_pass_*.pt"))[-1]
+    keys = torch.load(ckpt, weights_only=False)["params"].keys()
+    assert {"tex.kd.mip1", "tex.ks.mip5", "tex.normal.mip3"} <= set(keys)
+    _run(out, resume=True, custom_mip=True)
+    assert _outputs(out)[0] == (ref / "mesh" / "mesh.obj").read_text()

@@ -301,3 +301,31 @@ def test_light_must_be_rgb_and_grey_maps_load_as_rgb(tmp_path):
     assert lgt.base.shape == (6, 16, 16, 3)
     assert torch.equal(lgt.base[..., 0], lgt.base[..., 1])
     assert torch.equal(lgt.base[..., 0], lgt.base[..., 2])
+
+
+def test_custom_mip_levels_sample_like_box_filtering_and_get_gradients():
+    """Texture2D.enable_custom_mips: at creation the trainable levels equal the box-filtered
+    chain, so a render is unchanged; gradients then reach the levels a minified view
+    samples."""
+    v, tri = sphere(8, 16, radius=0.6)
+    mesh = auto_normals(Mesh(v, tri.long()))
+    uv = torch.stack([torch.atan2(v[:, 0], v[:, 2]) / (2 * math.pi) + 0.5, v[:, 1] * 0.5 + 0.5], -1)
+    mesh.v_tex, mesh.t_tex_idx = uv, tri.long()
+    g = torch.Generator().manual_seed(0)
+    kd = Texture2D(torch.rand(64, 64, 3, generator=g))
+    mesh.material = Material("m", kd=kd, ks=Texture2D([0.0, 0.5, 0.0]))
+    mvp = (cam.perspective() @ cam.look_at((0, 0, 6.0)))[None]  # small on screen: minified
+    args = (RasterContext(), mesh, mvp, torch.tensor([[0, 0, 6.0]]), None, (24, 24))
+    plain = render_mesh(*args, bsdf="kd")["shaded"]
+    kd.enable_custom_mips()
+    assert [tuple(m.shape) for m in kd.mips] == [(1, 64 >> k, 64 >> k, 3) for k in range(1, 7)]
+    custom = render_mesh(*args, bsdf="kd")["shaded"]
+    assert_close(custom, plain, atol=1e-6, name="custom mips at init")
+    custom[..., :3].sum().backward()
+    assert any(m.grad is not None and m.grad.abs().sum() > 0 for m in kd.mips)
+    assert {id(p) for p in mesh.material.parameters()} >= {id(m) for m in kd.mips}
+    with torch.no_grad():
+        kd.mips[0].fill_(5.0)
+    kd.lo, kd.hi = torch.zeros(3), torch.ones(3)
+    kd.clamp_()
+    assert float(kd.mips[0].detach().max()) == 1.0

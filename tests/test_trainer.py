@@ -392,8 +392,9 @@ def test_unimplemented_nvdiffrec_keys_are_reported_not_ignored(tmp_path, capsys)
     from nvdrec.train.trainer import unimplemented_settings
 
     assert unimplemented_settings(nvdrec.load_config(dict(TINY))) == []
-    lines = unimplemented_settings(nvdrec.load_config({**TINY, "custom_mip": True}))
-    assert len(lines) == 1 and "'custom_mip': true" in lines[0]
+    assert unimplemented_settings(nvdrec.load_config({**TINY, "custom_mip": True})) == []
+    lines = unimplemented_settings(nvdrec.load_config({**TINY, "display_res": [16, 16]}))
+    assert len(lines) == 1 and "'display_res': [16, 16]" in lines[0]
     cfg = {**TINY, "iter": 1, "validate": False, "display_res": [32, 32]}
     Trainer(nvdrec.load_config({**cfg, "out_dir": str(tmp_path / "r")})).fit()
     assert "note: config key 'display_res': [32, 32] is not used" in capsys.readouterr().out

@@ -77,7 +77,12 @@ def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
         if t.is_constant:
             return t.data.expand(*texc.shape[:-1], t.data.shape[-1])
         return ops.texture(
-            t.data, texc, uv_da=texc_db, filter_mode="linear-mipmap-linear", backend=backend
+            t.data,
+            texc,
+            uv_da=texc_db,
+            mip=t.mip_levels(),
+            filter_mode="linear-mipmap-linear",
+            backend=backend,
         )
 
     kd, ks, nrm = tex(material.kd), tex(material.ks), tex(material.normal)

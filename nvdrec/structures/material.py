@@ -37,6 +37,25 @@ class Texture2D(nn.Module):
             self.register_buffer("hi", hi, persistent=False)
         else:
             self.lo = self.hi = None
+        self.mips: nn.ParameterList | None = None
+
+    def enable_custom_mips(self) -> Texture2D:
+        """Give the texture trainable mip levels (nvdiffrec's ``custom_mip``): levels 1..
+        down to 1x1 become parameters of their own, initialised by 2x2 box filtering of
+        the current texels, and sampling uses them instead of filtering level 0 each time.
+        Exports use level 0. Returns self."""
+        from ..ops.texture import build_mips
+
+        with torch.no_grad():
+            levels = build_mips(self.data.detach())[1:]
+        self.mips = nn.ParameterList(
+            [nn.Parameter(lv.contiguous(), requires_grad=self.data.requires_grad) for lv in levels]
+        )
+        return self
+
+    def mip_levels(self) -> list | None:
+        """The trainable mip levels [1, H_k, W_k, C] (k = 1..), or None (box-filtered)."""
+        return None if self.mips is None else list(self.mips)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -54,7 +73,8 @@ class Texture2D(nn.Module):
     def clamp_(self) -> None:
         """Project texels into [min, max] after an optimiser step."""
         if self.lo is not None:
-            self.data.copy_(torch.max(torch.min(self.data, self.hi), self.lo))
+            for t in [self.data, *(self.mips or [])]:
+                t.copy_(torch.max(torch.min(t, self.hi), self.lo))
 
 
 @dataclass

@@ -574,6 +574,10 @@ class Trainer:
         v_init = mesh.v_pos.detach().clone()
         v_pos = torch.nn.Parameter(v_init.clone(), requires_grad=not cfg.lock_pos)
         mat = mesh.material
+        if cfg.custom_mip:  # trainable mip levels (a resumed run restores them by name)
+            for t in (mat.kd, mat.ks, mat.normal):
+                if t is not None and t.mips is None and not t.is_constant:
+                    t.enable_custom_mips()
         edges, deg = _edges(mesh.t_pos_idx, len(v_init))
 
         def mesh_fn():
@@ -596,13 +600,11 @@ class Trainer:
         params_pos = [v_pos] if not cfg.lock_pos else []
         params_mat = list(mat.parameters()) + ([lgt.base] if learn_light else [])
         named = {"v_pos": v_pos, "light.base": lgt.base}
-        named.update(
-            {
-                f"tex.{k}": t.data
-                for k, t in (("kd", mat.kd), ("ks", mat.ks), ("normal", mat.normal))
-                if t is not None
-            }
-        )
+        for k, t in (("kd", mat.kd), ("ks", mat.ks), ("normal", mat.normal)):
+            if t is not None:
+                named[f"tex.{k}"] = t.data
+                for i, lv in enumerate(t.mip_levels() or [], start=1):
+                    named[f"tex.{k}.mip{i}"] = lv
         extra = {
             "v_init": v_init,
             "t_pos_idx": mesh.t_pos_idx,
@@ -799,12 +801,6 @@ def unimplemented_settings(cfg: Config) -> list[str]:
     """nvdiffrec keys this config sets that nvdrec accepts but does not act on (one line
     each, printed when training starts, so that nothing is ignored silently)."""
     out = []
-    if cfg.custom_mip:
-        out.append(
-            "config key 'custom_mip': true is accepted but not implemented: the textures of "
-            "pass 2 use box-filtered mip levels, not trainable ones (results can differ "
-            "slightly from nvdiffrec's)"
-        )
     if cfg.display_res is not None and list(cfg.display_res) != list(cfg.train_res):
         out.append(
             f"config key 'display_res': {list(cfg.display_res)} is not used: previews and "
