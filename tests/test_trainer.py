@@ -388,13 +388,20 @@ def test_camera_space_light_rotates_lookups_with_the_views(tmp_path, monkeypatch
         assert_close(rot @ rot.transpose(1, 2), torch.eye(3).expand(b, 3, 3), atol=1e-5, rtol=0)
 
 
-def test_unimplemented_nvdiffrec_keys_are_reported_not_ignored(tmp_path, capsys):
+def test_display_res_sets_the_validation_resolution(tmp_path, capsys):
+    """display_res: rendered (synthetic) validation views use it; with an image dataset,
+    where it has no effect, a note says so instead of ignoring it silently."""
     from nvdrec.train.trainer import unimplemented_settings
 
     assert unimplemented_settings(nvdrec.load_config(dict(TINY))) == []
     assert unimplemented_settings(nvdrec.load_config({**TINY, "custom_mip": True})) == []
-    lines = unimplemented_settings(nvdrec.load_config({**TINY, "display_res": [16, 16]}))
+    folder = nvdrec.load_config({**TINY, "ref_mesh": str(tmp_path), "display_res": [16, 16]})
+    lines = unimplemented_settings(folder)
     assert len(lines) == 1 and "'display_res': [16, 16]" in lines[0]
-    cfg = {**TINY, "iter": 1, "validate": False, "display_res": [32, 32]}
+    cfg = {**TINY, "iter": 1, "validate_views": 1, "display_res": [32, 40]}
     Trainer(nvdrec.load_config({**cfg, "out_dir": str(tmp_path / "r")})).fit()
-    assert "note: config key 'display_res': [32, 32] is not used" in capsys.readouterr().out
+    assert "note:" not in capsys.readouterr().out
+    img = read_image(tmp_path / "r" / "validate" / "val_000000_opt.png")
+    assert img.shape[:2] == (32, 40)
+    h, w = TINY["train_res"]
+    assert read_image(tmp_path / "r" / "img_mesh_pass_000000.png").shape[:2] == (h, 2 * w)

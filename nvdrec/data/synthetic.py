@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -51,6 +52,14 @@ class SyntheticDataset:
         self.device = device
         self.ctx = RasterContext(backend)
         self.radius = radius
+
+    def at_resolution(self, resolution) -> SyntheticDataset:
+        """The same scene rendered at another resolution [H, W] (shares mesh and light)."""
+        if resolution is None or tuple(resolution) == self.resolution:
+            return self
+        other = copy.copy(self)
+        other.resolution = (int(resolution[0]), int(resolution[1]))
+        return other
 
     @torch.no_grad()
     def render(self, views: cam.Cameras) -> torch.Tensor:

@@ -111,6 +111,8 @@ class Trainer:
         self.val_dataset = None
         self.dataset = self._make_dataset()
         self.val_dataset = self.val_dataset or self.dataset
+        if hasattr(self.dataset, "at_resolution"):  # rendered references: at display_res
+            self.val_dataset = self.dataset.at_resolution(self.cfg.display_res)
         self.shift = torch.zeros(3)
         if cfg.mesh_scale == "auto":
             self._auto_frame()
@@ -801,10 +803,11 @@ def unimplemented_settings(cfg: Config) -> list[str]:
     """nvdiffrec keys this config sets that nvdrec accepts but does not act on (one line
     each, printed when training starts, so that nothing is ignored silently)."""
     out = []
-    if cfg.display_res is not None and list(cfg.display_res) != list(cfg.train_res):
+    image_data = cfg.ref_mesh is not None and Path(cfg.ref_mesh).is_dir()
+    if image_data and cfg.display_res is not None and list(cfg.display_res) != list(cfg.train_res):
         out.append(
-            f"config key 'display_res': {list(cfg.display_res)} is not used: previews and "
-            f"validation images have the training/validation resolution"
+            f"config key 'display_res': {list(cfg.display_res)} is not used with an image "
+            f"dataset: validation uses its test images at train_res {list(cfg.train_res)}"
         )
     return out
 
