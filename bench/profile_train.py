@@ -30,6 +30,17 @@ def main():
             torch.cuda.synchronize()
         print(f"\n=== {name}: {tr.timing[name]['ms_per_iter']:.1f} ms/iter (under the profiler)")
         ka = prof.key_averages()
+        n = max(tr.cfg.iter, 1)
+        # kernel entries only: an op's self-CUDA time repeats the time of the kernels it
+        # launched, so summing every entry (the table's total) counts kernels twice
+        cuda = torch.autograd.DeviceType.CUDA
+        gpu = sum(e.self_device_time_total for e in ka if e.device_type == cuda) / 1e3 / n
+        cpu = sum(e.self_cpu_time_total for e in ka) / 1e3 / n
+        launches = sum(e.count for e in ka if e.key in ("cudaLaunchKernel", "cuLaunchKernel")) / n
+        print(
+            f"per iteration: GPU busy {gpu:.1f} ms, CPU (self, all ops) {cpu:.1f} ms, "
+            f"{launches:.0f} kernel launches - GPU busy well below ms/iter means CPU-bound"
+        )
         print(ka.table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=60))
 
     tr._run = run
