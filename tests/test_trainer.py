@@ -357,16 +357,16 @@ def test_nan_loss_stops_before_the_optimizer_step(tmp_path, monkeypatch):
 def test_camera_space_light_rotates_lookups_with_the_views(tmp_path, monkeypatch, camera_space):
     """`camera_space_light: true` sets the views' world-to-camera matrices on the light
     for every training and validation render; by default the light stays in world space."""
-    from nvdrec.train import trainer as T
+    from nvdrec.train import report as R
 
     seen = []
-    orig = T.render_mesh
+    orig = R.render_mesh
 
     def spy(ctx, mesh, mvp, campos, lgt, *a, **k):
         seen.append((None if lgt.mtx is None else lgt.mtx.clone(), mvp.shape[0]))
         return orig(ctx, mesh, mvp, campos, lgt, *a, **k)
 
-    monkeypatch.setattr(T, "render_mesh", spy)
+    monkeypatch.setattr(R, "render_mesh", spy)  # training, preview and validation renders
     cfg = nvdrec.load_config(
         {
             **TINY,

@@ -12,75 +12,37 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
 from ..geometry import DMTetGeometry
-from ..io.image import linear_to_srgb, write_image
-from ..io.obj import load_mesh, save_mesh
+from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..ops.loss import image_loss
-from ..render import EnvironmentLight, MLPTexture3D, RasterContext, render_mesh
+from ..render import EnvironmentLight, MLPTexture3D, RasterContext
 from ..structures.material import Material, Texture2D
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from . import distributed
 from .bake import bake_textures, unwrap_uv
 from .config import Config
-from .metrics import image_metrics
+from .helpers import (
+    Progress,
+    Step,
+    lr_factor,
+    mesh_edges,
+    pass_lrs,
+    random_material,
+    unimplemented_settings,
+)
+from .report import ReportMixin
 
 __all__ = ["Trainer"]
 
 
-def _lr_factor(it: int, warmup: int) -> float:
-    warm = min(1.0, (it + 1) / warmup) if warmup > 0 else 1.0
-    return warm * 10 ** (-0.0002 * it)
-
-
-def _pass_lrs(cfg: Config, pass_idx: int) -> tuple[float, float]:
-    """(geometry lr, material/light lr) of a pass from the ``learning_rate`` key."""
-    lr = cfg.learning_rate
-    if isinstance(lr, float):
-        return lr, lr
-    if isinstance(lr[0], list):  # per pass [[pos, mat], [pos, mat]]
-        p = lr[min(pass_idx, len(lr) - 1)]
-        return p[0], p[-1]
-    return lr[0], lr[-1]
-
-
-class _Progress:
-    def __init__(self, total: int, name: str, mode: str, interval: int) -> None:
-        self.total, self.name, self.interval = total, name, interval
-        self.tty = sys.stdout.isatty()
-        self.mode = ("bar" if self.tty else "log") if mode == "auto" else mode
-        self.start = time.time()
-        self.first: int | None = None
-
-    def update(self, it: int, losses: dict) -> None:
-        if self.mode == "none":
-            return
-        if self.first is None:  # first iteration of this run (later than 0 when resumed)
-            self.first = it
-        done = it + 1
-        el = time.time() - self.start
-        ran = done - self.first
-        ms = el / ran * 1000
-        eta = (self.total - done) * el / ran
-        text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
-        line = f"[{self.name}] {done}/{self.total} {text} {ms:.0f} ms/it eta {eta:.0f}s"
-        if self.mode == "bar":
-            print("\r" + line[:150].ljust(150), end="", flush=True)
-            if done == self.total:
-                print()
-        elif done % self.interval == 0 or done == self.total or done == 1:
-            print(line, flush=True)
-
-
-class Trainer:
+class Trainer(ReportMixin):
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`."""
 
     def __init__(self, cfg: Config, resume: bool = False) -> None:
@@ -304,50 +266,6 @@ class Trainer:
         reg = buffers["kd_grad"].mean() * 0.03 * ramp + buffers["occlusion"].mean() * 0.001 * ramp
         return img + alpha, reg
 
-    def _save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
-        """[optimised | reference | the config's ``display`` extras] of the first view."""
-        ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
-        tiles = [
-            linear_to_srgb(t.detach().clamp(0, 1))
-            for t in (buffers["shaded"][0, ..., :3], ref_rgb[0])
-        ]
-        tiles += [t.detach().clamp(0, 1) for t in (extras() if extras else [])]
-        write_image(self.out / name, torch.cat(tiles, 1).cpu())
-
-    @torch.no_grad()
-    def _display_extras(self, mesh, material, lgt, batch, h, w) -> list:
-        """The ``display`` entries as [H, W, 3] images in [0, 1] (already display-encoded):
-        {"bsdf": "kd"/"ks"/"normal"/"tangent"/...} renders that debug view of the first
-        training view, {"latlong": true} the light as a lat-long image (sRGB, scaled to the
-        view height)."""
-        out = []
-        for item in self.cfg.display or []:
-            if item.get("latlong"):
-                ll = lgt.latlong(max(h // 2, 1))  # [h/2, h, 3]
-                ll = torch.nn.functional.interpolate(
-                    ll.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False
-                )[0].permute(1, 2, 0)
-                out.append(linear_to_srgb(ll.clamp(0, 1)).to(self.device))
-            if "bsdf" in item:
-                mode = item["bsdf"]
-                self._orient_light(lgt, batch, 1)
-                buf = render_mesh(
-                    self.ctx,
-                    mesh,
-                    batch["mvp"][:1],
-                    batch["campos"][:1],
-                    lgt,
-                    (h, w),
-                    background=torch.zeros(1, h, w, 3, device=self.device),
-                    material=material,
-                    bsdf=mode,
-                    min_roughness=self.cfg.min_roughness,
-                )["shaded"][0, ..., :3]
-                # colours (kd and shaded views) are shown sRGB-encoded, data (ks, normals) raw
-                out.append(buf if mode in ("ks", "normal", "tangent") else linear_to_srgb(buf))
-        return out
-
-    # ------------------------------------------------------------------ passes
     def _light(self) -> EnvironmentLight:
         cfg = self.cfg
         if cfg.learn_light:
@@ -392,18 +310,18 @@ class Trainer:
         extra=None,
     ):
         cfg = self.cfg
-        lr_pos, lr_mat = _pass_lrs(cfg, pass_idx)
+        lr_pos, lr_mat = pass_lrs(cfg, pass_idx)
         groups = []
         if params_pos:
             groups.append({"params": params_pos, "lr": lr_pos, "base": lr_pos})
         if params_mat:
             groups.append({"params": params_mat, "lr": lr_mat, "base": lr_mat})
         opt = torch.optim.Adam(groups, lr=lr_mat, eps=1e-8) if groups else None
-        prog = _Progress(
+        prog = Progress(
             cfg.iter, name, cfg.progress if self.dist.is_main else "none", cfg.log_interval
         )
         trainable = [p for g in groups for p in g["params"]]
-        step = _Step(trainable)
+        step = Step(trainable)
         if self.dist.enabled and trainable:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -424,20 +342,7 @@ class Trainer:
             def forward():
                 if lgt.base.requires_grad or lgt.diffuse is None:
                     lgt.build_mips()
-                self._orient_light(lgt, batch)
-                buffers = render_mesh(
-                    self.ctx,
-                    mesh_fn(),
-                    batch["mvp"],
-                    batch["campos"],
-                    lgt,
-                    (h, w),
-                    spp=cfg.spp,
-                    num_layers=cfg.layers,
-                    background=bg,
-                    material=material,
-                    min_roughness=cfg.min_roughness,
-                )
+                buffers = self._render(mesh_fn(), batch, lgt, bg, material)
                 img_loss, reg = self._losses(buffers, batch["img"], bg, it, cfg.iter, pass_idx)
                 reg = reg + extra_reg(it)
                 if lgt.base.requires_grad:
@@ -448,7 +353,7 @@ class Trainer:
             loss = img_loss + reg
             if opt is not None:
                 for g in opt.param_groups:
-                    g["lr"] = g["base"] * _lr_factor(it, warmup)
+                    g["lr"] = g["base"] * lr_factor(it, warmup)
                 opt.zero_grad(set_to_none=True)
                 # queue the backward before reading the losses: the one host-device sync of
                 # the iteration then waits for the GPU to finish the backward, while the CPU
@@ -580,7 +485,7 @@ class Trainer:
             for t in (mat.kd, mat.ks, mat.normal):
                 if t is not None and t.mips is None and not t.is_constant:
                     t.enable_custom_mips()
-        edges, deg = _edges(mesh.t_pos_idx, len(v_init))
+        edges, deg = mesh_edges(mesh.t_pos_idx, len(v_init))
 
         def mesh_fn():
             m = mesh.with_(v_pos=v_pos)
@@ -620,82 +525,6 @@ class Trainer:
         return final
 
     # ------------------------------------------------------------------ outputs
-    def _export(self, mesh: Mesh, lgt: EnvironmentLight, folder: Path, glb: bool) -> dict:
-        if bool(self.shift.abs().sum() > 0):  # back into the input's frame (auto framing)
-            mesh = mesh.with_(v_pos=mesh.v_pos + self.shift.to(mesh.v_pos.device))
-        paths = {"obj": str(save_mesh(mesh, folder))}
-        lgt.save(folder / "probe.hdr")
-        paths["probe"] = str(folder / "probe.hdr")
-        if glb and "glb" in self.cfg.export_formats:
-            from ..io.gltf import save_glb
-
-            paths["glb"] = str(save_glb(mesh, folder / "mesh.glb"))
-        if glb and "usd" in self.cfg.export_formats:
-            from ..io.usd import save_usd
-
-            paths["usd"] = str(save_usd(mesh, folder / "mesh.usdz"))
-        return paths
-
-    @torch.no_grad()
-    def _validate(self, mesh: Mesh, lgt: EnvironmentLight) -> dict:
-        cfg = self.cfg
-        folder = self.out / "validate"
-        folder.mkdir(parents=True, exist_ok=True)
-        lgt.build_mips()
-        rows, k = [], 0
-        white = cfg.background == "white"
-        from .metrics import lpips_metric
-
-        lpips_fn = lpips_metric(self.device)
-        for batch in self.val_dataset.validation_batches(cfg.validate_views):
-            h, w = batch["resolution"]
-            b = batch["mvp"].shape[0]
-            bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)
-            self._orient_light(lgt, batch)
-            out = render_mesh(
-                self.ctx,
-                mesh,
-                batch["mvp"],
-                batch["campos"],
-                lgt,
-                (h, w),
-                spp=cfg.spp,
-                num_layers=cfg.layers,
-                background=bg,
-                min_roughness=cfg.min_roughness,
-            )
-            ref = batch["img"][..., :3] + bg * (1 - batch["img"][..., 3:4])
-            for i in range(b):
-                o = linear_to_srgb(out["shaded"][i, ..., :3].clamp(0, 1))
-                r = linear_to_srgb(ref[i].clamp(0, 1))
-                rows.append(image_metrics(o, r))
-                if lpips_fn is not None:
-                    rows[-1]["lpips"] = lpips_fn(o, r)
-                if k < 8:
-                    write_image(folder / f"val_{k:06d}_opt.png", o.cpu())
-                    write_image(folder / f"val_{k:06d}_ref.png", r.cpu())
-                k += 1
-        mse = [r["mse"] for r in rows]
-        psnr = [r["psnr"] for r in rows]
-        ssim = [r["ssim"] for r in rows]
-        lines = ["ID, MSE, PSNR, SSIM"] + [
-            f"{i}, {a:.8f}, {b:.8f}, {c:.6f}" for i, (a, b, c) in enumerate(zip(mse, psnr, ssim))
-        ]
-        lines.append(f"AVERAGES: {np.mean(mse):.8f}, {np.mean(psnr):.4f}, {np.mean(ssim):.6f}")
-        from ..io.files import atomic_write_text
-
-        atomic_write_text(folder / "metrics.txt", "\n".join(lines) + "\n")
-        metrics = {
-            "views": len(rows),
-            "mse": float(np.mean(mse)),
-            "psnr": float(np.mean(psnr)),
-            "ssim": float(np.mean(ssim)),
-        }
-        if lpips_fn is not None:
-            metrics["lpips"] = float(np.mean([r["lpips"] for r in rows]))
-        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        return metrics
-
     def fit(self) -> dict:
         """Run both passes, export and validate. Returns paths and metrics."""
         cfg = self.cfg
@@ -766,7 +595,7 @@ class Trainer:
                 self.device
             )
             mesh.material = (
-                _random_material(cfg, self.device, self.gen)
+                random_material(cfg, self.device, self.gen)
                 if cfg.random_textures or mesh.material is None
                 else mesh.material
             )
@@ -797,56 +626,3 @@ class Trainer:
         if self.dist.enabled:
             torch.distributed.barrier()
         return result
-
-
-def unimplemented_settings(cfg: Config) -> list[str]:
-    """nvdiffrec keys this config sets that nvdrec accepts but does not act on (one line
-    each, printed when training starts, so that nothing is ignored silently)."""
-    out = []
-    image_data = cfg.ref_mesh is not None and Path(cfg.ref_mesh).is_dir()
-    if image_data and cfg.display_res is not None and list(cfg.display_res) != list(cfg.train_res):
-        out.append(
-            f"config key 'display_res': {list(cfg.display_res)} is not used with an image "
-            f"dataset: validation uses its test images at train_res {list(cfg.train_res)}"
-        )
-    return out
-
-
-def _edges(tri: torch.Tensor, n: int):
-    """Directed vertex adjacency [E, 2] and vertex degrees [n] (uniform Laplacian)."""
-    t = tri.long()
-    e = torch.cat([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    e = torch.unique(torch.cat([e, e.flip(1)]), dim=0)
-    deg = torch.bincount(e[:, 0], minlength=n).clamp(min=1).float()
-    return e, deg
-
-
-def _random_material(cfg: Config, device, gen) -> Material:
-    h, w = cfg.texture_res
-    lo = torch.tensor(cfg.kd_min[:3]), torch.tensor(cfg.ks_min)
-    hi = torch.tensor(cfg.kd_max[:3]), torch.tensor(cfg.ks_max)
-    kd = torch.rand(h, w, 3, generator=gen) * (hi[0] - lo[0]) + lo[0]
-    ks = torch.rand(h, w, 3, generator=gen) * (hi[1] - lo[1]) + lo[1]
-    nrm = torch.zeros(h, w, 3)
-    nrm[..., 2] = 1
-    mat = Material(
-        "random",
-        kd=Texture2D(kd, (lo[0], hi[0])),
-        ks=Texture2D(ks, (lo[1], hi[1])),
-        normal=Texture2D(nrm, (cfg.nrm_min, cfg.nrm_max)),
-    )
-    for t in (mat.kd, mat.ks, mat.normal):
-        t.to(device)
-    return mat
-
-
-class _Step(torch.nn.Module):
-    """One training step's forward as a module, so that DistributedDataParallel can wrap
-    it: it owns (shares) the trainable parameters and calls the closure it is given."""
-
-    def __init__(self, params: list) -> None:
-        super().__init__()
-        self.params = torch.nn.ParameterList(params)
-
-    def forward(self, fn):
-        return fn()

@@ -1,0 +1,124 @@
+"""Pieces of the trainer that need no trainer state: learning-rate schedule, progress
+line, the pass-2 Laplacian's adjacency, the random initial material, the DDP step module
+and the report of nvdiffrec keys nvdrec does not act on."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..structures.material import Material, Texture2D
+from .config import Config
+
+__all__ = [
+    "Progress",
+    "Step",
+    "lr_factor",
+    "mesh_edges",
+    "pass_lrs",
+    "random_material",
+    "unimplemented_settings",
+]
+
+
+def lr_factor(it: int, warmup: int) -> float:
+    warm = min(1.0, (it + 1) / warmup) if warmup > 0 else 1.0
+    return warm * 10 ** (-0.0002 * it)
+
+
+def pass_lrs(cfg: Config, pass_idx: int) -> tuple[float, float]:
+    """(geometry lr, material/light lr) of a pass from the ``learning_rate`` key."""
+    lr = cfg.learning_rate
+    if isinstance(lr, float):
+        return lr, lr
+    if isinstance(lr[0], list):  # per pass [[pos, mat], [pos, mat]]
+        p = lr[min(pass_idx, len(lr) - 1)]
+        return p[0], p[-1]
+    return lr[0], lr[-1]
+
+
+class Progress:
+    """One line per iteration (a live bar on a terminal) or every ``interval`` iterations:
+    losses, ms per iteration and time remaining."""
+
+    def __init__(self, total: int, name: str, mode: str, interval: int) -> None:
+        self.total, self.name, self.interval = total, name, interval
+        self.tty = sys.stdout.isatty()
+        self.mode = ("bar" if self.tty else "log") if mode == "auto" else mode
+        self.start = time.time()
+        self.first: int | None = None
+
+    def update(self, it: int, losses: dict) -> None:
+        if self.mode == "none":
+            return
+        if self.first is None:  # first iteration of this run (later than 0 when resumed)
+            self.first = it
+        done = it + 1
+        el = time.time() - self.start
+        ran = done - self.first
+        ms = el / ran * 1000
+        eta = (self.total - done) * el / ran
+        text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
+        line = f"[{self.name}] {done}/{self.total} {text} {ms:.0f} ms/it eta {eta:.0f}s"
+        if self.mode == "bar":
+            print("\r" + line[:150].ljust(150), end="", flush=True)
+            if done == self.total:
+                print()
+        elif done % self.interval == 0 or done == self.total or done == 1:
+            print(line, flush=True)
+
+
+def unimplemented_settings(cfg: Config) -> list[str]:
+    """nvdiffrec keys this config sets that nvdrec accepts but does not act on (one line
+    each, printed when training starts, so that nothing is ignored silently)."""
+    out = []
+    image_data = cfg.ref_mesh is not None and Path(cfg.ref_mesh).is_dir()
+    if image_data and cfg.display_res is not None and list(cfg.display_res) != list(cfg.train_res):
+        out.append(
+            f"config key 'display_res': {list(cfg.display_res)} is not used with an image "
+            f"dataset: validation uses its test images at train_res {list(cfg.train_res)}"
+        )
+    return out
+
+
+def mesh_edges(tri: torch.Tensor, n: int):
+    """Directed vertex adjacency [E, 2] and vertex degrees [n] (uniform Laplacian)."""
+    t = tri.long()
+    e = torch.cat([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    e = torch.unique(torch.cat([e, e.flip(1)]), dim=0)
+    deg = torch.bincount(e[:, 0], minlength=n).clamp(min=1).float()
+    return e, deg
+
+
+def random_material(cfg: Config, device, gen) -> Material:
+    h, w = cfg.texture_res
+    lo = torch.tensor(cfg.kd_min[:3]), torch.tensor(cfg.ks_min)
+    hi = torch.tensor(cfg.kd_max[:3]), torch.tensor(cfg.ks_max)
+    kd = torch.rand(h, w, 3, generator=gen) * (hi[0] - lo[0]) + lo[0]
+    ks = torch.rand(h, w, 3, generator=gen) * (hi[1] - lo[1]) + lo[1]
+    nrm = torch.zeros(h, w, 3)
+    nrm[..., 2] = 1
+    mat = Material(
+        "random",
+        kd=Texture2D(kd, (lo[0], hi[0])),
+        ks=Texture2D(ks, (lo[1], hi[1])),
+        normal=Texture2D(nrm, (cfg.nrm_min, cfg.nrm_max)),
+    )
+    for t in (mat.kd, mat.ks, mat.normal):
+        t.to(device)
+    return mat
+
+
+class Step(torch.nn.Module):
+    """One training step's forward as a module, so that DistributedDataParallel can wrap
+    it: it owns (shares) the trainable parameters and calls the closure it is given."""
+
+    def __init__(self, params: list) -> None:
+        super().__init__()
+        self.params = torch.nn.ParameterList(params)
+
+    def forward(self, fn):
+        return fn()

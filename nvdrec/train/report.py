@@ -1,0 +1,152 @@
+"""What the trainer shows and writes besides checkpoints: preview images, exports of the
+mesh and light, and the validation metrics (nvdiffrec's ``validate/`` layout)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io.image import linear_to_srgb, write_image
+from ..io.obj import save_mesh
+from ..render import EnvironmentLight, render_mesh
+from ..structures.mesh import Mesh
+from .metrics import image_metrics
+
+__all__ = ["ReportMixin"]
+
+
+class ReportMixin:
+    """Methods of :class:`~nvdrec.train.trainer.Trainer` that render and write results
+    (they use its ``cfg``, ``out``, ``device``, ``ctx``, ``val_dataset``, ``shift`` and
+    ``_orient_light``)."""
+
+    def _render(self, mesh: Mesh, batch: dict, lgt: EnvironmentLight, bg, material=None) -> dict:
+        """render_mesh of a batch of views with the config's sampling settings (and the
+        light oriented for ``camera_space_light``)."""
+        cfg = self.cfg
+        self._orient_light(lgt, batch)
+        return render_mesh(
+            self.ctx,
+            mesh,
+            batch["mvp"],
+            batch["campos"],
+            lgt,
+            tuple(batch["resolution"]),
+            spp=cfg.spp,
+            num_layers=cfg.layers,
+            background=bg,
+            material=material,
+            min_roughness=cfg.min_roughness,
+        )
+
+    def _save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
+        """[optimised | reference | the config's ``display`` extras] of the first view."""
+        ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
+        tiles = [
+            linear_to_srgb(t.detach().clamp(0, 1))
+            for t in (buffers["shaded"][0, ..., :3], ref_rgb[0])
+        ]
+        tiles += [t.detach().clamp(0, 1) for t in (extras() if extras else [])]
+        write_image(self.out / name, torch.cat(tiles, 1).cpu())
+
+    @torch.no_grad()
+    def _display_extras(self, mesh, material, lgt, batch, h, w) -> list:
+        """The ``display`` entries as [H, W, 3] images in [0, 1] (already display-encoded):
+        {"bsdf": "kd"/"ks"/"normal"/"tangent"/...} renders that debug view of the first
+        training view, {"latlong": true} the light as a lat-long image (sRGB, scaled to the
+        view height)."""
+        out = []
+        for item in self.cfg.display or []:
+            if item.get("latlong"):
+                ll = lgt.latlong(max(h // 2, 1))  # [h/2, h, 3]
+                ll = torch.nn.functional.interpolate(
+                    ll.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False
+                )[0].permute(1, 2, 0)
+                out.append(linear_to_srgb(ll.clamp(0, 1)).to(self.device))
+            if "bsdf" in item:
+                mode = item["bsdf"]
+                self._orient_light(lgt, batch, 1)
+                buf = render_mesh(
+                    self.ctx,
+                    mesh,
+                    batch["mvp"][:1],
+                    batch["campos"][:1],
+                    lgt,
+                    (h, w),
+                    background=torch.zeros(1, h, w, 3, device=self.device),
+                    material=material,
+                    bsdf=mode,
+                    min_roughness=self.cfg.min_roughness,
+                )["shaded"][0, ..., :3]
+                # colours (kd and shaded views) are shown sRGB-encoded, data (ks, normals) raw
+                out.append(buf if mode in ("ks", "normal", "tangent") else linear_to_srgb(buf))
+        return out
+
+    # ------------------------------------------------------------------ passes
+
+    def _export(self, mesh: Mesh, lgt: EnvironmentLight, folder: Path, glb: bool) -> dict:
+        if bool(self.shift.abs().sum() > 0):  # back into the input's frame (auto framing)
+            mesh = mesh.with_(v_pos=mesh.v_pos + self.shift.to(mesh.v_pos.device))
+        paths = {"obj": str(save_mesh(mesh, folder))}
+        lgt.save(folder / "probe.hdr")
+        paths["probe"] = str(folder / "probe.hdr")
+        if glb and "glb" in self.cfg.export_formats:
+            from ..io.gltf import save_glb
+
+            paths["glb"] = str(save_glb(mesh, folder / "mesh.glb"))
+        if glb and "usd" in self.cfg.export_formats:
+            from ..io.usd import save_usd
+
+            paths["usd"] = str(save_usd(mesh, folder / "mesh.usdz"))
+        return paths
+
+    @torch.no_grad()
+    def _validate(self, mesh: Mesh, lgt: EnvironmentLight) -> dict:
+        cfg = self.cfg
+        folder = self.out / "validate"
+        folder.mkdir(parents=True, exist_ok=True)
+        lgt.build_mips()
+        rows, k = [], 0
+        white = cfg.background == "white"
+        from .metrics import lpips_metric
+
+        lpips_fn = lpips_metric(self.device)
+        for batch in self.val_dataset.validation_batches(cfg.validate_views):
+            h, w = batch["resolution"]
+            b = batch["mvp"].shape[0]
+            bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)
+            out = self._render(mesh, batch, lgt, bg)
+            ref = batch["img"][..., :3] + bg * (1 - batch["img"][..., 3:4])
+            for i in range(b):
+                o = linear_to_srgb(out["shaded"][i, ..., :3].clamp(0, 1))
+                r = linear_to_srgb(ref[i].clamp(0, 1))
+                rows.append(image_metrics(o, r))
+                if lpips_fn is not None:
+                    rows[-1]["lpips"] = lpips_fn(o, r)
+                if k < 8:
+                    write_image(folder / f"val_{k:06d}_opt.png", o.cpu())
+                    write_image(folder / f"val_{k:06d}_ref.png", r.cpu())
+                k += 1
+        mse = [r["mse"] for r in rows]
+        psnr = [r["psnr"] for r in rows]
+        ssim = [r["ssim"] for r in rows]
+        lines = ["ID, MSE, PSNR, SSIM"] + [
+            f"{i}, {a:.8f}, {b:.8f}, {c:.6f}" for i, (a, b, c) in enumerate(zip(mse, psnr, ssim))
+        ]
+        lines.append(f"AVERAGES: {np.mean(mse):.8f}, {np.mean(psnr):.4f}, {np.mean(ssim):.6f}")
+        from ..io.files import atomic_write_text
+
+        atomic_write_text(folder / "metrics.txt", "\n".join(lines) + "\n")
+        metrics = {
+            "views": len(rows),
+            "mse": float(np.mean(mse)),
+            "psnr": float(np.mean(psnr)),
+            "ssim": float(np.mean(ssim)),
+        }
+        if lpips_fn is not None:
+            metrics["lpips"] = float(np.mean([r["lpips"] for r in rows]))
+        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        return metrics
