@@ -160,19 +160,20 @@ def _cube_level_taps(off, n, face, st, nearest):
     taps = []
     for i, j, wt in _taps(st, n, n, nearest):
         outside = (i < 0) | (i >= n) | (j < 0) | (j >= n)
+        fi = face
         if bool(outside.any()):
             # taps beyond the face edge continue on the neighbouring face: take the
             # direction of that texel centre on the extended face plane and look it up
-            sc = (j.to(st.dtype) + 0.5) / n * 2 - 1
-            tc = (i.to(st.dtype) + 0.5) / n * 2 - 1
-            f2, s2, t2 = cube_dir_to_face(cube_face_to_dir(face, sc, tc))
-            j2 = torch.minimum(torch.floor(s2 * n).long().clamp(min=0), n - 1)
-            i2 = torch.minimum(torch.floor(t2 * n).long().clamp(min=0), n - 1)
-            fi = torch.where(outside, f2, face)
-            i = torch.where(outside, i2, i)
-            j = torch.where(outside, j2, j)
-        else:
-            fi = face
+            # (computed for those taps only: they are the few near face edges)
+            sel = outside.nonzero(as_tuple=True)
+            n_o = torch.broadcast_to(torch.as_tensor(n, device=i.device), i.shape)[sel]
+            sc = (j[sel].to(st.dtype) + 0.5) / n_o * 2 - 1
+            tc = (i[sel].to(st.dtype) + 0.5) / n_o * 2 - 1
+            f2, s2, t2 = cube_dir_to_face(cube_face_to_dir(face[sel], sc, tc))
+            fi, i, j = face.clone(), i.clone(), j.clone()
+            fi[sel] = f2
+            j[sel] = torch.minimum(torch.floor(s2 * n_o).long().clamp(min=0), n_o - 1)
+            i[sel] = torch.minimum(torch.floor(t2 * n_o).long().clamp(min=0), n_o - 1)
         taps.append((off + (fi * n + i) * n + j, wt))
     return taps
 
