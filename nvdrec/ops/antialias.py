@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._common import boost_gradient, check_tensor, pick_backend
+from ._common import boost_gradient, check_tensor, gather_rows, pick_backend
 
 __all__ = ["antialias", "antialias_construct_topology_hash", "TopologyHash"]
 
@@ -81,7 +81,8 @@ def _antialias_ref(color, rast, pos, tri, topology_hash, pos_gradient_boost):
         pos = pos[None].expand(n_batch, *pos.shape)
     tri_l = tri.long()
     scr, ok_v = _screen(pos, h, w)  # [B, V, 2], [B, V]
-    tri_scr = scr[:, tri_l]  # [B, T, 3, 2]
+    # index_select gathers here and below: deterministic backward on the CPU, unlike x[idx]
+    tri_scr = scr.index_select(1, tri_l.reshape(-1)).view(n_batch, *tri_l.shape, 2)  # [B, T, 3, 2]
     e1 = tri_scr[:, :, 1] - tri_scr[:, :, 0]
     e2 = tri_scr[:, :, 2] - tri_scr[:, :, 0]
     area_sign = torch.sign((e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]).detach())  # [B, T]
@@ -117,7 +118,7 @@ def _antialias_ref(color, rast, pos, tri, topology_hash, pos_gradient_boost):
         ca = torch.stack([cx, cy], -1)
         cf = torch.where(a_front[:, None], ca, ca + step)
         co = torch.where(a_front[:, None], ca + step, ca)
-        verts = tri_scr[bi, tf]  # [P, 3, 2]
+        verts = gather_rows(tri_scr.reshape(-1, 3, 2), bi * tri_scr.shape[1] + tf)  # [P, 3, 2]
         best_t = torch.full_like(cx, 2.0)
         found_t = torch.zeros_like(cx)
         for k in range(3):
@@ -149,7 +150,7 @@ def _antialias_ref(color, rast, pos, tri, topology_hash, pos_gradient_boost):
             continue
         t = found_t[hit]
         pf_h, po_h = pf[hit], po[hit]
-        col_f, col_o = flat_color[pf_h], flat_color[po_h]
+        col_f, col_o = gather_rows(flat_color, pf_h), gather_rows(flat_color, po_h)
         into_o = t > 0.5
         amount = (t - 0.5).abs()[:, None]
         target = torch.where(into_o, po_h, pf_h)

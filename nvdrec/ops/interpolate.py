@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import check_tensor, pick_backend
+from ._common import check_tensor, gather_rows, pick_backend
 
 __all__ = ["interpolate"]
 
@@ -14,14 +14,15 @@ def _gather_corners(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor):
     tid = rast[..., 3].long() - 1  # [B, H, W], -1 = empty
     covered = tid >= 0
     corners = tri.long()[tid.clamp(min=0)]  # [B, H, W, 3]
+    # gathers through index_select: its backward (index_add) sums in a fixed order on the
+    # CPU, where x[idx]'s accumulating index_put does not
     if attr.ndim == 2:
-        return attr[corners], covered
-    b = (
-        torch.arange(rast.shape[0], device=rast.device).view(-1, 1, 1, 1)
-        if attr.shape[0] > 1
-        else 0
-    )
-    return attr[b, corners], covered
+        return gather_rows(attr, corners), covered
+    if attr.shape[0] == 1:
+        return gather_rows(attr[0], corners), covered
+    n_v = attr.shape[1]
+    b = torch.arange(rast.shape[0], device=rast.device).view(-1, 1, 1, 1)
+    return gather_rows(attr.reshape(-1, attr.shape[-1]), b * n_v + corners), covered
 
 
 def _interpolate_ref(attr, rast, tri, rast_db=None, diff_attrs=None):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._common import check_tensor, pick_backend
+from ._common import check_tensor, gather_rows, pick_backend
 
 __all__ = ["rasterize", "DepthPeeler", "RasterSettings"]
 
@@ -184,10 +184,12 @@ def _shade_fragments(pos, tri, ranges, resolution, best, b_idx, t_idx, n_batch, 
     hit = torch.nonzero(best >= 0).squeeze(1)
     g = best[hit] & _INT32_MASK
     tri_l = tri.long()
+    # index_select gathers (deterministic backward on the CPU, unlike x[idx])
     if pos.ndim == 3:
-        verts = pos[b_idx[g, None], tri_l[t_idx[g]]]
+        flat = b_idx[g, None] * pos.shape[1] + tri_l[t_idx[g]]
+        verts = gather_rows(pos.reshape(-1, pos.shape[-1]), flat)
     else:
-        verts = pos[tri_l[t_idx[g]]]
+        verts = gather_rows(pos, tri_l[t_idx[g]])
     pxi, pyi = hit % w, (hit // w) % h
     px = (pxi.to(pos.dtype) + 0.5) * (2.0 / w) - 1.0
     py = (pyi.to(pos.dtype) + 0.5) * (2.0 / h) - 1.0
