@@ -259,8 +259,8 @@ class EnvironmentLight(nn.Module):
 
     def _fused_shading(self, gb_pos, gb_normal, kd, ks, view_pos) -> bool:
         """Whether :meth:`shade` can use the fused CUDA kernel: CUDA float32 buffers of one
-        shape [B, H, W, 3], a 3-channel light, and no gradient wanted for the camera
-        position or the light rotation (the torch path handles those cases)."""
+        shape [B, H, W, 3] (the light is RGB by construction) and no gradient wanted for
+        the camera position or the light rotation (the torch path handles those cases)."""
         tensors = (gb_pos, gb_normal, kd, ks, view_pos, self.diffuse, *self.specular)
         if not all(t.is_cuda and t.dtype == torch.float32 for t in tensors):
             return False
@@ -269,7 +269,7 @@ class EnvironmentLight(nn.Module):
         shape = gb_pos.shape
         if gb_pos.ndim != 4 or shape[-1] != 3 or gb_normal.shape != shape or ks.shape != shape:
             return False
-        if kd.shape[:-1] != shape[:-1] or kd.shape[-1] < 3 or self.diffuse.shape[-1] != 3:
+        if kd.shape[:-1] != shape[:-1] or kd.shape[-1] < 3:
             return False
         if view_pos.numel() not in (3, 3 * shape[0]) or view_pos.requires_grad:
             return False
