@@ -22,6 +22,8 @@ torch::Tensor mip_build_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, 
                             std::vector<int64_t>, int64_t);
 torch::Tensor hashgrid_fwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>);
 torch::Tensor hashgrid_bwd(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>, torch::Tensor);
+torch::Tensor hashgrid_bwd_input(torch::Tensor, torch::Tensor, std::vector<int64_t>, std::vector<int64_t>,
+                                 torch::Tensor);
 torch::Tensor antialias_fwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor);
 std::vector<torch::Tensor> antialias_bwd(torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor, torch::Tensor,
                                          torch::Tensor, double);
@@ -54,6 +56,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mip_build_bwd", &nvdrec::mip_build_bwd);
   m.def("hashgrid_fwd", &nvdrec::hashgrid_fwd);
   m.def("hashgrid_bwd", &nvdrec::hashgrid_bwd);
+  m.def("hashgrid_bwd_input", &nvdrec::hashgrid_bwd_input);
   m.def("antialias_fwd", &nvdrec::antialias_fwd);
   m.def("antialias_bwd", &nvdrec::antialias_bwd);
   m.def("csr_gather", &nvdrec::csr_gather);

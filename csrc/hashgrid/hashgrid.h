@@ -18,9 +18,11 @@ struct HashGridParams {
   float* out;                      // [P, L * F]
   const float* grad_out;           // [P, L * F] (backward)
   float* grad_table;               // [L, T, F] (backward, accumulated)
+  float* grad_x;                   // [P, 3] (backward to the points; zero outside [0, 1])
 };
 
 void launch_hashgrid_fwd(const HashGridParams& p, cudaStream_t s);
 void launch_hashgrid_bwd(const HashGridParams& p, cudaStream_t s);
+void launch_hashgrid_bwd_input(const HashGridParams& p, cudaStream_t s);
 
 }  // namespace nvdrec

@@ -52,4 +52,17 @@ torch::Tensor hashgrid_bwd(torch::Tensor x, torch::Tensor table, std::vector<int
   return grad_table;
 }
 
+torch::Tensor hashgrid_bwd_input(torch::Tensor x, torch::Tensor table, std::vector<int64_t> res,
+                                 std::vector<int64_t> dense, torch::Tensor grad_out) {
+  const c10::cuda::OptionalCUDAGuard guard(x.device());
+  HashGridParams p = hg_params(x, table, res, dense);
+  NVDREC_CHECK_INPUT(grad_out, torch::kFloat32);
+  auto grad_x = torch::empty_like(x);
+  p.grad_out = grad_out.data_ptr<float>();
+  p.grad_x = grad_x.data_ptr<float>();
+  launch_hashgrid_bwd_input(p, nvdrec_stream());
+  NVDREC_CHECK_LAUNCH();
+  return grad_x;
+}
+
 }  // namespace nvdrec

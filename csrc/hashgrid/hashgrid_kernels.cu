@@ -120,6 +120,56 @@ __global__ void hashgrid_bwd_kernel(HashGridParams p) {
   }
 }
 
+// Gradient to the points: the trilinear weight of a corner is a product of one factor
+// per axis, (frac or 1 - frac), so d w / d frac_a is the product of the other two
+// factors times +-1, and d frac_a / d x_a = res (zero where x_a was clamped). One thread
+// per point walks all levels, so no atomics are needed.
+template <int F>
+__global__ void hashgrid_bwd_input_kernel(HashGridParams p) {
+  int n = blockIdx.x * blockDim.x + threadIdx.x;
+  if (n >= p.num_points) return;
+  const float* xp = p.x + 3LL * n;
+  float gx[3] = {0.f, 0.f, 0.f};
+  for (int lvl = 0; lvl < p.levels; ++lvl) {
+    const float* g = p.grad_out + (long long)n * p.levels * F + lvl * F;
+    float go[F];
+    bool use = false;
+#pragma unroll
+    for (int f = 0; f < F; ++f) {
+      go[f] = g[f];
+      use = use || go[f] != 0.f;
+    }
+    if (!use) continue;
+    int res = p.res[lvl];
+    CellPos c = cell_of(xp, res);
+    const float* table = p.table + (long long)lvl * p.table_size * F;
+    float gf[3] = {0.f, 0.f, 0.f};
+#pragma unroll
+    for (int corner = 0; corner < 8; ++corner) {
+      int o[3] = {corner & 1, (corner >> 1) & 1, (corner >> 2) & 1};
+      float wa[3];
+#pragma unroll
+      for (int a = 0; a < 3; ++a) wa[a] = o[a] ? c.frac[a] : 1.f - c.frac[a];
+      unsigned idx = corner_index(c.base[0] + o[0], c.base[1] + o[1], c.base[2] + o[2], res,
+                                  p.dense[lvl], p.table_size);
+      const float* e = table + (long long)idx * F;
+      float dot = 0.f;
+#pragma unroll
+      for (int f = 0; f < F; ++f) dot += go[f] * e[f];
+      gf[0] += dot * (o[0] ? 1.f : -1.f) * wa[1] * wa[2];
+      gf[1] += dot * (o[1] ? 1.f : -1.f) * wa[0] * wa[2];
+      gf[2] += dot * (o[2] ? 1.f : -1.f) * wa[0] * wa[1];
+    }
+#pragma unroll
+    for (int a = 0; a < 3; ++a) gx[a] += gf[a] * (float)res;
+  }
+#pragma unroll
+  for (int a = 0; a < 3; ++a) {
+    bool inside = xp[a] >= 0.f && xp[a] <= 1.f;  // clamp passes the gradient inside
+    p.grad_x[3LL * n + a] = inside ? gx[a] : 0.f;
+  }
+}
+
 template <int F>
 static void launch_f(const HashGridParams& p, cudaStream_t s, bool bwd) {
   dim3 grid(div_up(p.num_points, 256), p.levels);
@@ -141,5 +191,16 @@ static void dispatch(const HashGridParams& p, cudaStream_t s, bool bwd) {
 
 void launch_hashgrid_fwd(const HashGridParams& p, cudaStream_t s) { dispatch(p, s, false); }
 void launch_hashgrid_bwd(const HashGridParams& p, cudaStream_t s) { dispatch(p, s, true); }
+
+void launch_hashgrid_bwd_input(const HashGridParams& p, cudaStream_t s) {
+  if (p.num_points == 0) return;
+  dim3 grid(div_up(p.num_points, 128));
+  switch (p.features) {
+    case 1: hashgrid_bwd_input_kernel<1><<<grid, 128, 0, s>>>(p); break;
+    case 2: hashgrid_bwd_input_kernel<2><<<grid, 128, 0, s>>>(p); break;
+    case 4: hashgrid_bwd_input_kernel<4><<<grid, 128, 0, s>>>(p); break;
+    default: hashgrid_bwd_input_kernel<8><<<grid, 128, 0, s>>>(p); break;
+  }
+}
 
 }  // namespace nvdrec

@@ -17,7 +17,8 @@ __all__ = ["SyntheticDataset"]
 class SyntheticDataset:
     """Views of ``ref_mesh`` under ``light``, as nvdiffrec's mesh datasets make them:
     random rotations at camera distance 3 with a translation jitter of 0.25 and fovy 45
-    degrees for training, a fixed orbit for validation.
+    degrees for training, nvdiffrec's validation orbit (looking down from 0.4 rad) for
+    validation.
 
     Batches are dicts ``{mv, mvp, campos, resolution, spp, img}`` with ``img`` [B, H, W, 4]
     = (linear RGB premultiplied over black, alpha).
@@ -99,7 +100,10 @@ class SyntheticDataset:
         return self._batch(views)
 
     def validation_batches(self, count: int, batch: int = 4):
-        views = cam.orbit_views(
+        """nvdiffrec's validation protocol (:func:`~nvdrec.structures.camera.validation_views`:
+        ``count`` views circling the object from 0.4 rad above), rendered at this dataset's
+        resolution."""
+        views = cam.validation_views(
             count,
             radius=self.radius,
             fovy=math.radians(45),

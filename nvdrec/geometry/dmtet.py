@@ -43,8 +43,11 @@ class DMTetGeometry(nn.Module):
         scale: ``mesh_scale``, edge length of the grid box centred at the origin.
         seed: initialisation seed (SDF uniform in [-0.1, 0.9) as nvdiffrec, offsets 0).
 
-    Offsets are bounded by ``tanh`` to half a lattice spacing, so tetrahedra never
-    invert.
+    Offsets are bounded by ``tanh`` to ``1 / grid_res`` in world units, as nvdiffrec
+    bounds them (0.0156 at grid 64, about a fifth of a lattice spacing at mesh_scale
+    2.1), and never more than half a lattice spacing, so tetrahedra cannot invert.
+    Small offsets keep marching tetrahedra's triangles well shaped; larger ones let the
+    surface chase noise and fold.
     """
 
     def __init__(self, grid_res: int = 64, scale: float = 2.1, seed: int = 0) -> None:
@@ -53,6 +56,7 @@ class DMTetGeometry(nn.Module):
         self.grid_res = grid_res
         self.scale = float(scale)
         self.spacing = self.scale / cubes_per_axis(grid_res)
+        self.max_offset = min(1.0 / grid_res, 0.5 * self.spacing)
         self.register_buffer("verts", verts * self.scale, persistent=False)
         self.register_buffer("tets", tets, persistent=False)
         self.register_buffer("edges", tet_edges(tets), persistent=False)
@@ -62,7 +66,7 @@ class DMTetGeometry(nn.Module):
 
     def deformed_verts(self) -> torch.Tensor:
         """Grid vertices with bounded offsets [N, 3]."""
-        return self.verts + 0.5 * self.spacing * torch.tanh(self.deform)
+        return self.verts + self.max_offset * torch.tanh(self.deform)
 
     def extract(self) -> MarchingTetsResult:
         return marching_tets(self.deformed_verts(), self.sdf, self.tets)

@@ -254,15 +254,20 @@ class _HashGridFn(torch.autograd.Function):
     def backward(ctx, g_out):
         x, table = ctx.saved_tensors
         res, dense = ctx.meta
-        g_table = load().hashgrid_bwd(x, table, res, dense, g_out.contiguous())
-        return None, g_table, None, None
+        g_out = g_out.contiguous()
+        g_table = g_x = None
+        if ctx.needs_input_grad[1]:
+            g_table = load().hashgrid_bwd(x, table, res, dense, g_out)
+        if ctx.needs_input_grad[0]:
+            g_x = load().hashgrid_bwd_input(x, table, res, dense, g_out)
+        return g_x, g_table, None, None
 
 
 def hashgrid_cuda(x, params, config):
-    """Hash-grid encoding on the GPU; no gradient to the input points."""
+    """Hash-grid encoding on the GPU; gradients to the table and to the points."""
     res = config.level_resolutions()
     dense = [int(d) for d in config.level_dense()]
-    return _HashGridFn.apply(x.detach().contiguous().float(), params.contiguous(), res, dense)
+    return _HashGridFn.apply(x.contiguous().float(), params.contiguous(), res, dense)
 
 
 # ------------------------------------------------------------------ image loss

@@ -110,8 +110,8 @@ def hashgrid_encode(
         backend: "auto", "torch", "cuda" or "tinycudann" (optional package).
 
     Returns:
-        features [P, L * F]. Gradients flow to ``params`` (and, in the torch reference
-        only, to ``x``).
+        features [P, L * F]. Gradients flow to ``params`` and to ``x`` (zero where ``x``
+        was clamped), on every backend.
     """
     check_tensor("x", x, (2,), last=3)
     check_tensor("params", params, (3,))

@@ -10,11 +10,11 @@ from ..ops.hashgrid import HashGridConfig, hashgrid_encode, init_hashgrid_params
 __all__ = ["MLPTexture3D", "HASH_GRAD_SCALE", "FP16_LOSS_SCALE"]
 
 # nvdiffrec trains its fp16 tiny-cuda-nn grid with loss-scaling hooks whose net effect is
-# that the hash table's gradient reaches Adam 128x larger than the true gradient. Adam
-# is invariant to gradient scale except through its epsilon, where this makes rarely
-# touched (small-gradient) table entries take full-size steps. We keep the same factor
-# so the table trains as fast as nvdiffrec's.
-HASH_GRAD_SCALE = 128.0
+# that the hash table's gradient reaches Adam 16x larger than the true gradient. Adam is
+# invariant to gradient scale except through its epsilon, where this lets rarely touched
+# (small-gradient) table entries take larger steps. We keep the same factor so the table
+# trains as nvdiffrec's does.
+HASH_GRAD_SCALE = 16.0
 
 # On CUDA the MLP runs in float16 (as tiny-cuda-nn's fully fused MLP does). Gradients
 # entering it are multiplied by this factor so small values do not underflow in half
@@ -99,7 +99,7 @@ class MLPTexture3D(nn.Module):
         if self._tcnn is not None:
             return self._tcnn(x.clamp(0, 1)).float()
         backend = "auto" if self.backend == "auto" else self.backend
-        return hashgrid_encode(x.detach(), self.table, self.config, backend=backend)
+        return hashgrid_encode(x, self.table, self.config, backend=backend)
 
     def mlp(self, enc: torch.Tensor) -> torch.Tensor:
         """MLP on encodings [P, D] -> raw outputs [P, channels] (float16 on CUDA)."""

@@ -21,23 +21,38 @@ DEBUG_BSDFS = ("kd", "ks", "normal", "tangent")
 
 @dataclass
 class RasterContext:
-    """Render settings shared across calls: the op backend and a topology-hash cache."""
+    """Render settings shared across calls: the op backend and the antialiasing
+    topology of the last face list."""
 
     backend: str = "auto"
-    _topo: dict = field(default_factory=dict, repr=False)
+    _topo: tuple | None = field(default=None, repr=False)
 
-    def topology(self, tri: torch.Tensor):
-        key = (tri.data_ptr(), tuple(tri.shape), tri.device)
-        if key not in self._topo:
-            self._topo = {key: ops.antialias_construct_topology_hash(tri)}
-        return self._topo[key]
+    def topology(self, faces: torch.Tensor, tri: torch.Tensor | None = None):
+        """Edge topology of ``faces`` [T, 3] for :func:`~nvdrec.ops.antialias`, reused
+        while the same face tensor (the same object, not modified in place) comes back,
+        as in pass 2 where the topology is fixed. The cache holds the tensor itself: a key
+        made of its address alone would match a new face list that the allocator placed
+        in the freed memory of the old one (pass 1 makes a new list every iteration).
+        ``tri``: the same faces as contiguous int32, if already made."""
+        hit = self._topo
+        if hit is not None and hit[0] is faces and hit[1] == faces._version:
+            return hit[2]
+        topo = ops.antialias_construct_topology_hash(
+            tri if tri is not None else faces.int().contiguous()
+        )
+        self._topo = (faces, faces._version, topo)
+        return topo
 
 
+KD_JITTER = 0.01  # world-space jitter of the neural material's kd smoothness term
+KD_UV_JITTER = 0.005  # UV jitter of the same term on trainable 2D textures (pass 2)
 COMPACT_NEURAL_MATERIAL = True  # evaluate a neural material on covered pixels only (CPU)
 
 
-def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
-    """(kd [.., 3 or 4], ks [.., 3], perturbed normal [.., 3] or None, kd_grad [.., 1])."""
+def _sample_material(material, mesh, rast, rast_db, gb_pos, backend, noise=None):
+    """(kd [.., 3 or 4], ks [.., 3], perturbed normal [.., 3] or None, kd_grad [.., 1]).
+    ``noise``: standard normal [B, H, W, 3] for the kd smoothness jitter (None: drawn
+    from the global generator)."""
     if isinstance(material, MLPTexture3D):
         # On the CPU only the covered pixels are evaluated (background pixels never reach
         # the image: compositing weights them by zero); on a GPU the compaction would cost
@@ -46,7 +61,9 @@ def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
         pts = gb_pos if covered is None else gb_pos[covered]
         vals = material.sample(pts)
         kd = MLPTexture3D.split(vals)[0]
-        jitter = pts + torch.randn_like(pts) * 0.01
+        if noise is None:
+            noise = torch.randn_like(gb_pos)
+        jitter = pts + (noise if covered is None else noise[covered]) * KD_JITTER
         kd_jit = MLPTexture3D.split(material.sample(jitter))[0]
         kd_grad = (kd_jit - kd).abs().sum(-1, keepdim=True) / 3
         if covered is not None:  # back to [B, H, W, C], zeros on the background
@@ -86,7 +103,23 @@ def _sample_material(material, mesh, rast, rast_db, gb_pos, backend):
         )
 
     kd, ks, nrm = tex(material.kd), tex(material.ks), tex(material.normal)
-    return kd, ks, nrm, torch.zeros_like(kd[..., :1])
+    kd_grad = torch.zeros_like(kd[..., :1])
+    trained = material.kd is not None and not material.kd.is_constant
+    if trained and material.kd.data.requires_grad and torch.is_grad_enabled():
+        # kd smoothness while the texture trains (pass 2): the change of kd under a UV
+        # jitter of std KD_UV_JITTER, as the neural material's under a position jitter
+        nz = torch.randn_like(texc) if noise is None else noise[..., :2]
+        jit = texc + nz * KD_UV_JITTER
+        kd_jit = ops.texture(
+            material.kd.data,
+            jit,
+            uv_da=texc_db,
+            mip=material.kd.mip_levels(),
+            filter_mode="linear-mipmap-linear",
+            backend=backend,
+        )
+        kd_grad = (kd_jit[..., :3] - kd[..., :3]).abs().sum(-1, keepdim=True) / 3
+    return kd, ks, nrm, kd_grad
 
 
 def _face_normals(mesh) -> torch.Tensor:
@@ -94,7 +127,7 @@ def _face_normals(mesh) -> torch.Tensor:
     return safe_normalize(torch.linalg.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0], dim=-1))
 
 
-def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_roughness):
+def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_roughness, noise):
     backend = ctx.backend
     tri = mesh.t_pos_idx.int()
     gb_pos, _ = ops.interpolate(mesh.v_pos[None], rast, tri, backend=backend)
@@ -104,7 +137,7 @@ def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_ro
     tng = None
     if mesh.v_tng is not None:
         tng, _ = ops.interpolate(mesh.v_tng[None], rast, mesh.t_tng_idx.int(), backend=backend)
-    kd, ks, pert, kd_grad = _sample_material(material, mesh, rast, rast_db, gb_pos, backend)
+    kd, ks, pert, kd_grad = _sample_material(material, mesh, rast, rast_db, gb_pos, backend, noise)
     ks = torch.cat([ks[..., 0:1], ks[..., 1:2].clamp(min=min_roughness), ks[..., 2:3]], -1)
     vp = view_pos.view(-1, 1, 1, 3)
     n = shading_normal(gb_pos, vp, pert, smooth_n, tng, geom_n, two_sided=True)
@@ -140,6 +173,7 @@ def render_mesh(
     bsdf: str | None = None,
     material=None,
     min_roughness: float = 0.08,
+    kd_jitter: torch.Tensor | None = None,
 ) -> dict:
     """Render a mesh.
 
@@ -157,6 +191,10 @@ def render_mesh(
         bsdf: None/"pbr", "diffuse", "white", or a debug view: "kd", "ks", "normal",
             "tangent".
         material: overrides ``mesh.material`` (a Material or an MLPTexture3D).
+        kd_jitter: standard normal noise [B, H*spp, W*spp, 3] for the kd smoothness buffer
+            (positions jittered by KD_JITTER times it for a neural material, UVs by
+            KD_UV_JITTER times its first two channels for a trained texture); None draws it
+            from torch's global generator.
 
     Returns:
         dict with "shaded" [B, H, W, 4] (rgb over the background, coverage alpha),
@@ -185,14 +223,14 @@ def render_mesh(
         for _ in range(num_layers):
             rast, rast_db = peeler.rasterize_next_layer()
             layers.append((rast, rast_db))
-    topo = ctx.topology(tri)
+    topo = ctx.topology(mesh.t_pos_idx, tri)
     accum = bg
     alpha_acc = torch.zeros_like(bg[..., :1])
     extra = {"kd_grad": torch.zeros_like(alpha_acc), "occlusion": torch.zeros_like(alpha_acc)}
     antialias = not (msaa and spp > 1)
     for rast, rast_db in reversed(layers):
         color, alpha, kd_grad, occ = _shade_layer(
-            ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_roughness
+            ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_roughness, kd_jitter
         )
         cover = (rast[..., 3:4] > 0).float() * alpha
         accum = torch.lerp(accum, color, cover)

@@ -22,6 +22,7 @@ __all__ = [
     "look_at",
     "opencv_to_opengl",
     "orbit_views",
+    "validation_views",
     "perspective",
     "perspective_from_intrinsics",
     "random_views",
@@ -175,6 +176,28 @@ def orbit_views(
             math.radians(elevation_deg) * (1 if i % 2 == 0 else -1) * (0.5 + 0.5 * math.cos(az * 3))
         )
         mvs.append(translate(0, 0, -radius) @ rotate_x(el) @ rotate_y(az))
+    return Cameras.from_mv(torch.stack(mvs).to(device), proj, resolution)
+
+
+def validation_views(
+    n: int = 50,
+    radius: float = 3.0,
+    elevation: float = 0.4,
+    fovy: float = math.radians(45.0),
+    resolution=(512, 512),
+    near_far=(0.1, 1000.0),
+    device=None,
+) -> Cameras:
+    """nvdiffrec's validation orbit for a reference mesh: view ``i`` of ``n`` has
+    ``mv = translate(0, 0, -radius) @ rotate_x(elevation) @ rotate_y(2 pi i / n)``, i.e.
+    the camera circles the +Y axis looking down at the object from ``elevation`` radians
+    (0.4, about 23 degrees) above the horizon. Using the same views makes the validation
+    PSNR comparable with published nvdiffrec numbers."""
+    proj = perspective(fovy, resolution[1] / resolution[0], *near_far, device=device)
+    mvs = [
+        translate(0, 0, -radius) @ rotate_x(elevation) @ rotate_y(2.0 * math.pi * i / max(n, 1))
+        for i in range(n)
+    ]
     return Cameras.from_mv(torch.stack(mvs).to(device), proj, resolution)
 
 

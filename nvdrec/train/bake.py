@@ -15,7 +15,12 @@ __all__ = ["unwrap_uv", "bake_textures", "dilate"]
 
 
 def unwrap_uv(mesh: Mesh) -> Mesh:
-    """New mesh with xatlas UVs (vertices split along seams), normals and tangents.
+    """New mesh with xatlas UVs, smooth normals and tangents.
+
+    Positions stay joined: ``v_pos`` / ``t_pos_idx`` are the input's (one vertex per
+    position, so a mesh trained afterwards cannot crack at UV seams and its normals and
+    Laplacian cross the seams), while the UVs get their own index list ``t_tex_idx``
+    (split along the seams). Faces keep their order.
 
     Raises:
         DataError: the mesh is empty or degenerate (nothing to unwrap) - checked before
@@ -35,9 +40,11 @@ def unwrap_uv(mesh: Mesh) -> Mesh:
         raise DataError("the reconstructed mesh has zero area (degenerate); see mesh_scale / masks")
     vmap, idx, uvs = xatlas.parametrize(v, f)
     dev = mesh.v_pos.device
+    # xatlas's output faces, written with the input's position indices
+    t_pos = torch.from_numpy(vmap.astype(np.int64)[idx.astype(np.int64)]).to(dev)
     new = Mesh(
-        v_pos=mesh.v_pos[torch.from_numpy(vmap.astype(np.int64)).to(dev)],
-        t_pos_idx=torch.from_numpy(idx.astype(np.int64)).to(dev),
+        v_pos=mesh.v_pos,
+        t_pos_idx=t_pos,
         v_tex=torch.from_numpy(uvs.astype(np.float32)).to(dev),
         t_tex_idx=torch.from_numpy(idx.astype(np.int64)).to(dev),
         material=mesh.material,

@@ -126,24 +126,29 @@ def _opt(check):
 
 
 def _learning_rate(key, v):
-    # scalar | [pos, mat] (one pass uses both) | [[pos, mat], [pos, mat]] per pass
+    # nvdiffrec's forms: a number (both passes, geometry and material alike), or one entry
+    # per pass [pass1, pass2] where an entry is a number or a pair [geometry, material]
     def positive(x):
         return _is_number(x) and x > 0
+
+    def entry(p):
+        if positive(p):
+            return float(p)
+        if isinstance(p, (list, tuple)) and 1 <= len(p) <= 2 and all(positive(x) for x in p):
+            return [float(x) for x in p]
+        return None
 
     if positive(v):
         return float(v)
     if isinstance(v, (list, tuple)) and 1 <= len(v) <= 2:
-        if all(positive(x) for x in v):
-            return [float(x) for x in v]
-        if all(
-            isinstance(p, (list, tuple)) and 1 <= len(p) <= 2 and all(positive(x) for x in p)
-            for p in v
-        ):
-            return [[float(x) for x in p] for p in v]
+        out = [entry(p) for p in v]
+        if all(e is not None for e in out):
+            return out
     raise _fail(
         key,
         v,
-        "a positive number, a list [pos, mat] of positive numbers, or one such list per pass",
+        "a positive number, or one entry per pass [pass1, pass2] where an entry is a "
+        "positive number or a pair [geometry, material]",
     )
 
 

@@ -14,30 +14,79 @@ from ..structures.material import Material, Texture2D
 from .config import Config
 
 __all__ = [
+    "LIGHT_GRAD_SCALE",
+    "PASS_SEED_STRIDE",
     "Progress",
     "Step",
+    "laplacian_loss",
     "lr_factor",
     "mesh_edges",
+    "slot_noise",
     "pass_lrs",
     "random_material",
     "unimplemented_settings",
 ]
 
 
+# The learned light's gradient is multiplied by this before Adam (as nvdiffrec does): a
+# texel of a 512^2 cube map gets gradients of ~1e-9..1e-8, the size of Adam's epsilon
+# (1e-8), which would otherwise damp its steps; the factor lifts them clear of it.
+LIGHT_GRAD_SCALE = 64.0
+
+# Random draws of pass 2 are keyed by iteration + this, so the two passes see different
+# views and backgrounds.
+PASS_SEED_STRIDE = 1 << 40
+
+
+def slot_noise(gens: list, size, spp: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images of one iteration, one per image slot generator: backgrounds
+    [B, H, W, 3] of per-pixel uniform noise and the kd-smoothness jitter [B, H*spp,
+    W*spp, 3] (standard normal, see :func:`~nvdrec.render.render_mesh`). Each generator
+    gives the seed of a generator on ``device``, so nothing is copied from the host and
+    the same seeds give the same images on every run and every rank layout."""
+    device = torch.device(device)
+    h, w = int(size[0]), int(size[1])
+    bgs, jits = [], []
+    for g in gens:
+        seed = int(torch.randint(0, 2**62, (1,), generator=g))
+        dg = torch.Generator(device=device).manual_seed(seed)
+        bgs.append(torch.rand(1, h, w, 3, generator=dg, device=device))
+        jits.append(torch.randn(1, h * spp, w * spp, 3, generator=dg, device=device))
+    return torch.cat(bgs), torch.cat(jits)
+
+
+def laplacian_loss(lap: torch.Tensor) -> torch.Tensor:
+    """Mean of the squared uniform-Laplacian vectors [V, 3] over vertices and coordinates
+    (the pass-2 regulariser before its ``laplace_scale`` weight)."""
+    return (lap**2).mean()
+
+
 def lr_factor(it: int, warmup: int) -> float:
-    warm = min(1.0, (it + 1) / warmup) if warmup > 0 else 1.0
-    return warm * 10 ** (-0.0002 * it)
+    """Learning-rate multiplier at iteration ``it``: a linear warm-up ``it / warmup``
+    (pass 2 uses 100 iterations, pass 1 none), then ``10^(-0.0002 (it - warmup))``
+    (pass 1: 0.03 -> 0.019 over 1000 iterations, as nvdiffrec's log shows: it prints the
+    rate of the next iteration, 0.02877 at 90 and 0.00033 at pass-2 iteration 10)."""
+    if warmup > 0 and it < warmup:
+        return it / warmup
+    return 10 ** (-0.0002 * (it - warmup))
 
 
 def pass_lrs(cfg: Config, pass_idx: int) -> tuple[float, float]:
-    """(geometry lr, material/light lr) of a pass from the ``learning_rate`` key."""
+    """(geometry lr, material/light lr) of pass ``pass_idx`` (0: DMTet pass, 1: mesh pass)
+    from the ``learning_rate`` key, with nvdiffrec's meaning:
+
+    - a number: every parameter of both passes;
+    - ``[a, b]``: pass 1 trains everything at ``a``, pass 2 at ``b``;
+    - an entry may itself be a pair ``[geometry, material]`` (``[[0.03, 0.01], 0.003]``);
+    - a one-entry list applies to both passes.
+    """
     lr = cfg.learning_rate
-    if isinstance(lr, float):
-        return lr, lr
-    if isinstance(lr[0], list):  # per pass [[pos, mat], [pos, mat]]
-        p = lr[min(pass_idx, len(lr) - 1)]
-        return p[0], p[-1]
-    return lr[0], lr[-1]
+    if not isinstance(lr, (list, tuple)):
+        return float(lr), float(lr)
+    p = lr[min(pass_idx, len(lr) - 1)]
+    if isinstance(p, (list, tuple)):
+        return float(p[0]), float(p[-1])
+    return float(p), float(p)
 
 
 class Progress:

@@ -23,9 +23,11 @@ class ReportMixin:
     (they use its ``cfg``, ``out``, ``device``, ``ctx``, ``val_dataset``, ``shift`` and
     ``_orient_light``)."""
 
-    def _render(self, mesh: Mesh, batch: dict, lgt: EnvironmentLight, bg, material=None) -> dict:
+    def _render(
+        self, mesh: Mesh, batch: dict, lgt: EnvironmentLight, bg, material=None, jitter=None
+    ) -> dict:
         """render_mesh of a batch of views with the config's sampling settings (and the
-        light oriented for ``camera_space_light``)."""
+        light oriented for ``camera_space_light``); ``jitter``: the kd-smoothness noise."""
         cfg = self.cfg
         self._orient_light(lgt, batch)
         return render_mesh(
@@ -40,6 +42,7 @@ class ReportMixin:
             background=bg,
             material=material,
             min_roughness=cfg.min_roughness,
+            kd_jitter=jitter,
         )
 
     def _save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
@@ -104,9 +107,14 @@ class ReportMixin:
         return paths
 
     @torch.no_grad()
-    def _validate(self, mesh: Mesh, lgt: EnvironmentLight) -> dict:
+    def _validate(
+        self, mesh: Mesh, lgt: EnvironmentLight, material=None, folder: str = "validate"
+    ) -> dict:
+        """Render the validation views, write ``OUT/<folder>/metrics.txt`` (nvdiffrec's
+        layout plus SSIM), ``metrics.json`` and the first views' images; return the means.
+        ``material`` overrides the mesh's (the neural material after pass 1)."""
         cfg = self.cfg
-        folder = self.out / "validate"
+        folder = self.out / folder
         folder.mkdir(parents=True, exist_ok=True)
         lgt.build_mips()
         rows, k = [], 0
@@ -118,7 +126,7 @@ class ReportMixin:
             h, w = batch["resolution"]
             b = batch["mvp"].shape[0]
             bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)
-            out = self._render(mesh, batch, lgt, bg)
+            out = self._render(mesh, batch, lgt, bg, material)
             ref = batch["img"][..., :3] + bg * (1 - batch["img"][..., 3:4])
             for i in range(b):
                 o = linear_to_srgb(out["shaded"][i, ..., :3].clamp(0, 1))

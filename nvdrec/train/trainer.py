@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
@@ -29,10 +30,14 @@ from . import distributed
 from .bake import bake_textures, unwrap_uv
 from .config import Config
 from .helpers import (
+    LIGHT_GRAD_SCALE,
+    PASS_SEED_STRIDE,
     Progress,
     Step,
+    laplacian_loss,
     lr_factor,
     mesh_edges,
+    slot_noise,
     pass_lrs,
     random_material,
     unimplemented_settings,
@@ -79,6 +84,7 @@ class Trainer(ReportMixin):
         if cfg.mesh_scale == "auto":
             self._auto_frame()
         self.timing: dict = {}
+        self.metrics_pass1: dict = {}  # validation after pass 1 (dmtet_validate/)
         self.losses: dict = {}  # total loss per iteration of each pass (mean over ranks)
         if resume:
             self._load_resume()
@@ -232,20 +238,27 @@ class Trainer(ReportMixin):
         )
 
     # ------------------------------------------------------------------ helpers
-    def _train_batch(self, it: int):
-        """This process's images of iteration ``it`` and their random backgrounds
-        (per-image seeds; see nvdrec.train.distributed)."""
+    def _train_batch(self, it: int, pass_idx: int = 0):
+        """This process's images of iteration ``it`` of a pass, their random backgrounds
+        (per-pixel uniform noise [B, H, W, 3], as nvdiffrec uses, so the object's colour
+        can never be explained by a background colour) and the kd-smoothness jitter
+        noise. All drawn from per-image seeds (see nvdrec.train.distributed), so N
+        processes draw what one process with the N-fold batch draws and a resumed run
+        what the uninterrupted run drew; the two passes draw different views."""
         cfg = self.cfg
         slots = distributed.global_slots(self.dist, cfg.batch)
-        gens = distributed.slot_generators(cfg.seed, it, slots)
+        key = it + pass_idx * PASS_SEED_STRIDE
+        gens = distributed.slot_generators(cfg.seed, key, slots)
         if hasattr(self.dataset, "batch_of"):
-            idx = distributed.file_indices(len(self.dataset), self.dist, cfg.batch, it, cfg.seed)
+            idx = distributed.file_indices(
+                len(self.dataset), self.dist, cfg.batch, it, cfg.seed + pass_idx
+            )
             batch = self.dataset.batch_of(idx)
         else:
             batch = self.dataset.train_batch(cfg.batch, gens)
         h, w = batch["resolution"]
-        bg = torch.cat([torch.rand(1, 1, 1, 3, generator=g) for g in gens]).to(self.device)
-        return batch, bg.expand(cfg.batch, h, w, 3)
+        bg, jitter = slot_noise(gens, (h, w), cfg.spp, self.device)
+        return batch, bg, jitter
 
     def _orient_light(self, lgt: EnvironmentLight, batch: dict, count: int | None = None) -> None:
         """``camera_space_light``: the light turns with the camera (a light fixed to the
@@ -257,11 +270,19 @@ class Trainer(ReportMixin):
             lgt.xfm(None)
 
     def _losses(self, buffers, target, bg, it, total, pass_idx):
+        """(image loss, regularisers) of one iteration.
+
+        The colour term compares render and reference inside the reference's silhouette
+        (both multiplied by the reference alpha, the reference composited over the same
+        background): pixels outside the object give colour no gradient; the coverage is
+        trained by the alpha MSE. kd smoothness (0.03) and occlusion (0.001) are ramped in
+        over the first 500 iterations of each pass."""
         cfg = self.cfg
-        ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
+        ref_a = target[..., 3:4]
+        ref_rgb = target[..., :3] + bg * (1 - ref_a)
         opt = buffers["shaded"]
-        img = image_loss(opt[..., :3], ref_rgb, cfg.loss, backend=cfg.backend)
-        alpha = torch.mean((opt[..., 3:4] - target[..., 3:4]) ** 2)
+        img = image_loss(opt[..., :3] * ref_a, ref_rgb * ref_a, cfg.loss, backend=cfg.backend)
+        alpha = torch.mean((opt[..., 3:4] - ref_a) ** 2)
         ramp = min(1.0, it / 500)
         reg = buffers["kd_grad"].mean() * 0.03 * ramp + buffers["occlusion"].mean() * 0.001 * ramp
         return img + alpha, reg
@@ -269,9 +290,12 @@ class Trainer(ReportMixin):
     def _light(self) -> EnvironmentLight:
         cfg = self.cfg
         if cfg.learn_light:
-            return EnvironmentLight.random(cfg.light_res, seed=cfg.seed, backend=cfg.backend).to(
-                self.device
-            )
+            # nvdiffrec's start: a constant grey light; its gradient is scaled before Adam
+            # (see LIGHT_GRAD_SCALE)
+            base = torch.full((6, cfg.light_res, cfg.light_res, 3), 0.5)
+            lgt = EnvironmentLight(base, backend=cfg.backend).to(self.device)
+            lgt.base.register_hook(lambda g: g * LIGHT_GRAD_SCALE)
+            return lgt
         if hasattr(self.dataset, "light"):
             base = self.dataset.light.base.detach().clone()
         elif cfg.envmap:
@@ -335,14 +359,15 @@ class Trainer(ReportMixin):
             torch.cuda.reset_peak_memory_stats(self.device)
         start = self._restore(name, named, opt)
         t_start = time.time()
+        t_prev, iter_ms = t_start, []
         for it in range(start, cfg.iter):
-            batch, bg = self._train_batch(it)
+            batch, bg, jitter = self._train_batch(it, pass_idx)
             h, w = batch["resolution"]
 
             def forward():
                 if lgt.base.requires_grad or lgt.diffuse is None:
                     lgt.build_mips()
-                buffers = self._render(mesh_fn(), batch, lgt, bg, material)
+                buffers = self._render(mesh_fn(), batch, lgt, bg, material, jitter)
                 img_loss, reg = self._losses(buffers, batch["img"], bg, it, cfg.iter, pass_idx)
                 reg = reg + extra_reg(it)
                 if lgt.base.requires_grad:
@@ -384,6 +409,9 @@ class Trainer(ReportMixin):
                         if t is not None:
                             t.clamp_()
             prog.update(it, shown)
+            t_now = time.time()  # the loss read above synchronised with the device
+            iter_ms.append((t_now - t_prev) * 1000)
+            t_prev = t_now
             self.losses.setdefault(name, []).append(round(shown["img"] + shown["reg"], 7))
             main = self.dist.is_main
             if main and cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
@@ -407,6 +435,7 @@ class Trainer(ReportMixin):
         ms = (time.time() - t_start) * 1000 / max(cfg.iter - start, 1)
         self.timing[name] = {
             "ms_per_iter": ms,
+            "ms_per_iter_median": float(np.median(iter_ms)) if iter_ms else None,
             "images_per_s": cfg.batch * self.dist.world * 1000 / ms,
             "peak_memory_gb": torch.cuda.max_memory_allocated(self.device) / 2**30
             if self.device.type == "cuda"
@@ -441,6 +470,8 @@ class Trainer(ReportMixin):
         if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
             with torch.no_grad():
                 mesh = geo.get_mesh().detach()
+            if cfg.validate:  # the pass-1 result itself: DMTet surface + neural material
+                self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
             mesh = unwrap_uv(mesh)
 
             def sample(p):
@@ -500,7 +531,7 @@ class Trainer(ReportMixin):
                 / deg[:, None]
             )
             lp = d - mean
-            return (lp**2).sum(-1).mean() * cfg.laplace_scale * (1 - it / max(cfg.iter, 1))
+            return laplacian_loss(lp) * cfg.laplace_scale * (1 - it / max(cfg.iter, 1))
 
         learn_light = cfg.learn_light and not cfg.lock_light
         lgt.base.requires_grad_(learn_light)
@@ -611,6 +642,7 @@ class Trainer(ReportMixin):
             "out_dir": str(self.out),
             "paths": paths,
             "metrics": metrics,
+            "metrics_pass1": self.metrics_pass1,
             "timing": self.timing,
             "seconds": time.time() - t0,
             "world_size": self.dist.world,
