@@ -58,6 +58,27 @@ def chamfer_l1(m1, m2, n=100_000, device="cpu"):
     return float(nearest(p1, p2).mean() + nearest(p2, p1).mean())
 
 
+def components(mesh) -> int:
+    """Connected components of the mesh (faces joined by shared vertices): 1 for a clean
+    single surface; floaters and inner shells add components."""
+    import numpy as np
+
+    f = mesh.t_pos_idx.long().cpu().numpy()
+    parent = np.arange(mesh.num_vertices)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in np.concatenate([f[:, [0, 1]], f[:, [1, 2]]]):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    return len({find(i) for i in np.unique(f)})
+
+
 def run_one(config, seed, overrides, device):
     cfg = nvdrec.load_config(config, overrides={**overrides, "seed": seed})
     if "out_dir" not in overrides:
@@ -70,6 +91,7 @@ def run_one(config, seed, overrides, device):
     for tag, folder in (("pass1", "dmtet_mesh"), ("final", "mesh")):
         mesh = load_mesh(out / folder / "mesh.obj")
         row[f"tris_{tag}"] = mesh.num_triangles
+        row[f"parts_{tag}"] = components(mesh)
         if ref is not None:
             row[f"chamfer_{tag}"] = chamfer_l1(mesh, ref, device=device)
     m1, m2 = result.get("metrics_pass1") or {}, result.get("metrics") or {}
@@ -95,6 +117,7 @@ COLUMNS = [
     ("chamfer_pass1", "{:.5f}"),
     ("chamfer_final", "{:.5f}"),
     ("tris_final", "{}"),
+    ("parts_final", "{}"),
     ("ms_pass1", "{:.1f}"),
     ("ms_pass2", "{:.1f}"),
     ("mem_gb_pass1", "{:.2f}"),

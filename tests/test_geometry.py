@@ -116,11 +116,18 @@ def test_gradients_reach_sdf_and_offsets():
     assert mesh.v_nrm is not None and mesh.v_tng is not None
     mesh.v_pos.square().sum().backward()
     assert geo.sdf.grad.abs().sum() > 0 and geo.deform.grad.abs().sum() > 0
-    # offsets are bounded by half a lattice spacing
+    # offsets are bounded by nvdiffrec's 1 / grid_res (world units), and never more than
+    # half a lattice spacing
     with torch.no_grad():
         geo.deform.fill_(100.0)
     shift = (geo.deformed_verts() - geo.verts).abs().max()
-    assert shift <= 0.5 * geo.spacing + 1e-6
+    assert abs(float(shift.detach()) - 1 / 16) < 1e-6
+    assert 1 / 16 <= 0.5 * geo.spacing
+    small = DMTetGeometry(grid_res=16, scale=0.5)  # a small box: the spacing bound wins
+    with torch.no_grad():
+        small.deform.fill_(100.0)
+    shift = (small.deformed_verts() - small.verts).abs().max()
+    assert abs(float(shift.detach()) - 0.5 * small.spacing) < 1e-6
 
 
 def test_face_ids_stable_and_uvs_inside_unit_square():

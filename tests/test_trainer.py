@@ -52,6 +52,8 @@ def test_outputs_follow_nvdiffrec_layout(tiny_run):
         "dmtet_mesh/texture_ks.png",
         "dmtet_mesh/texture_n.png",
         "dmtet_mesh/probe.hdr",
+        "dmtet_validate/metrics.txt",
+        "dmtet_validate/metrics.json",
         "mesh/mesh.obj",
         "mesh/mesh.mtl",
         "mesh/texture_kd.png",
@@ -76,6 +78,8 @@ def test_outputs_follow_nvdiffrec_layout(tiny_run):
     )
     m = json.loads((out / "validate" / "metrics.json").read_text())
     assert m["views"] == 2 and 5 < m["psnr"] < 60 and result["metrics"] == m
+    m1 = json.loads((out / "dmtet_validate" / "metrics.json").read_text())
+    assert m1["views"] == 2 and 5 < m1["psnr"] < 60 and result["metrics_pass1"] == m1
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["iter"] == 6 and cfg["out_dir"] == str(out)
 

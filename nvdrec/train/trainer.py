@@ -37,9 +37,9 @@ from .helpers import (
     laplacian_loss,
     lr_factor,
     mesh_edges,
-    slot_noise,
     pass_lrs,
     random_material,
+    slot_noise,
     unimplemented_settings,
 )
 from .report import ReportMixin
