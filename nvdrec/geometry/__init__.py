@@ -1,5 +1,6 @@
-"""Geometry: tetrahedral grids, marching tetrahedra, DMTet."""
+"""Geometry: tetrahedral grids, marching tetrahedra, DMTet, mesh clean-up."""
 
+from .cleanup import CleanupReport, clean_mesh, connected_components, weld_vertices
 from .dmtet import DMTetGeometry, sdf_reg_weight, sdf_regularizer
 from .marching_tets import MarchingTetsResult, marching_tets
 from .tetgrid import bcc_grid, cubes_per_axis, tet_edges, tet_grid
@@ -14,4 +15,8 @@ __all__ = [
     "DMTetGeometry",
     "sdf_regularizer",
     "sdf_reg_weight",
+    "clean_mesh",
+    "CleanupReport",
+    "connected_components",
+    "weld_vertices",
 ]

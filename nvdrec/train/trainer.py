@@ -9,6 +9,7 @@ iterations); light white balance 0.005; Laplacian on vertex positions in pass 2
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
-from ..geometry import DMTetGeometry
+from ..geometry import DMTetGeometry, clean_mesh
 from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..ops.loss import image_loss
@@ -85,6 +86,7 @@ class Trainer(ReportMixin):
             self._auto_frame()
         self.timing: dict = {}
         self.metrics_pass1: dict = {}  # validation after pass 1 (dmtet_validate/)
+        self.cleanup: dict = {}  # what the clean-up after pass 1 removed
         self.losses: dict = {}  # total loss per iteration of each pass (mean over ranks)
         if resume:
             self._load_resume()
@@ -472,6 +474,10 @@ class Trainer(ReportMixin):
                 mesh = geo.get_mesh().detach()
             if cfg.validate:  # the pass-1 result itself: DMTet surface + neural material
                 self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
+            mesh, report = clean_mesh(mesh, min_component=cfg.cleanup_min_component)
+            self.cleanup = dataclasses.asdict(report)
+            if cfg.progress != "none":
+                print(f"nvdrec: mesh clean-up: {report.summary()}", flush=True)
             mesh = unwrap_uv(mesh)
 
             def sample(p):
@@ -654,6 +660,7 @@ class Trainer(ReportMixin):
             run = {k: result[k] for k in ("timing", "seconds", "world_size")}
             run["batch_per_process"] = cfg.batch
             run["losses"] = self.losses
+            run["cleanup"] = self.cleanup
             atomic_write_text(self.out / "run.json", json.dumps(run, indent=2) + "\n")
         if self.dist.enabled:
             torch.distributed.barrier()

@@ -1,0 +1,133 @@
+"""Mesh clean-up between pass 1 and the unwrap: weld, drop degenerate triangles and
+small disconnected components (floaters), and report what was removed.
+
+An isosurface taken from a learned SDF often carries debris: tiny closed blobs where the
+SDF crossed zero in empty space, slivers with zero area. They cost texture space, make
+the UV unwrap slow, and show as specks in engines. Nothing here moves a vertex.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..structures.mesh import Mesh
+
+__all__ = ["CleanupReport", "clean_mesh", "connected_components", "weld_vertices"]
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What :func:`clean_mesh` removed."""
+
+    faces_in: int
+    faces_out: int
+    welded_vertices: int  # vertices merged into another at the same position
+    degenerate_faces: int  # repeated corners or (numerically) zero area
+    components: int  # connected components before dropping small ones
+    dropped_components: int
+    dropped_faces: int  # faces of the dropped components
+
+    def summary(self) -> str:
+        return (
+            f"{self.faces_in} -> {self.faces_out} triangles: {self.dropped_components} of "
+            f"{self.components} components dropped ({self.dropped_faces} triangles), "
+            f"{self.degenerate_faces} degenerate triangles, {self.welded_vertices} vertices "
+            "welded"
+        )
+
+
+def weld_vertices(v: torch.Tensor, f: torch.Tensor, tol: float = 0.0):
+    """Merge vertices [V, 3] at the same position (within ``tol``, on a grid of that
+    size; exact when 0). Returns (vertices [V', 3], faces [T, 3] reindexed, merged count).
+    """
+    key = v if tol <= 0 else torch.round(v / tol)
+    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    n = int(inverse.max()) + 1 if len(v) else 0
+    # first vertex of each group keeps its exact position
+    first = torch.full((n,), len(v), dtype=torch.long, device=v.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(v), device=v.device), "amin")
+    return v[first], inverse[f.long()], len(v) - n
+
+
+def connected_components(f: torch.Tensor, n_vertices: int) -> torch.Tensor:
+    """Component label of every face [T] (faces sharing a vertex are connected), labels
+    0..K-1. Min-label propagation with pointer jumping: a few dozen vectorised sweeps
+    even for meshes of millions of faces."""
+    f = f.long()
+    dev = f.device
+    label = torch.arange(n_vertices, device=dev)
+    edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    a, b = edges[:, 0], edges[:, 1]
+    while True:
+        m = torch.minimum(label[a], label[b])
+        new = label.scatter_reduce(0, a, m, "amin").scatter_reduce(0, b, m, "amin")
+        new = new[new]  # pointer jumping: follow labels to their own labels
+        if torch.equal(new, label):
+            break
+        label = new
+    _, comp = torch.unique(label[f[:, 0]], return_inverse=True)
+    return comp
+
+
+def clean_mesh(
+    mesh: Mesh,
+    min_component: float = 0.01,
+    weld_tol: float = 0.0,
+    area_eps: float = 1e-12,
+) -> tuple[Mesh, CleanupReport]:
+    """Positions-and-faces clean-up of a mesh (other attributes are dropped: the unwrap
+    and normals are made afterwards).
+
+    Args:
+        mesh: triangle mesh (v_pos [V, 3], t_pos_idx [T, 3]).
+        min_component: a connected component is dropped when its area or its triangle
+            count is below this fraction of the largest component's (by area); 0 keeps
+            every component.
+        weld_tol: vertices closer than this (grid rounding) are merged; 0 merges only
+            identical positions.
+        area_eps: triangles with area below ``area_eps`` x the mean area are degenerate.
+
+    Returns:
+        (cleaned Mesh with unreferenced vertices removed, CleanupReport). The largest
+        component is always kept, so a non-empty mesh stays non-empty.
+    """
+    v = mesh.v_pos.detach()
+    f = mesh.t_pos_idx.long()
+    faces_in = len(f)
+    v, f, welded = weld_vertices(v, f, weld_tol)
+    e1 = v[f[:, 1]] - v[f[:, 0]]
+    e2 = v[f[:, 2]] - v[f[:, 0]]
+    area = torch.linalg.cross(e1, e2, dim=-1).norm(dim=-1) * 0.5
+    repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])
+    thin = area <= area_eps * area.mean().clamp(min=1e-30) if len(f) else repeated
+    bad = repeated | thin
+    f, area = f[~bad], area[~bad]
+    n_comp = dropped = dropped_faces = 0
+    if len(f):
+        comp = connected_components(f, len(v))
+        n_comp = int(comp.max()) + 1
+        c_area = torch.zeros(n_comp, dtype=area.dtype, device=area.device).index_add_(0, comp, area)
+        c_faces = torch.bincount(comp, minlength=n_comp)
+        big = int(torch.argmax(c_area))
+        keep_c = (c_area >= min_component * c_area[big]) & (c_faces >= min_component * c_faces[big])
+        keep_c[big] = True
+        keep = keep_c[comp]
+        dropped = int((~keep_c).sum())
+        dropped_faces = int((~keep).sum())
+        f = f[keep]
+    used = torch.zeros(len(v), dtype=torch.bool, device=v.device)
+    used[f.reshape(-1)] = True
+    remap = torch.cumsum(used.long(), 0) - 1
+    out = Mesh(v_pos=v[used], t_pos_idx=remap[f])
+    report = CleanupReport(
+        faces_in=faces_in,
+        faces_out=len(f),
+        welded_vertices=welded,
+        degenerate_faces=int(bad.sum()),
+        components=n_comp,
+        dropped_components=dropped,
+        dropped_faces=dropped_faces,
+    )
+    return out, report
