@@ -60,3 +60,17 @@ def clip_positions(v, eye=(0.0, 0.5, 3.0), fovy_deg=45.0, aspect=1.0):
     mvp = cam.perspective(math.radians(fovy_deg), aspect, 0.1, 100.0) @ cam.look_at(eye)
     p = torch.nn.functional.pad(v, (0, 1), value=1.0) @ mvp.T
     return p[None].contiguous()
+
+
+def noisy_surface(grid: int, inside: float, seed: int = 0):
+    """Marching tets of a random SDF (uniform in [-inside, 1 - inside)) on a tet grid: a
+    surface of many small components, as an untrained or noisy isosurface gives."""
+    import torch
+
+    from nvdrec.geometry import DMTetGeometry
+
+    g = torch.Generator().manual_seed(seed)
+    geo = DMTetGeometry(grid_res=grid, scale=2.0)
+    with torch.no_grad():
+        geo.sdf.copy_(torch.rand(len(geo.sdf), generator=g) - inside)
+    return geo.get_mesh().detach()

@@ -1,6 +1,7 @@
 """Mesh clean-up after pass 1: welding, degenerate triangles, floaters (issue 15)."""
 
 import torch
+from _helpers import noisy_surface
 
 from nvdrec.geometry import DMTetGeometry, clean_mesh, connected_components, weld_vertices
 from nvdrec.structures import Mesh
@@ -70,11 +71,7 @@ def test_noisy_surface_components_are_found_fast():
     time; the largest is kept."""
     import time
 
-    g = torch.Generator().manual_seed(0)
-    geo = DMTetGeometry(grid_res=48, scale=2.0)
-    with torch.no_grad():
-        geo.sdf.copy_(torch.rand(len(geo.sdf), generator=g) - 0.9)
-    noisy = geo.get_mesh().detach()
+    noisy = noisy_surface(48, 0.9)
     t0 = time.perf_counter()
     mesh, report = clean_mesh(noisy)
     assert time.perf_counter() - t0 < 20

@@ -14,8 +14,11 @@ from ..structures.mesh import Mesh, auto_normals, compute_tangents
 __all__ = ["unwrap_uv", "bake_textures", "dilate"]
 
 
-def unwrap_uv(mesh: Mesh) -> Mesh:
-    """New mesh with xatlas UVs, smooth normals and tangents.
+def unwrap_uv(mesh: Mesh, resolution: int = 1024, timeout: float = 60.0, log=None) -> Mesh:
+    """New mesh with UVs (xatlas, or the fallback grid atlas when xatlas fails or runs
+    past ``timeout`` seconds; see :func:`nvdrec.geometry.atlas.make_atlas`), smooth
+    normals and tangents. ``resolution``: the texture size the atlas is packed for;
+    ``log``: called with a one-line report (triangles, method, charts, seconds).
 
     Positions stay joined: ``v_pos`` / ``t_pos_idx`` are the input's (one vertex per
     position, so a mesh trained afterwards cannot crack at UV seams and its normals and
@@ -23,10 +26,9 @@ def unwrap_uv(mesh: Mesh) -> Mesh:
     (split along the seams). Faces keep their order.
 
     Raises:
-        DataError: the mesh is empty or degenerate (nothing to unwrap) - checked before
-            calling xatlas, which can hang on such input.
+        DataError: the mesh is empty or degenerate (nothing to unwrap).
     """
-    import xatlas
+    from ..geometry.atlas import make_atlas
 
     v = mesh.v_pos.detach().cpu().numpy().astype(np.float32)
     f = mesh.t_pos_idx.detach().cpu().numpy().astype(np.uint32)
@@ -38,7 +40,14 @@ def unwrap_uv(mesh: Mesh) -> Mesh:
     e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
     if np.linalg.norm(np.cross(e1, e2), axis=-1).sum() < 1e-12:
         raise DataError("the reconstructed mesh has zero area (degenerate); see mesh_scale / masks")
-    vmap, idx, uvs = xatlas.parametrize(v, f)
+    atlas = make_atlas(v, f, int(resolution), timeout)
+    vmap, idx, uvs = atlas.vmap, atlas.faces, atlas.uvs
+    if log is not None:
+        why = f" ({atlas.note}; fallback atlas)" if atlas.method != "xatlas" else ""
+        log(
+            f"unwrap: {len(f)} triangles -> {len(uvs)} UV vertices by {atlas.method} in "
+            f"{atlas.seconds:.1f} s{why}"
+        )
     dev = mesh.v_pos.device
     # xatlas's output faces, written with the input's position indices
     t_pos = torch.from_numpy(vmap.astype(np.int64)[idx.astype(np.int64)]).to(dev)

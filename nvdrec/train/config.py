@@ -281,6 +281,9 @@ class Config:
     light_res: int = field(default=512, metadata=_meta(_int(16), "cube size of the learned light"))
     hash_log2_size: int = field(default=19, metadata=_meta(_int(8), "log2 hash table entries"))
     demo_grid: int = field(default=96, metadata=_meta(_int(16), "tet grid of the demo shape"))
+    unwrap_timeout: float = field(
+        default=60.0, metadata=_meta(_float(0.0), "seconds for xatlas, then our atlas")
+    )
     cleanup_min_component: float = field(
         default=0.01, metadata=_meta(_float(0.0), "drop smaller components (0 = keep all)")
     )

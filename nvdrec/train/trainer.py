@@ -262,6 +262,11 @@ class Trainer(ReportMixin):
         bg, jitter = slot_noise(gens, (h, w), cfg.spp, self.device)
         return batch, bg, jitter
 
+    def _note(self, text: str) -> None:
+        """One line about a stage (rank 0, unless ``progress`` is "none")."""
+        if self.dist.is_main and self.cfg.progress != "none":
+            print(f"nvdrec: {text}", flush=True)
+
     def _orient_light(self, lgt: EnvironmentLight, batch: dict, count: int | None = None) -> None:
         """``camera_space_light``: the light turns with the camera (a light fixed to the
         capture rig), so its lookups are rotated by the views' world-to-camera matrices
@@ -476,9 +481,8 @@ class Trainer(ReportMixin):
                 self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
             mesh, report = clean_mesh(mesh, min_component=cfg.cleanup_min_component)
             self.cleanup = dataclasses.asdict(report)
-            if cfg.progress != "none":
-                print(f"nvdrec: mesh clean-up: {report.summary()}", flush=True)
-            mesh = unwrap_uv(mesh)
+            self._note(f"mesh clean-up: {report.summary()}")
+            mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, self._note)
 
             def sample(p):
                 return MLPTexture3D.split(mat.sample(p))
@@ -627,7 +631,7 @@ class Trainer(ReportMixin):
                 raise MissingFileError(f"config key 'base_mesh': '{cfg.base_mesh}' does not exist")
             mesh = load_mesh(cfg.base_mesh)
             if mesh.v_tex is None:
-                mesh = unwrap_uv(mesh)
+                mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, self._note)
             mesh = compute_tangents(auto_normals(mesh) if mesh.v_nrm is None else mesh).to(
                 self.device
             )
