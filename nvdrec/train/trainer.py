@@ -9,6 +9,7 @@ iterations); light white balance 0.005; Laplacian on vertex positions in pass 2
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -267,6 +268,13 @@ class Trainer(ReportMixin):
         if self.dist.is_main and self.cfg.progress != "none":
             print(f"nvdrec: {text}", flush=True)
 
+    @contextlib.contextmanager
+    def _stage(self, what: str):
+        """Report a stage that may take a while: one line with its duration when done."""
+        t0 = time.time()
+        yield
+        self._note(f"{what}: {time.time() - t0:.1f} s")
+
     def _orient_light(self, lgt: EnvironmentLight, batch: dict, count: int | None = None) -> None:
         """``camera_space_light``: the light turns with the camera (a light fixed to the
         capture rig), so its lookups are rotated by the views' world-to-camera matrices
@@ -478,7 +486,8 @@ class Trainer(ReportMixin):
             with torch.no_grad():
                 mesh = geo.get_mesh().detach()
             if cfg.validate:  # the pass-1 result itself: DMTet surface + neural material
-                self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
+                with self._stage("validation after pass 1"):
+                    self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
             mesh, report = clean_mesh(mesh, min_component=cfg.cleanup_min_component)
             self.cleanup = dataclasses.asdict(report)
             self._note(f"mesh clean-up: {report.summary()}")
@@ -487,7 +496,8 @@ class Trainer(ReportMixin):
             def sample(p):
                 return MLPTexture3D.split(mat.sample(p))
 
-            baked, _ = bake_textures(mesh, sample, cfg.texture_res, backend=cfg.backend)
+            with self._stage(f"bake {cfg.texture_res[0]}x{cfg.texture_res[1]} textures"):
+                baked, _ = bake_textures(mesh, sample, cfg.texture_res, backend=cfg.backend)
             bounds = (
                 (cfg.kd_min[:3], cfg.kd_max[:3]),
                 (cfg.ks_min, cfg.ks_max),
@@ -646,8 +656,11 @@ class Trainer(ReportMixin):
         final = self._pass2(mesh, lgt)
         paths, metrics = {}, {}
         if self.dist.is_main:  # only rank 0 exports and validates
-            paths = self._export(final, lgt, self.out / "mesh", glb=True)
-            metrics = self._validate(final, lgt) if cfg.validate else {}
+            with self._stage("export"):
+                paths = self._export(final, lgt, self.out / "mesh", glb=True)
+            if cfg.validate:
+                with self._stage("validation"):
+                    metrics = self._validate(final, lgt)
         result = {
             "out_dir": str(self.out),
             "paths": paths,
