@@ -69,6 +69,9 @@ def grid_atlas(faces: np.ndarray, resolution: int = 1024, padding_texels: float 
     return f.reshape(-1), np.arange(3 * t, dtype=np.int64).reshape(t, 3), uvs
 
 
+MAX_CHARTS_AREA_DIVISOR = 500.0  # a chart covers at most 1/500 of the surface
+
+
 def _xatlas_worker(conn, v, f, resolution, padding) -> None:
     try:
         import xatlas
@@ -77,6 +80,11 @@ def _xatlas_worker(conn, v, f, resolution, padding) -> None:
         atlas.add_mesh(v, f)
         chart = xatlas.ChartOptions()
         chart.max_iterations = 1  # one chart-growing pass: the costly refinement is skipped
+        # bounded chart size: growing very large charts over a smooth surface is what
+        # makes xatlas slow (a 31k-triangle blob: 7.8 s unbounded, 0.5 s with 1/500)
+        e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+        area = 0.5 * float(np.linalg.norm(np.cross(e1, e2), axis=-1).sum())
+        chart.max_chart_area = area / MAX_CHARTS_AREA_DIVISOR
         pack = xatlas.PackOptions()
         pack.resolution = int(resolution)  # pack for the texture size actually baked
         pack.padding = int(padding)  # texels between charts
