@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nvdrec  # noqa: E402
 from nvdrec.cli import _overrides  # noqa: E402
+from nvdrec.geometry import connected_components  # noqa: E402
 from nvdrec.io import load_mesh  # noqa: E402
 from nvdrec.train.trainer import Trainer  # noqa: E402
 
@@ -61,22 +62,9 @@ def chamfer_l1(m1, m2, n=100_000, device="cpu"):
 def components(mesh) -> int:
     """Connected components of the mesh (faces joined by shared vertices): 1 for a clean
     single surface; floaters and inner shells add components."""
-    import numpy as np
-
-    f = mesh.t_pos_idx.long().cpu().numpy()
-    parent = np.arange(mesh.num_vertices)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in np.concatenate([f[:, [0, 1]], f[:, [1, 2]]]):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[ra] = rb
-    return len({find(i) for i in np.unique(f)})
+    if mesh.num_triangles == 0:
+        return 0
+    return int(connected_components(mesh.t_pos_idx, mesh.num_vertices).max()) + 1
 
 
 def run_one(config, seed, overrides, device):
