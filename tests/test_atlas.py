@@ -101,3 +101,23 @@ def test_noisy_surface_cleans_unwraps_and_bakes_in_bounded_time():
     mat, mask = bake_textures(mesh, const, (256, 256), backend="torch")
     assert mask.any() and torch.allclose(mat.kd.image(), torch.tensor(0.5))
     assert time.perf_counter() - t0 < 120
+
+
+def test_xatlas_in_pieces_maps_every_face_back():
+    """A mesh above PIECE_TRIANGLES goes to xatlas as spatial pieces: the pieces partition
+    the faces, and the stitched atlas keeps the face order, maps every UV vertex to the
+    right input vertex and gives every face UV area inside [0, 1]."""
+    from _helpers import sphere
+
+    v, f = sphere(120, 200)
+    v, f = v.numpy().astype(np.float32), f.numpy().astype(np.int64)
+    pieces = atlas_mod.split_pieces(v, f)
+    assert len(pieces) == round(len(f) / atlas_mod.PIECE_TRIANGLES) >= 2
+    assert np.array_equal(np.sort(np.concatenate(pieces)), np.arange(len(f)))
+    res = make_atlas(v, f, resolution=512, timeout=60.0)
+    assert res.method == "xatlas", res.note
+    assert np.array_equal(res.vmap[res.faces], f)
+    assert res.uvs.min() >= 0 and res.uvs.max() <= 1
+    tri = res.uvs[res.faces]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    assert (np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) > 0).all()

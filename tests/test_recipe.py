@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _helpers import assert_close
 
 import nvdrec
 from nvdrec import ops
@@ -232,3 +233,38 @@ def test_trained_texture_gets_a_kd_smoothness_term():
     assert buf.sum() > 0 and buf.requires_grad
     with torch.no_grad():
         assert kd_grad().abs().sum() == 0
+
+
+def test_hash_table_adam_epsilon_equals_gradient_scale():
+    """The table's Adam group (epsilon / HASH_GRAD_SCALE) takes the steps that plain Adam
+    takes on the table's gradient x HASH_GRAD_SCALE (nvdiffrec's net gradient scale)."""
+    from nvdrec.ops.hashgrid import HashGridConfig
+    from nvdrec.render.mlptexture import HASH_GRAD_SCALE, MLPTexture3D, adam_groups
+
+    def material():
+        return MLPTexture3D(([-1.0] * 3, [1.0] * 3), config=HashGridConfig(log2_table_size=10))
+
+    ours, scaled, unscaled = material(), material(), material()
+    groups = adam_groups(list(ours.parameters()), 0.01)
+    assert sorted(g["eps"] for g in groups) == [1e-8 / HASH_GRAD_SCALE, 1e-8]
+    assert any(g["params"] == [ours.table] for g in groups)
+    opts = [
+        torch.optim.Adam(groups, fused=True),
+        torch.optim.Adam(scaled.parameters(), lr=0.01, eps=1e-8),
+        torch.optim.Adam(unscaled.parameters(), lr=0.01, eps=1e-8),
+    ]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for a, b, c in zip(ours.parameters(), scaled.parameters(), unscaled.parameters()):
+            # gradients near epsilon, where the scale changes the step
+            g = torch.randn(a.shape, generator=gen) * 1e-8
+            a.grad, c.grad = g.clone(), g.clone()
+            b.grad = g * HASH_GRAD_SCALE if b is scaled.table else g.clone()
+        for o in opts:
+            o.step()
+    for a, b in zip(ours.parameters(), scaled.parameters()):
+        assert_close(a, b, atol=1e-7, rtol=1e-5, name="parameters")
+    # plain Adam on the unscaled gradient moves the table less: the scale matters here
+    step_ours = (ours.table - material().table).abs().mean()
+    step_unscaled = (unscaled.table - material().table).abs().mean()
+    assert step_ours > 1.5 * step_unscaled

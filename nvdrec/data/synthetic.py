@@ -11,7 +11,7 @@ from ..render import EnvironmentLight, RasterContext, render_mesh
 from ..structures import camera as cam
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 
-__all__ = ["SyntheticDataset"]
+__all__ = ["SyntheticDataset", "write_nerf_folder"]
 
 
 class SyntheticDataset:
@@ -115,3 +115,61 @@ class SyntheticDataset:
             yield self._batch(
                 cam.Cameras(views.mv[sl], views.mvp[sl], views.campos[sl], views.resolution)
             )
+
+
+def write_nerf_folder(
+    dataset: SyntheticDataset,
+    folder,
+    n_train: int = 100,
+    n_test: int = 20,
+    radius: float = 4.0,
+    fov_x: float = 0.6911112070083618,
+    seed: int = 0,
+    batch: int = 8,
+) -> None:
+    """Render ``dataset``'s mesh into a NeRF-synthetic folder: ``transforms_train.json`` /
+    ``transforms_test.json`` (Blender world, +Z up; OpenGL camera axes) and RGBA PNGs
+    (sRGB, straight alpha, transparent background) at the dataset's resolution.
+
+    Training cameras look at the origin from uniformly random directions of the upper
+    hemisphere (height 0.1..0.95 of ``radius``), as the Blender scenes of the NeRF paper;
+    test cameras orbit at 30 degrees elevation. ``fov_x`` defaults to the scenes' value.
+    Used by the benchmarks and examples to make image-folder data from a reference mesh.
+    """
+    import json
+    from pathlib import Path
+
+    from ..io.image import linear_to_srgb, write_image
+
+    folder = Path(folder)
+    h, w = dataset.resolution
+    fovy = 2 * math.atan(math.tan(fov_x / 2) * h / w)
+    proj = cam.perspective(fovy, w / h, *dataset.near_far)
+    from_y_up = torch.linalg.inv(cam.blender_to_opengl_world().double())
+    g = torch.Generator().manual_seed(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        eyes = []
+        for i in range(n):
+            if split == "train":
+                y = 0.1 + 0.85 * float(torch.rand((), generator=g))
+                az = 2 * math.pi * float(torch.rand((), generator=g))
+            else:
+                y, az = math.sin(math.radians(30)), 2 * math.pi * i / max(n, 1)
+            r = math.sqrt(max(1 - y * y, 0.0))
+            eyes.append((radius * r * math.sin(az), radius * y, radius * r * math.cos(az)))
+        mv = torch.stack([cam.look_at(e) for e in eyes])
+        frames = []
+        for a in range(0, n, batch):
+            views = cam.Cameras.from_mv(mv[a : a + batch], proj, (h, w)).to(dataset.device)
+            img = dataset.render(views).cpu()  # premultiplied linear RGB, alpha
+            alpha = img[..., 3:4]
+            rgb = torch.where(alpha > 0, img[..., :3] / alpha.clamp(min=1e-8), img[..., :3])
+            for k in range(img.shape[0]):
+                name = f"{split}/r_{a + k}"
+                out = torch.cat([linear_to_srgb(rgb[k].clamp(0, 1)), alpha[k]], -1)
+                write_image(folder / f"{name}.png", out)
+                c2w = from_y_up @ torch.linalg.inv(views.mv[k].double().cpu())
+                frames.append({"file_path": f"./{name}", "transform_matrix": c2w.tolist()})
+        doc = {"camera_angle_x": fov_x, "frames": frames}
+        (folder / f"transforms_{split}.json").write_text(json.dumps(doc, indent=1))

@@ -29,6 +29,8 @@ __all__ = [
     "latlong_dirs",
     "diffuse_irradiance",
     "specular_prefilter",
+    "prefilter_grid_size",
+    "upsample_filtered",
     "hammersley_ggx_samples",
     "CubeFilterOperator",
     "cube_filter_operator",
@@ -133,11 +135,72 @@ def hammersley_ggx_samples(count: int, roughness: float) -> tuple[torch.Tensor, 
     return h.float(), pdf_l.float()
 
 
-def _prefilter_samples(n_out: int, n0: int, roughness: float, samples: int, device):
-    """Filtered importance sampling of one output level of size ``n_out`` from a chain whose
+def _sample_lods(n0: int, roughness: float, samples: int, device=None) -> torch.Tensor:
+    """Mip level [S] of each GGX sample of the prefilter: the level whose texel solid
+    angle matches the sample's solid angle 1 / (S pdf), on a chain whose finest level has
+    size ``n0`` (+1: one level smoother)."""
+    _, pdf = hammersley_ggx_samples(samples, roughness)
+    texel_sa = 4 * math.pi / (6 * n0 * n0)
+    sample_sa = 1.0 / (samples * pdf.clamp(min=1e-12))
+    return (0.5 * torch.log2(sample_sa / texel_sa) + 1.0).clamp(min=0.0).to(device)
+
+
+def prefilter_grid_size(res: int, level: int, n_levels: int, roughness: float, samples: int) -> int:
+    """Resolution at which specular level ``level`` of a chain of ``n_levels`` levels from
+    ``res`` is filtered (then bilinearly upsampled to ``res >> level``).
+
+    Every sample of a level reads the chain at its mip level (:func:`_sample_lods`), at
+    least ``s`` = floor(smallest level): the filtered map holds no detail finer than level
+    ``s`` does. Filtering at twice that resolution and upsampling keeps it (measured on an
+    HDR with a sun: +0.1% error against a brute-force GGX integral at level 0, where the
+    filter itself is 10% off) and cuts the cost of a 512^2 light sixfold (level 0 reads
+    levels >= 2 for roughness 0.08 with 8 samples, so it is filtered at 256^2).
+    """
+    n = res >> level
+    lod = _sample_lods(res, roughness, samples).clamp(max=n_levels - 1)
+    d = max(0, int(math.floor(float(lod.min()))) - level - 1)
+    while d > 0 and (n % (1 << d) or (n >> d) < 2):
+        d -= 1
+    return n >> d
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_dirs_cpu(n: int, pad: int) -> torch.Tensor:
+    k = torch.arange(-pad, n + pad).double()
+    c = (k + 0.5) / n * 2 - 1
+    tc, sc = torch.meshgrid(c, c, indexing="ij")
+    faces = [cube_face_to_dir(torch.full_like(sc, f, dtype=torch.long), sc, tc) for f in range(6)]
+    return torch.nn.functional.normalize(torch.stack(faces), dim=-1).float()
+
+
+def _filter_grid(n_out: int, size: int) -> tuple[torch.Tensor, int]:
+    """Directions [6, g, g, 3] at which a level of size ``n_out`` is filtered: the texel
+    centres of ``size`` (= n_out: the level itself), with a one-texel apron beyond every
+    face edge when ``size`` < n_out (the apron texels lie on the neighbouring faces, so
+    the upsampled level is continuous across the seams); and the apron width."""
+    pad = 1 if size < n_out else 0
+    return _grid_dirs_cpu(size, pad), pad
+
+
+def upsample_filtered(grid: torch.Tensor, n_out: int) -> torch.Tensor:
+    """Bilinear upsampling of a level filtered on an apron grid [6, c + 2, c + 2, C] to the
+    texel centres of [6, n_out, n_out, C] (n_out a multiple of c); a grid without apron
+    ([6, n_out, n_out, C]) is returned as it is. Differentiable."""
+    if grid.shape[1] == n_out:
+        return grid
+    f = n_out // (grid.shape[1] - 2)
+    x = grid.permute(0, 3, 1, 2)
+    y = torch.nn.functional.interpolate(
+        x, size=(f * x.shape[2], f * x.shape[3]), mode="bilinear", align_corners=False
+    )
+    return y[:, :, f:-f, f:-f].permute(0, 2, 3, 1)
+
+
+def _prefilter_samples(r: torch.Tensor, n0: int, roughness: float, samples: int):
+    """Filtered importance sampling around the directions ``r`` [T, 3] from a chain whose
     finest level has size ``n0``: light directions [T, S, 3], weights [T, S] (summing to 1
-    per texel) and mip levels [T, S], for the T = 6 n_out^2 output texels."""
-    r = cube_texel_dirs(n_out, device).reshape(-1, 3)
+    per texel) and mip levels [T, S]."""
+    device = r.device
     # orthonormal frame around each direction
     up = torch.where(
         (r[:, 1:2].abs() < 0.999),
@@ -146,25 +209,25 @@ def _prefilter_samples(n_out: int, n0: int, roughness: float, samples: int, devi
     )
     tx = torch.nn.functional.normalize(torch.linalg.cross(up, r, dim=-1), dim=-1)
     ty = torch.linalg.cross(r, tx, dim=-1)
-    h, pdf = hammersley_ggx_samples(samples, roughness)
-    h, pdf = h.to(device), pdf.to(device)
+    h, _ = hammersley_ggx_samples(samples, roughness)
+    h = h.to(device)
     hw = (
         h[None, :, 0:1] * tx[:, None] + h[None, :, 1:2] * ty[:, None] + h[None, :, 2:3] * r[:, None]
     )
     ndoth = h[:, 2][None, :, None]
     l_dir = 2 * ndoth * hw - r[:, None]  # reflect v = n = r about h
     ndotl = (l_dir * r[:, None]).sum(-1).clamp(min=0)  # [T, S]
-    # mip level whose texel solid angle matches the sample's solid angle 1 / (S pdf)
-    texel_sa = 4 * math.pi / (6 * n0 * n0)
-    sample_sa = 1.0 / (samples * pdf.clamp(min=1e-12))
-    lod = (0.5 * torch.log2(sample_sa / texel_sa) + 1.0).clamp(min=0.0)  # +1: smoother
-    lod = lod[None].expand(l_dir.shape[0], samples)
+    lod = _sample_lods(n0, roughness, samples, device)[None].expand(l_dir.shape[0], samples)
     w = ndotl / ndotl.sum(-1, keepdim=True).clamp(min=1e-12)
     return l_dir, w, lod
 
 
 def specular_prefilter(
-    levels: list[torch.Tensor], level: int, roughness: float, samples: int = 32
+    levels: list[torch.Tensor],
+    level: int,
+    roughness: float,
+    samples: int = 32,
+    size: int | None = None,
 ) -> torch.Tensor:
     """GGX-prefiltered radiance for mip level ``level`` of a cube-map chain.
 
@@ -173,13 +236,20 @@ def specular_prefilter(
         level: which level's texel directions to filter for (output resolution).
         roughness: GGX roughness (alpha = roughness^2).
         samples: Hammersley samples per texel.
+        size: resolution to filter at before upsampling to the level's size
+            (:func:`prefilter_grid_size`, the default); the level's own size filters every
+            texel directly.
 
     Returns:
         [6, N_level, N_level, C].
     """
     n_out = levels[level].shape[1]
+    if size is None:
+        size = prefilter_grid_size(levels[0].shape[1], level, len(levels), roughness, samples)
+    grid, _ = _filter_grid(n_out, size)
+    g = grid.shape[1]
     l_dir, w, lod = _prefilter_samples(
-        n_out, levels[0].shape[1], roughness, samples, levels[0].device
+        grid.reshape(-1, 3).to(levels[0].device), levels[0].shape[1], roughness, samples
     )
     mips = levels[1:]
     vals = texture(
@@ -191,7 +261,7 @@ def specular_prefilter(
         boundary_mode="cube",
     )[0]  # [T, S, C]
     out = (vals * w[..., None]).sum(1)
-    return out.reshape(6, n_out, n_out, -1)
+    return upsample_filtered(out.reshape(6, g, g, -1), n_out)
 
 
 # ------------------------------------------------------------------ sparse filter operator
@@ -215,6 +285,7 @@ class CubeFilterOperator:
     t_val: torch.Tensor  # [nnz] float32
     in_sizes: tuple  # cube size of every chain level
     out_sizes: tuple  # cube size of every output block (specular levels, then diffuse)
+    grid_sizes: tuple  # side of the grid each block is filtered on (apron included)
     seg: tuple | None = None  # long rows of A split for the CUDA kernel (_split_rows)
     t_seg: tuple | None = None  # the same for A^T
 
@@ -277,8 +348,14 @@ def cube_filter_operator(
     sizes_t = torch.tensor(sizes, device=dev)
     rows_all, cols_all, vals_all = [], [], []
     row0 = 0
+    grid_sizes = []
     for k, n_out in enumerate(sizes):
-        l_dir, w, lod = _prefilter_samples(n_out, res, roughness[k], samples[k], dev)
+        size = prefilter_grid_size(res, k, n_lv, roughness[k], samples[k])
+        grid, _ = _filter_grid(n_out, size)
+        grid_sizes.append(grid.shape[1])
+        l_dir, w, lod = _prefilter_samples(
+            grid.reshape(-1, 3).to(dev), res, roughness[k], samples[k]
+        )
         lod = lod.clamp(0, n_lv - 1)
         for a in range(0, l_dir.shape[0], chunk):
             d, wc, lc = l_dir[a : a + chunk], w[a : a + chunk], lod[a : a + chunk]
@@ -330,6 +407,7 @@ def cube_filter_operator(
         t_val=vals[order].float(),
         in_sizes=tuple(sizes),
         out_sizes=tuple(sizes) + (sizes[-1],),
+        grid_sizes=tuple(grid_sizes) + (sizes[-1],),
         seg=_split_rows(row_ptr) if cuda else None,
         t_seg=_split_rows(t_row_ptr) if cuda else None,
     )
@@ -402,18 +480,31 @@ def apply_cube_filter(op: CubeFilterOperator, chain: list[torch.Tensor]) -> list
         )
     c = chain[0].shape[-1]
     x = torch.cat([lv.reshape(-1, c) for lv in chain])
-    n_spec = sum(6 * n * n for n in op.out_sizes[:-1])
-    spec, diff = _CubeFilterFn.apply(x.float().contiguous(), op, n_spec)
+    spec, diff = _CubeFilterFn.apply(x.float().contiguous(), op, _n_spec_rows(op))
     return _split_levels(op, spec, diff, c)
 
 
+def _n_spec_rows(op: CubeFilterOperator) -> int:
+    return sum(6 * g * g for g in op.grid_sizes[:-1])
+
+
 def _split_levels(op: CubeFilterOperator, spec, diff, c: int) -> list[torch.Tensor]:
-    out, a = [], 0
-    for n in op.out_sizes[:-1]:
-        out.append(spec[a : a + 6 * n * n].view(6, n, n, c))
-        a += 6 * n * n
+    """The operator's output blocks as levels: grids with an apron upsampled to their
+    level size; on CUDA all specular levels are consecutive views of one buffer (the
+    fused shading kernel reads it without a copy). torch.split, not slicing: the gradient
+    of n slices of a buffer is n buffer-sized zero fills, that of a split one concat."""
+    grids = [
+        g.view(6, n, n, c)
+        for g, n in zip(spec.split([6 * n * n for n in op.grid_sizes[:-1]]), op.grid_sizes)
+    ]
+    if any(g != n for g, n in zip(op.grid_sizes, op.out_sizes)):
+        grids = [upsample_filtered(g, n) for g, n in zip(grids, op.out_sizes)]
+        if spec.is_cuda:
+            joined = torch.cat([g.reshape(-1, c) for g in grids])
+            sizes = [6 * n * n for n in op.out_sizes[:-1]]
+            grids = [g.view(6, n, n, c) for g, n in zip(joined.split(sizes), op.out_sizes)]
     n = op.out_sizes[-1]
-    return out + [diff.view(6, n, n, c)]
+    return grids + [diff.view(6, n, n, c)]
 
 
 class _CubeChainFilterFn(torch.autograd.Function):
@@ -471,6 +562,5 @@ def filter_cube_map(op: CubeFilterOperator, base: torch.Tensor) -> list[torch.Te
         raise ValueError(
             f"light of size {base.shape[1]} does not match the operator's {op.in_sizes[0]}"
         )
-    n_spec = sum(6 * n * n for n in op.out_sizes[:-1])
-    spec, diff = _CubeChainFilterFn.apply(base, op, n_spec)
+    spec, diff = _CubeChainFilterFn.apply(base, op, _n_spec_rows(op))
     return _split_levels(op, spec, diff, base.shape[-1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._common import check_tensor, pick_backend
+from ._common import check_tensor, gather_rows, pick_backend
 
 __all__ = ["texture", "build_mips", "cube_dir_to_face", "cube_face_to_dir"]
 
@@ -132,26 +132,21 @@ def _taps(uv: torch.Tensor, h: torch.Tensor, w: torch.Tensor, nearest: bool):
     ]
 
 
-def _fetch(buf, index):
-    """buf [B, N, C] gathered at flat texel indices index [B, P] -> [B, P, C]."""
-    return torch.gather(buf, 1, index[..., None].expand(*index.shape, buf.shape[-1]))
-
-
-def _sample_level_2d(buf, off, h, w, uv, boundary, nearest):
-    out = 0.0
+def _level_taps_2d(off, h, w, uv, boundary, nearest):
+    """Flat texel indices and weights [(index, weight), ...] of the 1 or 4 taps of a 2D
+    lookup at uv [..., 2] on level(s) of size h x w starting at ``off``."""
+    taps = []
     for i, j, wt in _taps(uv, h, w, nearest):
         if boundary == "wrap":
             i, j = torch.remainder(i, h), torch.remainder(j, w)
-            valid = None
         else:
             valid = (i >= 0) & (i < h) & (j >= 0) & (j < w)
             i = torch.minimum(torch.clamp(i, min=0), h - 1)
             j = torch.minimum(torch.clamp(j, min=0), w - 1)
-        val = _fetch(buf, off + i * w + j)
-        if boundary == "zero":
-            wt = wt * valid
-        out = out + val * wt[..., None]
-    return out
+            if boundary == "zero":
+                wt = wt * valid
+        taps.append((off + i * w + j, wt))
+    return taps
 
 
 def _cube_level_taps(off, n, face, st, nearest):
@@ -176,13 +171,6 @@ def _cube_level_taps(off, n, face, st, nearest):
             i[sel] = torch.minimum(torch.floor(t2 * n_o).long().clamp(min=0), n_o - 1)
         taps.append((off + (fi * n + i) * n + j, wt))
     return taps
-
-
-def _sample_level_cube(buf, off, n, face, st, nearest):
-    out = 0.0
-    for index, wt in _cube_level_taps(off, n, face, st, nearest):
-        out = out + _fetch(buf, index) * wt[..., None]
-    return out
 
 
 def _lod_from_derivs(uv_da, h, w, cube_dir=None):
@@ -218,14 +206,14 @@ def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
     if not cube and tex.ndim == 3:
         tex = tex[None]
     batch = uv.shape[0]
-    if tex.shape[0] == 1 and batch > 1:
-        tex = tex.expand(batch, *tex.shape[1:])
     mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
     if mipmapped:
         if mip is not None:
             levels = [tex] + [
-                m if m.shape[0] == batch else m.expand(batch, *m.shape[1:]) for m in mip
+                m.expand(tex.shape[0], *m.shape[1:]) if m.shape[0] == 1 else m for m in mip
             ]
+            if tex.shape[0] == 1 and levels[-1].shape[0] > 1:
+                levels = [lv.expand(levels[-1].shape[0], *lv.shape[1:]) for lv in levels]
             if max_mip_level is not None:
                 levels = levels[: max_mip_level + 1]
         else:
@@ -242,15 +230,17 @@ def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
         coords = flat_uv
     nearest = filter_mode == "nearest"
 
-    def sample(level_idx):
+    def taps(level_idx, scale=None):
         off, h, w = offs[level_idx], hs[level_idx], ws[level_idx]
         if cube:
-            return _sample_level_cube(buf, off, h, face, coords, nearest)
-        return _sample_level_2d(buf, off, h, w, coords, boundary_mode, nearest)
+            out = _cube_level_taps(off, h, face, coords, nearest)
+        else:
+            out = _level_taps_2d(off, h, w, coords, boundary_mode, nearest)
+        return out if scale is None else [(i, wt * scale) for i, wt in out]
 
     if not mipmapped or len(levels) == 1:
         zero = torch.zeros(flat_uv.shape[:-1], dtype=torch.long, device=uv.device)
-        return sample(zero).reshape(*shape, -1)
+        return _gather_taps(buf, taps(zero)).reshape(*shape, -1)
     lod = torch.zeros(flat_uv.shape[:-1], dtype=flat_uv.dtype, device=uv.device)
     if uv_da is not None:
         da = uv_da.reshape(batch, -1, uv_da.shape[-1])
@@ -261,11 +251,27 @@ def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode
         lod = lod + mip_level_bias.reshape(batch, -1)
     lod = lod.clamp(0, len(levels) - 1)
     if filter_mode == "linear-mipmap-nearest":
-        return sample(torch.floor(lod + 0.5).long()).reshape(*shape, -1)
+        return _gather_taps(buf, taps(torch.floor(lod + 0.5).long())).reshape(*shape, -1)
     l0 = torch.floor(lod).long().clamp(max=len(levels) - 2)
-    frac = (lod - l0.to(lod.dtype))[..., None]
-    out = sample(l0) * (1 - frac) + sample(l0 + 1) * frac
+    frac = lod - l0.to(lod.dtype)
+    out = _gather_taps(buf, taps(l0, 1 - frac) + taps(l0 + 1, frac))
     return out.reshape(*shape, -1)
+
+
+def _gather_taps(buf: torch.Tensor, taps: list) -> torch.Tensor:
+    """sum_k weight_k * buf[index_k] for taps [(index [B, P], weight [B, P]), ...] into the
+    level buffer ``buf`` [Bt, N, C] (Bt = 1: shared by the batch) -> [B, P, C].
+
+    One gather for all taps: its backward is one index_add into one zero-filled gradient
+    of the texture (a gather per tap filled a texture-sized buffer per tap; with a 512^2
+    light chain, 8 x 50 MB of memset per shading call)."""
+    index = torch.stack([i for i, _ in taps])  # [K, B, P]
+    weight = torch.stack([w for _, w in taps])
+    bt, n, c = buf.shape
+    if bt > 1:
+        index = index + torch.arange(bt, device=index.device).view(1, bt, 1) * n
+    vals = gather_rows(buf.reshape(bt * n, c), index)  # [K, B, P, C]
+    return (vals * weight[..., None]).sum(0)
 
 
 def texture(

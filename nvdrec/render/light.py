@@ -211,7 +211,7 @@ class EnvironmentLight(nn.Module):
             specular_prefilter(chain, k, rough[k], counts[k]) for k in range(len(chain))
         ]
 
-    CPU_OPERATOR_MAX_RES = 128  # building the operator at 512 takes ~40 s and ~6 GB on a CPU
+    CPU_OPERATOR_MAX_RES = 512  # at 512: 14.8M entries, built in ~5 s (1.6 GB peak) on 2 cores
 
     def _use_operator(self, res: int) -> bool:
         if self._filter_backend() == "cuda":

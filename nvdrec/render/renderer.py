@@ -59,12 +59,14 @@ def _sample_material(material, mesh, rast, rast_db, gb_pos, backend, noise=None)
         # a host-device sync in the middle of the forward pass, so all pixels are.
         covered = rast[..., 3] > 0 if (COMPACT_NEURAL_MATERIAL and not gb_pos.is_cuda) else None
         pts = gb_pos if covered is None else gb_pos[covered]
-        vals = material.sample(pts)
-        kd = MLPTexture3D.split(vals)[0]
         if noise is None:
             noise = torch.randn_like(gb_pos)
         jitter = pts + (noise if covered is None else noise[covered]) * KD_JITTER
-        kd_jit = MLPTexture3D.split(material.sample(jitter))[0]
+        # the points and their jittered copies in one evaluation: one hash-table gradient
+        # (on the CPU each call's backward fills a table-sized buffer: 67 MB at 2^19)
+        vals, vals_jit = material.sample(torch.cat([pts, jitter])).chunk(2)
+        kd = MLPTexture3D.split(vals)[0]
+        kd_jit = MLPTexture3D.split(vals_jit)[0]
         kd_grad = (kd_jit - kd).abs().sum(-1, keepdim=True) / 3
         if covered is not None:  # back to [B, H, W, C], zeros on the background
             both = torch.cat([vals, kd_grad], -1)
