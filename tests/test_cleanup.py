@@ -77,3 +77,27 @@ def test_noisy_surface_components_are_found_fast():
     assert time.perf_counter() - t0 < 20
     assert report.components > 500
     assert 0 < report.faces_out < report.faces_in
+
+
+def test_faces_inside_are_unseen_and_dropped():
+    """An inner shell (as an isosurface leaves inside an object) is seen by no view from
+    outside: seen_faces marks exactly it, and clean_mesh(keep_faces=...) drops it even
+    though it is far above the small-component threshold."""
+    from nvdrec.geometry import seen_faces
+    from nvdrec.structures import camera as cam
+
+    outer = _sphere_surface(radius=0.6)
+    inner = _sphere_surface(radius=0.4)
+    both = _join(outer, inner)
+    views = cam.orbit_views(12, radius=3.0, resolution=(96, 96))
+    seen = seen_faces(both, views.mvp, (96, 96))
+    n_out = len(outer.t_pos_idx)
+    assert seen[:n_out].all() and not seen[n_out:].any()
+    cleaned, report = clean_mesh(both, keep_faces=seen)
+    assert report.unseen_faces == len(inner.t_pos_idx)
+    alone, _ = clean_mesh(outer)  # the outer shell cleaned by itself (degenerate faces)
+    assert cleaned.num_triangles == alone.num_triangles and report.components == 1
+    assert "unseen" in report.summary()
+    # without the mask the inner shell is a big component and stays
+    kept, report = clean_mesh(both)
+    assert report.components == 2 and report.dropped_components == 0

@@ -1,6 +1,6 @@
 """Geometry: tetrahedral grids, marching tetrahedra, DMTet, mesh clean-up."""
 
-from .cleanup import CleanupReport, clean_mesh, connected_components, weld_vertices
+from .cleanup import CleanupReport, clean_mesh, connected_components, seen_faces, weld_vertices
 from .dmtet import DMTetGeometry, sdf_reg_weight, sdf_regularizer
 from .marching_tets import MarchingTetsResult, marching_tets
 from .tetgrid import bcc_grid, cubes_per_axis, tet_edges, tet_grid
@@ -16,6 +16,7 @@ __all__ = [
     "sdf_regularizer",
     "sdf_reg_weight",
     "clean_mesh",
+    "seen_faces",
     "CleanupReport",
     "connected_components",
     "weld_vertices",

@@ -14,7 +14,13 @@ import torch
 
 from ..structures.mesh import Mesh
 
-__all__ = ["CleanupReport", "clean_mesh", "connected_components", "weld_vertices"]
+__all__ = [
+    "CleanupReport",
+    "clean_mesh",
+    "connected_components",
+    "seen_faces",
+    "weld_vertices",
+]
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,13 @@ class CleanupReport:
     components: int  # connected components before dropping small ones
     dropped_components: int
     dropped_faces: int  # faces of the dropped components
+    unseen_faces: int = 0  # faces no training view saw (with ``keep_faces``)
 
     def summary(self) -> str:
+        unseen = f"{self.unseen_faces} unseen triangles, " if self.unseen_faces else ""
         return (
-            f"{self.faces_in} -> {self.faces_out} triangles: {self.dropped_components} of "
-            f"{self.components} components dropped ({self.dropped_faces} triangles), "
+            f"{self.faces_in} -> {self.faces_out} triangles: {unseen}{self.dropped_components} "
+            f"of {self.components} components dropped ({self.dropped_faces} triangles), "
             f"{self.degenerate_faces} degenerate triangles, {self.welded_vertices} vertices "
             "welded"
         )
@@ -76,6 +84,7 @@ def clean_mesh(
     min_component: float = 0.01,
     weld_tol: float = 0.0,
     area_eps: float = 1e-12,
+    keep_faces: torch.Tensor | None = None,
 ) -> tuple[Mesh, CleanupReport]:
     """Positions-and-faces clean-up of a mesh (other attributes are dropped: the unwrap
     and normals are made afterwards).
@@ -88,6 +97,8 @@ def clean_mesh(
         weld_tol: vertices closer than this (grid rounding) are merged; 0 merges only
             identical positions.
         area_eps: triangles with area below ``area_eps`` x the mean area are degenerate.
+        keep_faces: optional bool [T]: faces where it is False are dropped first (e.g.
+            :func:`seen_faces`: faces no training view saw).
 
     Returns:
         (cleaned Mesh with unreferenced vertices removed, CleanupReport). The largest
@@ -96,6 +107,17 @@ def clean_mesh(
     v = mesh.v_pos.detach()
     f = mesh.t_pos_idx.long()
     faces_in = len(f)
+    unseen = 0
+    if keep_faces is not None:
+        if keep_faces.shape != (faces_in,):
+            raise ValueError(
+                f"keep_faces must be a bool [{faces_in}], got {tuple(keep_faces.shape)}"
+            )
+        keep_faces = keep_faces.to(f.device)
+        if not keep_faces.any():  # nothing seen (cameras off the object): keep everything
+            keep_faces = torch.ones_like(keep_faces)
+        unseen = int((~keep_faces).sum())
+        f = f[keep_faces]
     v, f, welded = weld_vertices(v, f, weld_tol)
     e1 = v[f[:, 1]] - v[f[:, 0]]
     e2 = v[f[:, 2]] - v[f[:, 0]]
@@ -129,5 +151,32 @@ def clean_mesh(
         components=n_comp,
         dropped_components=dropped,
         dropped_faces=dropped_faces,
+        unseen_faces=unseen,
     )
     return out, report
+
+
+@torch.no_grad()
+def seen_faces(
+    mesh: Mesh, mvp: torch.Tensor, resolution, batch: int = 8, backend: str = "auto"
+) -> torch.Tensor:
+    """Which faces the views see: bool [T], True for a face that is the nearest surface
+    at some pixel centre of some view (mvp [N, 4, 4] at ``resolution`` (H, W)), or that
+    shares a vertex with such a face (a one-ring margin: faces smaller than a pixel fall
+    between pixel centres). Faces hidden inside the object in every view (walls and
+    bubbles that an isosurface leaves inside) come out False."""
+    from ..ops import rasterize
+    from ..ops.shading import xfm_points
+
+    f = mesh.t_pos_idx.long()
+    tri = f.int().contiguous()
+    hit = torch.zeros(len(f) + 1, dtype=torch.bool, device=f.device)
+    for a in range(0, len(mvp), batch):
+        m = mvp[a : a + batch].to(mesh.v_pos.device).float()
+        clip = xfm_points(mesh.v_pos.detach(), m).contiguous()
+        rast, _ = rasterize(clip, tri, tuple(resolution), grad_db=False, backend=backend)
+        hit[rast[..., 3].long().reshape(-1)] = True
+    seen = hit[1:]
+    vert = torch.zeros(len(mesh.v_pos), dtype=torch.bool, device=f.device)
+    vert[f[seen].reshape(-1)] = True
+    return vert[f].any(-1)

@@ -287,6 +287,9 @@ class Config:
     cleanup_min_component: float = field(
         default=0.01, metadata=_meta(_float(0.0), "drop smaller components (0 = keep all)")
     )
+    cleanup_unseen: bool = field(
+        default=False, metadata=_meta(_bool, "drop faces no training view sees")
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

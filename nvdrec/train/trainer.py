@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
-from ..geometry import DMTetGeometry, clean_mesh
+from ..geometry import DMTetGeometry, clean_mesh, seen_faces
 from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..ops.loss import image_loss
@@ -264,6 +264,26 @@ class Trainer(ReportMixin):
         bg, jitter = slot_noise(gens, (h, w), cfg.spp, self.device)
         return batch, bg, jitter
 
+    VISIBILITY_VIEWS = 64  # random training views for a reference mesh's visibility
+
+    def _training_mvps(self) -> torch.Tensor:
+        """The cameras [N, 4, 4] (mvp) the object was trained from: every image of a file
+        dataset; for a reference mesh VISIBILITY_VIEWS draws of its random views."""
+        ds = self.dataset
+        if hasattr(ds, "mv") and hasattr(ds, "proj"):
+            return ds.proj @ ds.mv
+        from ..structures import camera as cam
+
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        views = cam.random_views(
+            self.VISIBILITY_VIEWS,
+            gen,
+            radius=getattr(ds, "radius", 3.0),
+            resolution=self.cfg.train_res,
+            near_far=tuple(self.cfg.cam_near_far),
+        )
+        return views.mvp
+
     def _note(self, text: str) -> None:
         """One line about a stage (rank 0, unless ``progress`` is "none")."""
         if self.dist.is_main and self.cfg.progress != "none":
@@ -497,7 +517,15 @@ class Trainer(ReportMixin):
             if cfg.validate:  # the pass-1 result itself: DMTet surface + neural material
                 with self._stage("validation after pass 1"):
                     self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
-            mesh, report = clean_mesh(mesh, min_component=cfg.cleanup_min_component)
+            keep = None
+            if cfg.cleanup_unseen:
+                with self._stage("visibility from the training views"):
+                    keep = seen_faces(
+                        mesh, self._training_mvps(), cfg.train_res, backend=cfg.backend
+                    )
+            mesh, report = clean_mesh(
+                mesh, min_component=cfg.cleanup_min_component, keep_faces=keep
+            )
             self.cleanup = dataclasses.asdict(report)
             self._note(f"mesh clean-up: {report.summary()}")
             mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, self._note)
