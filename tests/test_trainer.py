@@ -411,14 +411,19 @@ def test_display_res_sets_the_validation_resolution(tmp_path, capsys):
     assert read_image(tmp_path / "r" / "img_mesh_pass_000000.png").shape[:2] == (h, 2 * w)
 
 
-def test_cleanup_unseen_drops_faces_no_view_sees(tmp_path):
+def test_cleanup_unseen_and_decimation_after_pass_1(tmp_path):
     """cleanup_unseen: the pass-1 surface is rasterised from the training cameras before
-    the clean-up; the count of unseen faces is reported in run.json and the run ends."""
+    the clean-up; decimate_triangles: then simplified to the budget. Both are reported in
+    run.json, the final mesh has the budget's triangles, and the run ends."""
     out = tmp_path / "unseen"
-    cfg = nvdrec.load_config({**TINY, "iter": 3, "cleanup_unseen": True, "out_dir": str(out)})
+    over = {"iter": 3, "cleanup_unseen": True, "decimate_triangles": 300}
+    cfg = nvdrec.load_config({**TINY, **over, "out_dir": str(out)})
     tr = Trainer(cfg)
     assert tr._training_mvps().shape == (Trainer.VISIBILITY_VIEWS, 4, 4)
     tr.fit()
     run = json.loads((out / "run.json").read_text())
     assert run["cleanup"]["unseen_faces"] >= 0
-    assert run["cleanup"]["faces_out"] > 0 and (out / "mesh" / "mesh.obj").is_file()
+    n = run["cleanup"]["decimated_faces"]
+    assert run["cleanup"]["faces_out"] > 300 and 298 <= n <= 300  # a collapse removes 2
+    faces = [ln for ln in (out / "mesh" / "mesh.obj").read_text().splitlines() if ln[:2] == "f "]
+    assert len(faces) == n

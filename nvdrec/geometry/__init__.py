@@ -1,6 +1,7 @@
-"""Geometry: tetrahedral grids, marching tetrahedra, DMTet, mesh clean-up."""
+"""Geometry: tetrahedral grids, marching tetrahedra, DMTet, mesh clean-up, decimation."""
 
 from .cleanup import CleanupReport, clean_mesh, connected_components, seen_faces, weld_vertices
+from .decimate import decimate
 from .dmtet import DMTetGeometry, sdf_reg_weight, sdf_regularizer
 from .marching_tets import MarchingTetsResult, marching_tets
 from .tetgrid import bcc_grid, cubes_per_axis, tet_edges, tet_grid
@@ -20,4 +21,5 @@ __all__ = [
     "CleanupReport",
     "connected_components",
     "weld_vertices",
+    "decimate",
 ]

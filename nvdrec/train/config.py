@@ -290,6 +290,9 @@ class Config:
     cleanup_unseen: bool = field(
         default=False, metadata=_meta(_bool, "drop faces no training view sees")
     )
+    decimate_triangles: int = field(
+        default=0, metadata=_meta(_int(0), "triangle budget after pass 1 (0 = off)")
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
-from ..geometry import DMTetGeometry, clean_mesh, seen_faces
+from ..geometry import DMTetGeometry, clean_mesh, decimate, seen_faces
 from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..ops.loss import image_loss
@@ -528,6 +528,15 @@ class Trainer(ReportMixin):
             )
             self.cleanup = dataclasses.asdict(report)
             self._note(f"mesh clean-up: {report.summary()}")
+            if 0 < cfg.decimate_triangles < mesh.num_triangles:
+                n_in = mesh.num_triangles
+                t0 = time.time()
+                mesh, _ = decimate(mesh, cfg.decimate_triangles)
+                self.cleanup["decimated_faces"] = mesh.num_triangles
+                self._note(
+                    f"decimate: {n_in} -> {mesh.num_triangles} triangles in "
+                    f"{time.time() - t0:.1f} s"
+                )
             mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, self._note)
 
             def sample(p):
