@@ -90,6 +90,9 @@ def dilate(values: torch.Tensor, mask: torch.Tensor, iterations: int = 16) -> to
     return out
 
 
+BAKE_CHUNK = 1 << 17  # points per material evaluation in the bake
+
+
 @torch.no_grad()
 def bake_textures(
     mesh: Mesh, sample_fn, resolution, backend: str = "auto"
@@ -113,7 +116,10 @@ def bake_textures(
     gb_pos, _ = ops.interpolate(mesh.v_pos[None], rast, mesh.t_pos_idx.int(), backend=backend)
     mask = rast[0, ..., 3] > 0
     pts = gb_pos[0][mask]
-    kd, ks, nrm = sample_fn(pts)
+    # bounded chunks: a 1024^2 bake evaluates ~10^6 points, whose hash-grid index
+    # tensors alone would take gigabytes at once
+    parts = [sample_fn(c) for c in pts.split(BAKE_CHUNK)] if len(pts) else [sample_fn(pts)]
+    kd, ks, nrm = (torch.cat(p) for p in zip(*parts))
     maps = []
     for vals in (kd, ks, nrm):
         img = torch.zeros(h, w, vals.shape[-1], device=vals.device)
