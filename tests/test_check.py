@@ -48,3 +48,55 @@ def test_inconsistent_image_sizes_are_reported(tmp_path):
     write_image(tmp_path / "s" / "train" / "r_2.png", big, bit_depth=16)
     lines, warns = preflight(tmp_path / "s")
     assert any("1 image(s) differ in size" in w for w in warns)
+
+
+def test_large_photos_are_reduced_as_they_load(tmp_path, monkeypatch):
+    """check fits the images within CHECK_MAX_SIDE while loading (memory bounded by the
+    image count, not the photo size): a folder of 1400x1050 photos is held at 512x384,
+    with the intrinsics scaled (the cameras' focal length in pixels follows)."""
+    import numpy as np
+    import torch
+
+    from nvdrec.data import check as check_mod
+    from nvdrec.data.llff import LLFFDataset
+    from nvdrec.io.image import write_image
+
+    folder = tmp_path / "photos"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    n, h, w = 3, 1050, 1400
+    rng = np.random.default_rng(0)
+    poses = []
+    for i in range(n):
+        img = rng.random((h, w, 3), dtype=np.float32)
+        write_image(folder / "images" / f"{i:03d}.jpg", img)
+        mask = np.zeros((h, w, 1), np.float32)
+        mask[200:800, 300:1100] = 1
+        write_image(folder / "masks" / f"{i:03d}.png", mask)
+        ang = 2 * np.pi * i / n
+        c2w = np.array(
+            [
+                [np.cos(ang), 0, np.sin(ang), 3 * np.sin(ang)],
+                [0, 1, 0, 0],
+                [-np.sin(ang), 0, np.cos(ang), 3 * np.cos(ang)],
+            ]
+        )
+        # LLFF rows are (down, right, back) camera axes: from (right, up, back)
+        llff = np.stack([-c2w[:, 1], c2w[:, 0], c2w[:, 2], c2w[:, 3]], 1)
+        poses.append(
+            np.concatenate([np.concatenate([llff, [[h], [w], [1200.0]]], 1).ravel(), [1, 10]])
+        )
+    np.save(folder / "poses_bounds.npy", np.array(poses))
+    full = LLFFDataset(folder)
+    assert full.resolution == (h, w)
+    lines, _ = preflight(folder)
+    assert f"{n} at 512x384" in "\n".join(lines)
+    _, ds = check_mod.load_dataset_folder(folder, max_side=check_mod.CHECK_MAX_SIDE)
+    assert ds.images.shape == (n, 384, 512, 4)
+    # the area-reduced images equal the full images reduced afterwards
+    ref = torch.nn.functional.interpolate(
+        full.images.permute(0, 3, 1, 2), size=(384, 512), mode="area"
+    ).permute(0, 2, 3, 1)
+    assert (ds.images - ref).abs().max() < 1e-5
+    # focal length in pixels scales with the image: proj[0, 0] = 2 f / w is unchanged
+    assert torch.allclose(ds.proj[:, 0, 0], full.proj[:, 0, 0], rtol=1e-4)

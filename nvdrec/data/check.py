@@ -12,19 +12,26 @@ from ..errors import DataError
 __all__ = ["load_dataset_folder", "preflight", "frusta_image"]
 
 
-def load_dataset_folder(path, resolution=None):
-    """NeRF-synthetic, LLFF or COLMAP dataset from a folder (training split)."""
+CHECK_MAX_SIDE = 512  # nvdrec check looks at the images reduced to fit in this size
+
+
+def load_dataset_folder(path, resolution=None, max_side=None):
+    """NeRF-synthetic, LLFF or COLMAP dataset from a folder (training split). With
+    ``resolution`` None and ``max_side`` set, images are reduced as they load to fit
+    within ``max_side`` pixels (the first image's aspect), so memory stays bounded by the
+    number of images, not by the photos' size."""
     from .colmap import ColmapDataset, is_colmap_folder
     from .llff import LLFFDataset, is_llff_folder
     from .nerf import NeRFDataset, is_nerf_folder
 
     path = Path(path)
-    if is_nerf_folder(path):
-        return "nerf-synthetic", NeRFDataset(path, "train", resolution=resolution)
-    if is_llff_folder(path):
-        return "llff", LLFFDataset(path, resolution=resolution)
-    if is_colmap_folder(path):
-        return "colmap", ColmapDataset(path, resolution=resolution)
+    for kind, is_kind, cls, args in (
+        ("nerf-synthetic", is_nerf_folder, NeRFDataset, ("train",)),
+        ("llff", is_llff_folder, LLFFDataset, ()),
+        ("colmap", is_colmap_folder, ColmapDataset, ()),
+    ):
+        if is_kind(path):
+            return kind, cls(path, *args, resolution=resolution, max_side=max_side)
     raise DataError(
         f"'{path}' is not a dataset folder: expected transforms_train.json (NeRF-synthetic), "
         "poses_bounds.npy (LLFF) or sparse/0 (COLMAP)"
@@ -66,7 +73,7 @@ def preflight(
     path, mesh_scale: float = 2.1, picture: Path | None = None
 ) -> tuple[list[str], list[str]]:
     """(report lines, warnings) for a dataset folder; optionally writes the frusta picture."""
-    kind, ds = load_dataset_folder(path)
+    kind, ds = load_dataset_folder(path, max_side=CHECK_MAX_SIDE)
     alpha = ds.images[..., 3]
     cover = alpha.flatten(1).gt(0.5).float().mean(1)
     c2w = torch.linalg.inv(ds.mv.double().cpu())

@@ -162,8 +162,15 @@ class ColmapDataset(NeRFDataset):
     uses the first ``validate_views``)."""
 
     def __init__(
-        self, folder, split="train", resolution=None, near_far=(0.1, 1000.0), device="cpu"
+        self,
+        folder,
+        split="train",
+        resolution=None,
+        near_far=(0.1, 1000.0),
+        device="cpu",
+        max_side=None,
     ) -> None:
+        self.max_side = max_side  # with resolution None: fit the images within this size
         folder = Path(folder)
         sparse = _sparse(folder)
         cams = read_cameras(sparse)

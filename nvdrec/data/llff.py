@@ -50,8 +50,15 @@ class LLFFDataset(NeRFDataset):
     validation; the validation views are the first ``validate_views`` images)."""
 
     def __init__(
-        self, folder, split="train", resolution=None, near_far=(0.1, 1000.0), device="cpu"
+        self,
+        folder,
+        split="train",
+        resolution=None,
+        near_far=(0.1, 1000.0),
+        device="cpu",
+        max_side=None,
     ) -> None:
+        self.max_side = max_side  # with resolution None: fit the images within this size
         folder = Path(folder)
         try:
             pb = np.load(folder / "poses_bounds.npy", allow_pickle=False)

@@ -60,11 +60,20 @@ class NeRFDataset:
         folder: the folder with ``transforms_train.json``.
         split: "train", or "test" (falls back to "val", then "train") for validation.
         resolution: (H, W) to resize to, or None to keep the files' size.
+        max_side: with ``resolution`` None, reduce the images as they load to fit within
+            this many pixels (the first image's aspect; intrinsics follow).
     """
 
     def __init__(
-        self, folder, split="train", resolution=None, near_far=(0.1, 1000.0), device="cpu"
+        self,
+        folder,
+        split="train",
+        resolution=None,
+        near_far=(0.1, 1000.0),
+        device="cpu",
+        max_side=None,
     ) -> None:
+        self.max_side = max_side  # with resolution None: fit the images within this size
         folder = Path(folder)
         names = [split] if split == "train" else [split, "val", "train"]
         tf = next(
@@ -141,10 +150,15 @@ class NeRFDataset:
 
     def _fit_size(self, t: torch.Tensor, resolution):
         """Resize a premultiplied image [h, w, 4] to ``resolution`` (None: the first
-        image's size, which later images then follow); counts images of another size."""
+        image's size, reduced to fit within ``self.max_side`` when that is set, which later
+        images then follow); counts images of another size."""
         size = tuple(t.shape[:2])
         if resolution is None:
             resolution = size
+            cap = getattr(self, "max_side", None)
+            if cap and max(size) > cap:  # first image: fit within max_side, keep aspect
+                s = cap / max(size)
+                resolution = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         resolution = tuple(resolution)
         self.size_mismatches += int(size != resolution)
         if size != resolution:  # area filter on premultiplied colour
