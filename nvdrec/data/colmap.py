@@ -207,6 +207,7 @@ class ColmapDataset(NeRFDataset):
         c2w[:, :3, 3] -= self.centre
         self.device = device
         self.size_mismatches = 0
+        self._count = len(items)  # for the memory estimate at the first image
         imgs, projs = [], []
         has_masks = (folder / "masks").is_dir()
         for name, w0, h0, fx, fy, cx, cy in items:

@@ -85,6 +85,7 @@ class LLFFDataset(NeRFDataset):
         self.centre = centre
         self.device = device
         self.size_mismatches = 0
+        self._count = len(images)  # for the memory estimate at the first image
         imgs, mvs, projs = [], [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
             img = read_image(ip)[..., :3]

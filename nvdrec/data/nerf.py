@@ -22,7 +22,7 @@ from ..errors import DataError, MissingFileError
 from ..io.image import read_image, srgb_to_linear
 from ..structures import camera as cam
 
-__all__ = ["NeRFDataset", "is_nerf_folder"]
+__all__ = ["NeRFDataset", "is_nerf_folder", "check_dataset_memory", "available_memory"]
 
 _EXTS = ("", ".png", ".PNG", ".jpg", ".jpeg", ".exr", ".hdr")
 
@@ -89,6 +89,7 @@ class NeRFDataset:
         data = _read_json(tf)
         self.device = device
         self.size_mismatches = 0
+        self._count = len(data["frames"])  # for the memory estimate at the first image
         imgs, mvs, projs = [], [], []
         to_y_up = cam.blender_to_opengl_world().double()
         for i, fr in enumerate(data["frames"]):
@@ -160,6 +161,9 @@ class NeRFDataset:
                 s = cap / max(size)
                 resolution = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         resolution = tuple(resolution)
+        if not getattr(self, "_memory_checked", False):  # first image: the size is known
+            self._memory_checked = True
+            check_dataset_memory(getattr(self, "_count", 1), resolution, self.device)
         self.size_mismatches += int(size != resolution)
         if size != resolution:  # area filter on premultiplied colour
             t = F.interpolate(t.permute(2, 0, 1)[None], size=resolution, mode="area")[0].permute(
@@ -193,6 +197,41 @@ class NeRFDataset:
         n = min(count, len(self))
         for i in range(0, n, batch):
             yield self._batch(torch.arange(i, min(i + batch, n), device=self.device))
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for new tensors on ``device``: CUDA's free memory, or the host's
+    MemAvailable (Linux); None where it cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_dataset_memory(count: int, resolution, device) -> None:
+    """Stop with a clear message, before the images load, when ``count`` RGBA float32
+    images of ``resolution`` (H, W) cannot fit: the host holds them twice while they are
+    stacked (and a CUDA device once more)."""
+    h, w = int(resolution[0]), int(resolution[1])
+    need = count * h * w * 4 * 4
+    checks = [("host", "cpu", 2)]
+    if torch.device(device).type == "cuda":
+        checks.append(("GPU", device, 1))
+    for name, where, factor in checks:
+        free = available_memory(where)
+        if free is not None and need * factor > 0.9 * free:
+            raise DataError(
+                f"the dataset needs about {need * factor / 2**30:.1f} GB of {name} memory for "
+                f"{count} images at {w}x{h} (RGBA float32) but {free / 2**30:.1f} GB are "
+                "available: lower 'train_res' (config key), or use fewer images"
+            )
 
 
 def _matrix(value, where: str) -> torch.Tensor:
