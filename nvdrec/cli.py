@@ -138,6 +138,7 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
     from .data.check import preflight
 
     picture = Path(args.picture) if args.picture else None
+    print(f"nvdrec check: reading {args.dataset} ...", file=sys.stderr, flush=True)
     lines, warns = preflight(args.dataset, mesh_scale=args.mesh_scale, picture=picture)
     print("\n".join(lines))
     for w in warns:

@@ -79,7 +79,14 @@ class Trainer(ReportMixin):
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.val_dataset = None
-        self.dataset = self._make_dataset()
+        ref = Path(str(cfg.ref_mesh)) if cfg.ref_mesh else None
+        if ref is not None and ref.is_dir():  # photos can take a while: say so first
+            h, w = cfg.train_res
+            self._note(f"loading the images of {ref} at {w}x{h} ...")
+            with self._stage("images loaded"):
+                self.dataset = self._make_dataset()
+        else:
+            self.dataset = self._make_dataset()
         self.val_dataset = self.val_dataset or self.dataset
         if hasattr(self.dataset, "at_resolution"):  # rendered references: at display_res
             self.val_dataset = self.dataset.at_resolution(self.cfg.display_res)
