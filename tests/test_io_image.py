@@ -165,3 +165,24 @@ def test_shared_envmaps_decode(shared_data):
     for f in sorted((shared_data / "envmaps").glob("*.hdr")):
         img = read_image(f)
         assert img.shape == (512, 1024, 3) and np.isfinite(img).all() and img.max() > 1.0
+
+
+def test_jpeg_reduced_decoding_and_header_size(tmp_path):
+    """read_image(reduce=k) decodes a JPEG at 1/k of its size (close to a box filter of
+    the full decode); image_size reads the size from the header; PNGs ignore reduce."""
+    import numpy as np
+
+    from nvdrec.io.image import image_size
+
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    img = np.stack([0.5 + 0.4 * np.sin(xx / 40 + yy / (30 + 5 * c)) for c in range(3)], -1)
+    write_image(tmp_path / "a.jpg", img)
+    write_image(tmp_path / "a.png", img)
+    assert image_size(tmp_path / "a.jpg") == (480, 640) == image_size(tmp_path / "a.png")
+    full = read_image(tmp_path / "a.jpg")
+    for k in (2, 4, 8):
+        small = read_image(tmp_path / "a.jpg", reduce=k)
+        assert small.shape == (480 // k, 640 // k, 3) and small.dtype == np.float32
+        box = full.reshape(480 // k, k, 640 // k, k, 3).mean((1, 3))
+        assert np.abs(small - box).mean() < 0.01
+    assert read_image(tmp_path / "a.png", reduce=4).shape == (480, 640, 3)

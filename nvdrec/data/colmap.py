@@ -21,7 +21,7 @@ import torch
 from ..errors import DataError, MissingFileError
 from ..io.image import read_image, srgb_to_linear
 from ..structures import camera as cam
-from .llff import axes_focus_point
+from .llff import _area, axes_focus_point
 from .nerf import NeRFDataset
 
 __all__ = ["ColmapDataset", "is_colmap_folder", "read_cameras", "read_images"]
@@ -214,7 +214,7 @@ class ColmapDataset(NeRFDataset):
             ip = folder / "images" / name
             if not ip.is_file():
                 raise MissingFileError(f"image '{ip}' listed by the COLMAP model does not exist")
-            img = read_image(ip)
+            img, full = self._read_photo(ip, resolution)
             if has_masks:
                 mp = next(
                     (
@@ -238,8 +238,9 @@ class ColmapDataset(NeRFDataset):
                     "method needs object masks. Put one mask image per photo in masks/ (same "
                     "names), or use RGBA images"
                 )
-            if alpha.shape[:2] != img.shape[:2]:
+            if alpha.shape[:2] != full:
                 raise DataError(f"mask of '{name}' has a different size than the image")
+            alpha = _area(alpha, img.shape[:2])
             rgb = (
                 img[..., :3]
                 if ip.suffix.lower() in (".exr", ".hdr")

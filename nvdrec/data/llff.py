@@ -37,6 +37,14 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
 
 
+def _area(a: np.ndarray, size) -> np.ndarray:
+    """Area-filtered [H, W, C] array at ``size`` (as it is when the sizes agree)."""
+    if tuple(a.shape[:2]) == tuple(size):
+        return a
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+    return F.interpolate(t, size=tuple(size), mode="area")[0].permute(1, 2, 0).numpy()
+
+
 def axes_focus_point(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     """Least-squares point closest to the lines origin + t dir: solves
     sum(I - d d^T) p = sum(I - d d^T) o."""
@@ -88,13 +96,14 @@ class LLFFDataset(NeRFDataset):
         self._count = len(images)  # for the memory estimate at the first image
         imgs, mvs, projs = [], [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
-            img = read_image(ip)[..., :3]
+            img, (h0, w0) = self._read_photo(ip, resolution)
+            img = img[..., :3]
             mask = read_image(mp)[..., :1]
-            h0, w0 = img.shape[:2]
             if mask.shape[:2] != (h0, w0):
                 raise DataError(
                     f"mask '{mp}' is {mask.shape[1]}x{mask.shape[0]} but image '{ip}' is {w0}x{h0}"
                 )
+            mask = _area(mask, img.shape[:2])
             rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
             t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
             t, resolution = self._fit_size(t, resolution)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, MissingFileError
-from ..io.image import read_image, srgb_to_linear
+from ..io.image import image_size, read_image, srgb_to_linear
 from ..structures import camera as cam
 
 __all__ = ["NeRFDataset", "is_nerf_folder", "check_dataset_memory", "available_memory"]
@@ -149,18 +149,35 @@ class NeRFDataset:
         self.proj = torch.stack(projs).to(device)
         self.resolution = tuple(self.images.shape[1:3])
 
+    def _target(self, size, resolution) -> tuple:
+        """The working size for an image of ``size`` (H, W): ``resolution`` when given,
+        else the size itself, fitted within ``self.max_side`` when that is set."""
+        if resolution is not None:
+            return tuple(resolution)
+        cap = getattr(self, "max_side", None)
+        if cap and max(size) > cap:  # keep the aspect
+            s = cap / max(size)
+            return (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
+        return tuple(size)
+
+    def _read_photo(self, path, resolution):
+        """(image [h, w, C] float32, file size (H, W)) of a photo for the working size: a
+        JPEG much larger than it is decoded at 1/2, 1/4 or 1/8 of its size (never below
+        the working size), so a 12-megapixel photo never exists in memory at full size."""
+        size = image_size(path)
+        h, w = self._target(size, resolution)
+        reduce = 1
+        if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+            while reduce < 8 and size[0] // (2 * reduce) >= h and size[1] // (2 * reduce) >= w:
+                reduce *= 2
+        return read_image(path, reduce=reduce), size
+
     def _fit_size(self, t: torch.Tensor, resolution):
         """Resize a premultiplied image [h, w, 4] to ``resolution`` (None: the first
         image's size, reduced to fit within ``self.max_side`` when that is set, which later
         images then follow); counts images of another size."""
         size = tuple(t.shape[:2])
-        if resolution is None:
-            resolution = size
-            cap = getattr(self, "max_side", None)
-            if cap and max(size) > cap:  # first image: fit within max_side, keep aspect
-                s = cap / max(size)
-                resolution = (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
-        resolution = tuple(resolution)
+        resolution = self._target(size, resolution)
         if not getattr(self, "_memory_checked", False):  # first image: the size is known
             self._memory_checked = True
             check_dataset_memory(getattr(self, "_count", 1), resolution, self.device)
