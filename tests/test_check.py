@@ -89,8 +89,9 @@ def test_large_photos_are_reduced_as_they_load(tmp_path, monkeypatch):
     np.save(folder / "poses_bounds.npy", np.array(poses))
     full = LLFFDataset(folder)
     assert full.resolution == (h, w)
-    lines, _ = preflight(folder)
+    lines, warns = preflight(folder)
     assert f"{n} at 512x384" in "\n".join(lines)
+    assert not any("differ in size" in w for w in warns), warns  # all files are one size
     from nvdrec.data import nerf as nerf_mod
 
     seen = []

@@ -247,7 +247,7 @@ class ColmapDataset(NeRFDataset):
                 else srgb_to_linear(img[..., :3])
             )
             t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
-            t, resolution = self._fit_size(t, resolution)
+            t, resolution = self._fit_size(t, resolution, full)
             h, w = resolution
             imgs.append(t)
             sx, sy = w / w0, h / h0

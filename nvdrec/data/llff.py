@@ -106,7 +106,7 @@ class LLFFDataset(NeRFDataset):
             mask = _area(mask, img.shape[:2])
             rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
             t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
-            t, resolution = self._fit_size(t, resolution)
+            t, resolution = self._fit_size(t, resolution, (h0, w0))
             h, w = resolution
             imgs.append(t)
             ph, pw, focal = (float(x) for x in poses[i, :, 4])

@@ -172,16 +172,19 @@ class NeRFDataset:
                 reduce *= 2
         return read_image(path, reduce=reduce), size
 
-    def _fit_size(self, t: torch.Tensor, resolution):
+    def _fit_size(self, t: torch.Tensor, resolution, file_size=None):
         """Resize a premultiplied image [h, w, 4] to ``resolution`` (None: the first
         image's size, reduced to fit within ``self.max_side`` when that is set, which later
-        images then follow); counts images of another size."""
+        images then follow); counts files whose size (``file_size``, default the image's)
+        differs from the first file's."""
         size = tuple(t.shape[:2])
+        file_size = tuple(file_size) if file_size is not None else size
         resolution = self._target(size, resolution)
         if not getattr(self, "_memory_checked", False):  # first image: the size is known
             self._memory_checked = True
+            self._first_file_size = file_size
             check_dataset_memory(getattr(self, "_count", 1), resolution, self.device)
-        self.size_mismatches += int(size != resolution)
+        self.size_mismatches += int(file_size != self._first_file_size)
         if size != resolution:  # area filter on premultiplied colour
             t = F.interpolate(t.permute(2, 0, 1)[None], size=resolution, mode="area")[0].permute(
                 1, 2, 0
