@@ -100,7 +100,7 @@ def test_large_photos_are_reduced_as_they_load(tmp_path, monkeypatch):
         nerf_mod, "read_image", lambda p, reduce=1: seen.append(reduce) or real(p, reduce)
     )
     _, ds = check_mod.load_dataset_folder(folder, max_side=check_mod.CHECK_MAX_SIDE)
-    assert seen == [4] * n  # the photos were decoded at a quarter size
+    assert seen == [4] * (2 * n)  # photos and masks were decoded at a quarter size
     assert ds.images.shape == (n, 384, 512, 4)
     # the JPEGs were decoded at a quarter of their size (2048 / 4 = 512): close to the full
     # images box-filtered afterwards (the decoder scales in the DCT domain)

@@ -169,7 +169,8 @@ def test_shared_envmaps_decode(shared_data):
 
 def test_jpeg_reduced_decoding_and_header_size(tmp_path):
     """read_image(reduce=k) decodes a JPEG at 1/k of its size (close to a box filter of
-    the full decode); image_size reads the size from the header; PNGs ignore reduce."""
+    the full decode), an 8-bit PNG box-filtered; image_size reads the size from the
+    header."""
     import numpy as np
 
     from nvdrec.io.image import image_size
@@ -185,4 +186,6 @@ def test_jpeg_reduced_decoding_and_header_size(tmp_path):
         assert small.shape == (480 // k, 640 // k, 3) and small.dtype == np.float32
         box = full.reshape(480 // k, k, 640 // k, k, 3).mean((1, 3))
         assert np.abs(small - box).mean() < 0.01
-    assert read_image(tmp_path / "a.png", reduce=4).shape == (480, 640, 3)
+    png = read_image(tmp_path / "a.png", reduce=4)  # 8-bit PNG: box filter of the values
+    box = read_image(tmp_path / "a.png").reshape(120, 4, 160, 4, 3).mean((1, 3))
+    assert png.shape == (120, 160, 3) and np.abs(png - box).max() <= 0.5 / 255 + 1e-6

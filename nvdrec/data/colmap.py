@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError, MissingFileError
-from ..io.image import read_image, srgb_to_linear
+from ..io.image import srgb_to_linear
 from ..structures import camera as cam
-from .llff import _area, axes_focus_point
+from .llff import axes_focus_point
 from .nerf import NeRFDataset
 
 __all__ = ["ColmapDataset", "is_colmap_folder", "read_cameras", "read_images"]
@@ -208,13 +208,12 @@ class ColmapDataset(NeRFDataset):
         self.device = device
         self.size_mismatches = 0
         self._count = len(items)  # for the memory estimate at the first image
-        imgs, projs = [], []
+        projs = []
         has_masks = (folder / "masks").is_dir()
         for name, w0, h0, fx, fy, cx, cy in items:
             ip = folder / "images" / name
             if not ip.is_file():
                 raise MissingFileError(f"image '{ip}' listed by the COLMAP model does not exist")
-            img, full = self._read_photo(ip, resolution)
             if has_masks:
                 mp = next(
                     (
@@ -229,18 +228,17 @@ class ColmapDataset(NeRFDataset):
                         f"no mask for '{name}' in '{folder / 'masks'}' "
                         f"(expected '{name}' or '{name}.png')"
                     )
-                alpha = read_image(mp)[..., :1]
-            elif img.shape[-1] == 4:
-                alpha = img[..., 3:4]
+                img, alpha, full = self._read_photo(ip, resolution, mp)
             else:
+                img, alpha, full = self._read_photo(ip, resolution)
+            if alpha is None and img.shape[-1] == 4:
+                alpha = img[..., 3:4]
+            elif alpha is None:
                 raise DataError(
                     f"'{ip}' has no alpha channel and '{folder / 'masks'}' does not exist: the "
                     "method needs object masks. Put one mask image per photo in masks/ (same "
                     "names), or use RGBA images"
                 )
-            if alpha.shape[:2] != full:
-                raise DataError(f"mask of '{name}' has a different size than the image")
-            alpha = _area(alpha, img.shape[:2])
             rgb = (
                 img[..., :3]
                 if ip.suffix.lower() in (".exr", ".hdr")
@@ -249,12 +247,12 @@ class ColmapDataset(NeRFDataset):
             t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
             t, resolution = self._fit_size(t, resolution, full)
             h, w = resolution
-            imgs.append(t)
+            self._store(t)
             sx, sy = w / w0, h / h0
             projs.append(
                 cam.perspective_from_intrinsics(fx * sx, fy * sy, cx * sx, cy * sy, w, h, *near_far)
             )
-        self.images = torch.stack(imgs).to(device)
+        self.images = self._stored_images().to(device)
         self.mv = torch.linalg.inv(c2w).float().to(device)
         self.proj = torch.stack(projs).to(device)
         self.resolution = tuple(self.images.shape[1:3])

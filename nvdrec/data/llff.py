@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, MissingFileError
-from ..io.image import read_image, srgb_to_linear
+from ..io.image import srgb_to_linear
 from ..structures import camera as cam
 from .nerf import NeRFDataset
 
@@ -35,14 +35,6 @@ def _list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise MissingFileError(f"'{folder}' does not exist")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
-
-
-def _area(a: np.ndarray, size) -> np.ndarray:
-    """Area-filtered [H, W, C] array at ``size`` (as it is when the sizes agree)."""
-    if tuple(a.shape[:2]) == tuple(size):
-        return a
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
-    return F.interpolate(t, size=tuple(size), mode="area")[0].permute(1, 2, 0).numpy()
 
 
 def axes_focus_point(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -94,27 +86,21 @@ class LLFFDataset(NeRFDataset):
         self.device = device
         self.size_mismatches = 0
         self._count = len(images)  # for the memory estimate at the first image
-        imgs, mvs, projs = [], [], []
+        mvs, projs = [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
-            img, (h0, w0) = self._read_photo(ip, resolution)
+            img, mask, (h0, w0) = self._read_photo(ip, resolution, mp)
             img = img[..., :3]
-            mask = read_image(mp)[..., :1]
-            if mask.shape[:2] != (h0, w0):
-                raise DataError(
-                    f"mask '{mp}' is {mask.shape[1]}x{mask.shape[0]} but image '{ip}' is {w0}x{h0}"
-                )
-            mask = _area(mask, img.shape[:2])
             rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
             t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
             t, resolution = self._fit_size(t, resolution, (h0, w0))
             h, w = resolution
-            imgs.append(t)
+            self._store(t)
             ph, pw, focal = (float(x) for x in poses[i, :, 4])
             f = focal * w / pw  # focal given for the (ph, pw) images
             fy = focal * h / ph
             projs.append(cam.perspective_from_intrinsics(f, fy, w / 2, h / 2, w, h, *near_far))
             mvs.append(torch.linalg.inv(c2w[i]).float())
-        self.images = torch.stack(imgs).to(device)
+        self.images = self._stored_images().to(device)
         self.mv = torch.stack(mvs).to(device)
         self.proj = torch.stack(projs).to(device)
         self.resolution = tuple(self.images.shape[1:3])

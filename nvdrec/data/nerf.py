@@ -15,6 +15,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -90,7 +91,7 @@ class NeRFDataset:
         self.device = device
         self.size_mismatches = 0
         self._count = len(data["frames"])  # for the memory estimate at the first image
-        imgs, mvs, projs = [], [], []
+        mvs, projs = [], []
         to_y_up = cam.blender_to_opengl_world().double()
         for i, fr in enumerate(data["frames"]):
             where = f"{tf} frame {i}"
@@ -111,7 +112,7 @@ class NeRFDataset:
             t = torch.cat([t[..., :3] * t[..., 3:4], t[..., 3:4]], -1)  # premultiplied
             t, resolution = self._fit_size(t, resolution)
             h, w = resolution
-            imgs.append(t)
+            self._store(t)
             sx, sy = w / w0, h / h0
 
             def num(key, default=None):
@@ -144,7 +145,7 @@ class NeRFDataset:
             if abs(float(torch.linalg.det(c2w[:3, :3]))) < 1e-9:
                 raise DataError(f"{where}: 'transform_matrix' is singular")
             mvs.append(torch.linalg.inv(c2w).float())
-        self.images = torch.stack(imgs).to(device)
+        self.images = self._stored_images().to(device)
         self.mv = torch.stack(mvs).to(device)
         self.proj = torch.stack(projs).to(device)
         self.resolution = tuple(self.images.shape[1:3])
@@ -160,17 +161,44 @@ class NeRFDataset:
             return (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         return tuple(size)
 
-    def _read_photo(self, path, resolution):
-        """(image [h, w, C] float32, file size (H, W)) of a photo for the working size: a
-        JPEG much larger than it is decoded at 1/2, 1/4 or 1/8 of its size (never below
-        the working size), so a 12-megapixel photo never exists in memory at full size."""
+    def _read_photo(self, path, resolution, mask_path=None):
+        """(image [h, w, C], mask [h, w, 1] or None, file size (H, W)) of a photo and its
+        mask for the working size: both are decoded at 1/2, 1/4 or 1/8 of their size
+        (never below the working size; 8-bit JPEG/PNG, see read_image), so a 12-megapixel
+        photo and its mask never exist in memory at full size as floats."""
         size = image_size(path)
         h, w = self._target(size, resolution)
         reduce = 1
-        if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-            while reduce < 8 and size[0] // (2 * reduce) >= h and size[1] // (2 * reduce) >= w:
-                reduce *= 2
-        return read_image(path, reduce=reduce), size
+        while reduce < 8 and size[0] // (2 * reduce) >= h and size[1] // (2 * reduce) >= w:
+            reduce *= 2
+        img = read_image(path, reduce=reduce)
+        if mask_path is None:
+            return img, None, size
+        if image_size(mask_path) != size:
+            m = image_size(mask_path)
+            raise DataError(
+                f"mask '{mask_path}' is {m[1]}x{m[0]} but image '{path}' is {size[1]}x{size[0]}"
+            )
+        mask = read_image(mask_path, reduce=reduce)[..., :1]
+        if mask.shape[:2] != img.shape[:2]:  # e.g. a 16-bit mask was read at full size
+            t = torch.from_numpy(np.ascontiguousarray(mask)).permute(2, 0, 1)[None]
+            t = F.interpolate(t, size=tuple(img.shape[:2]), mode="area")
+            mask = t[0].permute(1, 2, 0).numpy()
+        return img, mask, size
+
+    def _store(self, t: torch.Tensor) -> None:
+        """Put the next image [h, w, 4] into the dataset's buffer (allocated at the first
+        image for all ``self._count``: no list of images plus a stacked copy at the end)."""
+        if getattr(self, "_n_stored", 0) == 0:
+            self._buf = torch.empty(self._count, *t.shape, dtype=t.dtype)
+            self._n_stored = 0
+        self._buf[self._n_stored] = t
+        self._n_stored += 1
+
+    def _stored_images(self) -> torch.Tensor:
+        buf, n = self._buf, self._n_stored
+        del self._buf
+        return buf[:n]
 
     def _fit_size(self, t: torch.Tensor, resolution, file_size=None):
         """Resize a premultiplied image [h, w, 4] to ``resolution`` (None: the first
@@ -237,8 +265,8 @@ def available_memory(device) -> int | None:
 
 def check_dataset_memory(count: int, resolution, device) -> None:
     """Stop with a clear message, before the images load, when ``count`` RGBA float32
-    images of ``resolution`` (H, W) cannot fit: the host holds them twice while they are
-    stacked (and a CUDA device once more)."""
+    images of ``resolution`` (H, W) cannot fit: on the host (with room for a copy, as
+    moving them or the first batches may take one) and on a CUDA device."""
     h, w = int(resolution[0]), int(resolution[1])
     need = count * h * w * 4 * 4
     checks = [("host", "cpu", 2)]

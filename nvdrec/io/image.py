@@ -81,9 +81,10 @@ def read_image(path: str | os.PathLike, reduce: int = 1) -> np.ndarray:
         path: ``.png``/``.jpg``/``.jpeg`` (8 or 16 bit, scaled to [0, 1], no colour
             conversion), ``.hdr`` (Radiance RGBE, linear), ``.exr`` (needs the
             ``OpenEXR`` package: ``pip install nvdrec[exr]``).
-        reduce: 2, 4 or 8: a JPEG is decoded at 1/reduce of its size (the decoder scales
-            in the DCT domain: a 12-megapixel photo at 1/8 decodes many times faster and
-            never exists at full size); other formats ignore it.
+        reduce: 2, 4 or 8: an 8-bit JPEG or PNG comes at 1/reduce of its size (rounded
+            up): JPEGs scaled by the decoder in the DCT domain (a 12-megapixel photo at
+            1/8 decodes many times faster), PNGs box-filtered on their 8-bit values; the
+            full-size image never exists as floats. Other files ignore it.
 
     Raises:
         MissingFileError: the file does not exist.
@@ -101,9 +102,9 @@ def read_image(path: str | os.PathLike, reduce: int = 1) -> np.ndarray:
         return decode_hdr(data, str(path))
     if ext == ".exr":
         return _read_exr(path)
-    if reduce > 1 and ext in (".jpg", ".jpeg"):
-        return _decode_jpeg_reduced(data, reduce, path)
     info = png_info(data)
+    if reduce > 1 and (ext in (".jpg", ".jpeg") or (info is not None and info[2] <= 8)):
+        return _decode_reduced(data, reduce, path)
     if info is not None and info[2] == 16 and info[3] in (0, 2, 4, 6) and not info[4]:
         return decode_png16(data, str(path)).astype(np.float32) / 65535.0
     try:
@@ -125,15 +126,27 @@ def read_image(path: str | os.PathLike, reduce: int = 1) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _decode_jpeg_reduced(data: bytes, reduce: int, path: Path) -> np.ndarray:
+def _decode_reduced(data: bytes, reduce: int, path: Path) -> np.ndarray:
+    """8-bit JPEG or PNG at 1/reduce of its size (rounded up): JPEGs through the
+    decoder's DCT scaling, PNGs by a box filter on the 8-bit values (Pillow's reduce), so
+    the full-size image never exists as floats."""
     try:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            mode = im.mode if im.mode in ("RGB", "L") else "RGB"
-            im.draft(mode, (max(1, -(-w // reduce)), max(1, -(-h // reduce))))
-            arr = np.asarray(im.convert(mode) if im.mode != mode else im)
+            mode = im.mode if im.mode in ("RGB", "L", "RGBA", "LA") else "RGBA"
+            if im.mode == "1":
+                mode = "L"
+            elif im.mode == "P" and "transparency" not in im.info:
+                mode = "RGB"
+            size = (max(1, -(-w // reduce)), max(1, -(-h // reduce)))
+            if im.format == "JPEG":
+                im.draft("RGB" if mode not in ("L",) else "L", size)
+            im = im.convert(mode) if im.mode != mode else im
+            if im.size != size:
+                im = im.reduce(reduce)
+            arr = np.asarray(im)
     except Exception as e:  # Pillow raises many types for corrupt files
         raise ImageFormatError(f"image file '{path}' cannot be decoded: {e}") from None
     if arr.ndim == 2:
