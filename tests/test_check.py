@@ -111,3 +111,39 @@ def test_large_photos_are_reduced_as_they_load(tmp_path, monkeypatch):
     assert diff.mean() < 0.003 and diff.max() < 0.05, (diff.mean(), diff.max())
     # focal length in pixels scales with the image: proj[0, 0] = 2 f / w is unchanged
     assert torch.allclose(ds.proj[:, 0, 0], full.proj[:, 0, 0], rtol=1e-4)
+
+
+def test_exif_orientation_is_reported_not_applied(tmp_path):
+    """Photos with an EXIF orientation tag are used as stored (poses and masks refer to
+    the stored pixels); check says so, and says when a folder mixes orientations."""
+    import numpy as np
+    from PIL import Image
+
+    from nvdrec.io.image import exif_orientation
+
+    folder = tmp_path / "photos"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    n, h, w = 3, 60, 80
+    poses = []
+    for i in range(n):
+        img = Image.fromarray(np.full((h, w, 3), 100 + 40 * i, np.uint8))
+        exif = Image.Exif()
+        exif[0x0112] = 6 if i == 1 else 1  # the second photo: "rotate 90 for display"
+        img.save(folder / "images" / f"{i:03d}.jpg", exif=exif)
+        mask = np.zeros((h, w), np.uint8)
+        mask[10:50, 20:60] = 255
+        Image.fromarray(mask).save(folder / "masks" / f"{i:03d}.png")
+        ang = 2 * np.pi * i / n
+        c, s = np.cos(ang), np.sin(ang)
+        c2w = np.array([[c, 0, s, 3 * s], [0, 1, 0, 0], [-s, 0, c, 3 * c]])
+        llff = np.stack([-c2w[:, 1], c2w[:, 0], c2w[:, 2], c2w[:, 3]], 1)
+        hwf = np.concatenate([llff, [[h], [w], [70.0]]], 1)
+        poses.append(np.concatenate([hwf.ravel(), [1, 10]]))
+    np.save(folder / "poses_bounds.npy", np.array(poses))
+    assert exif_orientation(folder / "images" / "001.jpg") == 6
+    assert exif_orientation(folder / "images" / "000.jpg") == 1
+    lines, warns = preflight(folder)
+    assert f"{n} at {w}x{h}" in "\n".join(lines)  # stored size, not rotated to 60x80
+    msg = [m for m in warns if "EXIF orientation" in m]
+    assert len(msg) == 1 and "1 photo(s)" in msg[0] and "mixes orientations" in msg[0]

@@ -103,6 +103,15 @@ def preflight(
             f"{ds.size_mismatches} image(s) differ in size from the first one; they are resized "
             "(check that intrinsics refer to the files as they are)"
         )
+    rotated = {o: c for o, c in getattr(ds, "orientations", {}).items() if o != 1}
+    if rotated:
+        n_rot = sum(rotated.values())
+        warns.append(
+            f"{n_rot} photo(s) carry an EXIF orientation tag ({sorted(rotated)}; 1 = upright): "
+            "nvdrec uses the pixels as stored, not rotated for display; the camera poses and "
+            "masks must refer to the stored pixels"
+            + (" (the folder mixes orientations)" if len(ds.orientations) > 1 else "")
+        )
     if float(angle.median()) > 20:
         warns.append("most cameras do not look at the origin: the object may be off-centre")
     if float(dist.min()) < mesh_scale * 0.87:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, MissingFileError
-from ..io.image import image_size, read_image, srgb_to_linear
+from ..io.image import exif_orientation, image_size, read_image, srgb_to_linear
 from ..structures import camera as cam
 
 __all__ = ["NeRFDataset", "is_nerf_folder", "check_dataset_memory", "available_memory"]
@@ -167,6 +167,9 @@ class NeRFDataset:
         (never below the working size; 8-bit JPEG/PNG, see read_image), so a 12-megapixel
         photo and its mask never exist in memory at full size as floats."""
         size = image_size(path)
+        self.orientations = getattr(self, "orientations", {})
+        o = exif_orientation(path)
+        self.orientations[o] = self.orientations.get(o, 0) + 1
         h, w = self._target(size, resolution)
         reduce = 1
         while reduce < 8 and size[0] // (2 * reduce) >= h and size[1] // (2 * reduce) >= w:

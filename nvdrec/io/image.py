@@ -19,7 +19,14 @@ from .files import atomic_write_bytes
 from .hdr import decode_hdr, encode_hdr
 from .png import decode_png16, encode_png, png_info
 
-__all__ = ["image_size", "linear_to_srgb", "read_image", "srgb_to_linear", "write_image"]
+__all__ = [
+    "exif_orientation",
+    "image_size",
+    "linear_to_srgb",
+    "read_image",
+    "srgb_to_linear",
+    "write_image",
+]
 
 _LDR = (".png", ".jpg", ".jpeg")
 
@@ -72,6 +79,19 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             return int(h), int(w)
     except Exception:  # not a Pillow format (HDR, EXR), or unreadable: decode for errors
         return tuple(read_image(path).shape[:2])
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation tag of an image file (1 = as stored; 2-8 = mirrored and/or
+    rotated for display), 1 when the file has none. nvdrec always uses the pixels as
+    stored: camera poses and masks must refer to the stored pixels."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return 1
 
 
 def read_image(path: str | os.PathLike, reduce: int = 1) -> np.ndarray:
