@@ -139,7 +139,9 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
 
     picture = Path(args.picture) if args.picture else None
     print(f"nvdrec check: reading {args.dataset} ...", file=sys.stderr, flush=True)
-    lines, warns = preflight(args.dataset, mesh_scale=args.mesh_scale, picture=picture)
+    lines, warns = preflight(
+        args.dataset, mesh_scale=args.mesh_scale, picture=picture, cache=args.image_cache
+    )
     print("\n".join(lines))
     for w in warns:
         print(f"warning: {w}")
@@ -217,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dataset", help="dataset folder")
     s.add_argument("--mesh-scale", dest="mesh_scale", type=float, default=2.1, help="grid box size")
     s.add_argument("--picture", help="write a top-view picture of the cameras to this PNG")
+    s.add_argument(
+        "--image-cache",
+        dest="image_cache",
+        default="auto",
+        help="reduced-image cache: auto (default folder), off, or a folder",
+    )
     s.set_defaults(func=_check)
     s = sub.add_parser("build", help="compile the CUDA kernels now (otherwise done on first use)")
     s.add_argument("--verbose", action="store_true", help="show the compiler output")

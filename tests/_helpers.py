@@ -74,3 +74,44 @@ def noisy_surface(grid: int, inside: float, seed: int = 0):
     with torch.no_grad():
         geo.sdf.copy_(torch.rand(len(geo.sdf), generator=g) - inside)
     return geo.get_mesh().detach()
+
+
+def write_photo_folder(folder, n, h, w, focal=1200.0, orientations=None):
+    """An LLFF folder of ``n`` smooth JPEG photos of h x w (sines, as JPEG is made for),
+    8-bit PNG masks (a centred box) and cameras on a circle of radius 3 looking at the
+    origin. ``orientations``: the EXIF orientation tag of each photo (default none)."""
+    import numpy as np
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([0.5 + 0.4 * np.sin(xx / (60 + 10 * c) + yy / 90) for c in range(3)], -1)
+    base = (base * 255 + 0.5).astype(np.uint8)
+    del yy, xx
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 5 : h * 4 // 5, w // 4 : w * 4 // 5] = 255
+    poses = []
+    for i in range(n):
+        im = Image.fromarray(np.roll(base, 37 * i, axis=1))
+        kw = {"quality": 90}
+        if orientations is not None:
+            exif = Image.Exif()
+            exif[0x0112] = orientations[i]
+            kw["exif"] = exif.tobytes()
+        im.save(folder / "images" / f"{i:03d}.jpg", **kw)
+        Image.fromarray(mask).save(folder / "masks" / f"{i:03d}.png")
+        ang = 2 * np.pi * i / n
+        c2w = np.array(
+            [
+                [np.cos(ang), 0, np.sin(ang), 3 * np.sin(ang)],
+                [0, 1, 0, 0],
+                [-np.sin(ang), 0, np.cos(ang), 3 * np.cos(ang)],
+            ]
+        )
+        # LLFF rows are (down, right, back) camera axes: from (right, up, back)
+        llff = np.stack([-c2w[:, 1], c2w[:, 0], c2w[:, 2], c2w[:, 3]], 1)
+        poses.append(
+            np.concatenate([np.concatenate([llff, [[h], [w], [focal]]], 1).ravel(), [1, 10]])
+        )
+    np.save(folder / "poses_bounds.npy", np.array(poses))

@@ -7,6 +7,14 @@ import torch
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config):
+    """Reduced-image caches of the tests go to a temporary folder, not ~/.cache."""
+    if "NVDREC_IMAGE_CACHE" not in os.environ:
+        import tempfile
+
+        os.environ["NVDREC_IMAGE_CACHE"] = tempfile.mkdtemp(prefix="nvdrec-test-images-")
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

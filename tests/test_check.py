@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+from _helpers import write_photo_folder
 from test_data_colmap import write_colmap
 from test_data_nerf import write_nerf
 
@@ -54,39 +55,14 @@ def test_large_photos_are_reduced_as_they_load(tmp_path, monkeypatch):
     """check fits the images within CHECK_MAX_SIDE while loading (memory bounded by the
     image count, not the photo size): a folder of 2048x1536 photos is held at 512x384,
     with the intrinsics scaled (the cameras' focal length in pixels follows)."""
-    import numpy as np
     import torch
 
     from nvdrec.data import check as check_mod
     from nvdrec.data.llff import LLFFDataset
-    from nvdrec.io.image import write_image
 
     folder = tmp_path / "photos"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
     n, h, w = 3, 1536, 2048
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    poses = []
-    for i in range(n):  # smooth photos (sines), as JPEG is made for
-        img = np.stack([0.5 + 0.4 * np.sin(xx / (60 + 10 * c) + yy / 90 + i) for c in range(3)], -1)
-        write_image(folder / "images" / f"{i:03d}.jpg", img)
-        mask = np.zeros((h, w, 1), np.float32)
-        mask[301:1203, 455:1650] = 1
-        write_image(folder / "masks" / f"{i:03d}.png", mask)
-        ang = 2 * np.pi * i / n
-        c2w = np.array(
-            [
-                [np.cos(ang), 0, np.sin(ang), 3 * np.sin(ang)],
-                [0, 1, 0, 0],
-                [-np.sin(ang), 0, np.cos(ang), 3 * np.cos(ang)],
-            ]
-        )
-        # LLFF rows are (down, right, back) camera axes: from (right, up, back)
-        llff = np.stack([-c2w[:, 1], c2w[:, 0], c2w[:, 2], c2w[:, 3]], 1)
-        poses.append(
-            np.concatenate([np.concatenate([llff, [[h], [w], [1200.0]]], 1).ravel(), [1, 10]])
-        )
-    np.save(folder / "poses_bounds.npy", np.array(poses))
+    write_photo_folder(folder, n, h, w)
     full = LLFFDataset(folder)
     assert full.resolution == (h, w)
     lines, warns = preflight(folder)
@@ -116,31 +92,12 @@ def test_large_photos_are_reduced_as_they_load(tmp_path, monkeypatch):
 def test_exif_orientation_is_reported_not_applied(tmp_path):
     """Photos with an EXIF orientation tag are used as stored (poses and masks refer to
     the stored pixels); check says so, and says when a folder mixes orientations."""
-    import numpy as np
-    from PIL import Image
 
     from nvdrec.io.image import exif_orientation
 
     folder = tmp_path / "photos"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
     n, h, w = 3, 60, 80
-    poses = []
-    for i in range(n):
-        img = Image.fromarray(np.full((h, w, 3), 100 + 40 * i, np.uint8))
-        exif = Image.Exif()
-        exif[0x0112] = 6 if i == 1 else 1  # the second photo: "rotate 90 for display"
-        img.save(folder / "images" / f"{i:03d}.jpg", exif=exif)
-        mask = np.zeros((h, w), np.uint8)
-        mask[10:50, 20:60] = 255
-        Image.fromarray(mask).save(folder / "masks" / f"{i:03d}.png")
-        ang = 2 * np.pi * i / n
-        c, s = np.cos(ang), np.sin(ang)
-        c2w = np.array([[c, 0, s, 3 * s], [0, 1, 0, 0], [-s, 0, c, 3 * c]])
-        llff = np.stack([-c2w[:, 1], c2w[:, 0], c2w[:, 2], c2w[:, 3]], 1)
-        hwf = np.concatenate([llff, [[h], [w], [70.0]]], 1)
-        poses.append(np.concatenate([hwf.ravel(), [1, 10]]))
-    np.save(folder / "poses_bounds.npy", np.array(poses))
+    write_photo_folder(folder, n, h, w, focal=70.0, orientations=[1, 6, 1])
     assert exif_orientation(folder / "images" / "001.jpg") == 6
     assert exif_orientation(folder / "images" / "000.jpg") == 1
     lines, warns = preflight(folder)

@@ -69,6 +69,13 @@ def test_focus_point_least_squares():
     o = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
     p = axes_focus_point(o, -o)
     assert torch.allclose(p, torch.zeros(3, dtype=torch.float64), atol=1e-12)
+    # one camera (or parallel axes): the point of the axis nearest the world origin
+    p = axes_focus_point(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[0.0, 0.0, -1.0]]))
+    assert torch.allclose(p, torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64), atol=1e-9)
+    par = axes_focus_point(
+        torch.tensor([[1.0, 0, 5], [-1.0, 0, 5]]), torch.tensor([[0, 0, -1.0]] * 2)
+    )
+    assert torch.allclose(par, torch.zeros(3, dtype=torch.float64), atol=1e-9)
 
 
 def test_llff_bad_inputs(tmp_path):

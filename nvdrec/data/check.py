@@ -15,11 +15,11 @@ __all__ = ["load_dataset_folder", "preflight", "frusta_image"]
 CHECK_MAX_SIDE = 512  # nvdrec check looks at the images reduced to fit in this size
 
 
-def load_dataset_folder(path, resolution=None, max_side=None):
+def load_dataset_folder(path, resolution=None, max_side=None, cache=None):
     """NeRF-synthetic, LLFF or COLMAP dataset from a folder (training split). With
     ``resolution`` None and ``max_side`` set, images are reduced as they load to fit
     within ``max_side`` pixels (the first image's aspect), so memory stays bounded by the
-    number of images, not by the photos' size."""
+    number of images, not by the photos' size. ``cache``: an ImageCache or None."""
     from .colmap import ColmapDataset, is_colmap_folder
     from .llff import LLFFDataset, is_llff_folder
     from .nerf import NeRFDataset, is_nerf_folder
@@ -31,7 +31,7 @@ def load_dataset_folder(path, resolution=None, max_side=None):
         ("colmap", is_colmap_folder, ColmapDataset, ()),
     ):
         if is_kind(path):
-            return kind, cls(path, *args, resolution=resolution, max_side=max_side)
+            return kind, cls(path, *args, resolution=resolution, max_side=max_side, cache=cache)
     raise DataError(
         f"'{path}' is not a dataset folder: expected transforms_train.json (NeRF-synthetic), "
         "poses_bounds.npy (LLFF) or sparse/0 (COLMAP)"
@@ -70,10 +70,15 @@ def frusta_image(mv: torch.Tensor, box: float, size: int = 384) -> np.ndarray:
 
 
 def preflight(
-    path, mesh_scale: float = 2.1, picture: Path | None = None
+    path, mesh_scale: float = 2.1, picture: Path | None = None, cache="auto"
 ) -> tuple[list[str], list[str]]:
-    """(report lines, warnings) for a dataset folder; optionally writes the frusta picture."""
-    kind, ds = load_dataset_folder(path, max_side=CHECK_MAX_SIDE)
+    """(report lines, warnings) for a dataset folder; optionally writes the frusta picture.
+    ``cache``: the reduced-image cache setting ("auto", "off" or a folder)."""
+    from .cache import image_cache_from_setting
+
+    kind, ds = load_dataset_folder(
+        path, max_side=CHECK_MAX_SIDE, cache=image_cache_from_setting(cache)
+    )
     alpha = ds.images[..., 3]
     cover = alpha.flatten(1).gt(0.5).float().mean(1)
     c2w = torch.linalg.inv(ds.mv.double().cpu())

@@ -15,11 +15,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import DataError, MissingFileError
-from ..io.image import srgb_to_linear
 from ..structures import camera as cam
 from .llff import axes_focus_point
 from .nerf import NeRFDataset
@@ -169,8 +167,10 @@ class ColmapDataset(NeRFDataset):
         near_far=(0.1, 1000.0),
         device="cpu",
         max_side=None,
+        cache=None,
     ) -> None:
         self.max_side = max_side  # with resolution None: fit the images within this size
+        self.cache = cache  # ImageCache of reduced images, or None
         folder = Path(folder)
         sparse = _sparse(folder)
         cams = read_cameras(sparse)
@@ -228,24 +228,16 @@ class ColmapDataset(NeRFDataset):
                         f"no mask for '{name}' in '{folder / 'masks'}' "
                         f"(expected '{name}' or '{name}.png')"
                     )
-                img, alpha, full = self._read_photo(ip, resolution, mp)
             else:
-                img, alpha, full = self._read_photo(ip, resolution)
-            if alpha is None and img.shape[-1] == 4:
-                alpha = img[..., 3:4]
-            elif alpha is None:
-                raise DataError(
-                    f"'{ip}' has no alpha channel and '{folder / 'masks'}' does not exist: the "
-                    "method needs object masks. Put one mask image per photo in masks/ (same "
-                    "names), or use RGBA images"
-                )
-            rgb = (
-                img[..., :3]
-                if ip.suffix.lower() in (".exr", ".hdr")
-                else srgb_to_linear(img[..., :3])
+                mp = None
+            t, resolution, full = self._load_view(
+                ip,
+                resolution,
+                mp,
+                no_alpha=f"'{ip}' has no alpha channel and '{folder / 'masks'}' does not exist: "
+                "the method needs object masks. Put one mask image per photo in masks/ (same "
+                "names), or use RGBA images",
             )
-            t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
-            t, resolution = self._fit_size(t, resolution, full)
             h, w = resolution
             self._store(t)
             sx, sy = w / w0, h / h0

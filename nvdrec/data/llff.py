@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, MissingFileError
-from ..io.image import srgb_to_linear
 from ..structures import camera as cam
 from .nerf import NeRFDataset
 
@@ -39,10 +38,12 @@ def _list_images(folder: Path) -> list[Path]:
 
 def axes_focus_point(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
     """Least-squares point closest to the lines origin + t dir: solves
-    sum(I - d d^T) p = sum(I - d d^T) o."""
+    sum(I - d d^T) p = sum(I - d d^T) o. With one line, or all lines parallel, the
+    system is singular: the pseudo-inverse gives the solution nearest the world origin."""
     d = F.normalize(dirs.double(), dim=-1)
     m = torch.eye(3, dtype=torch.float64) - d[:, :, None] * d[:, None, :]
-    return torch.linalg.solve(m.sum(0), (m @ origins.double()[:, :, None]).sum(0))[:, 0]
+    a, b = m.sum(0), (m @ origins.double()[:, :, None]).sum(0)
+    return (torch.linalg.pinv(a, rtol=1e-9) @ b)[:, 0]
 
 
 class LLFFDataset(NeRFDataset):
@@ -57,8 +58,10 @@ class LLFFDataset(NeRFDataset):
         near_far=(0.1, 1000.0),
         device="cpu",
         max_side=None,
+        cache=None,
     ) -> None:
         self.max_side = max_side  # with resolution None: fit the images within this size
+        self.cache = cache  # ImageCache of reduced images, or None
         folder = Path(folder)
         try:
             pb = np.load(folder / "poses_bounds.npy", allow_pickle=False)
@@ -88,11 +91,7 @@ class LLFFDataset(NeRFDataset):
         self._count = len(images)  # for the memory estimate at the first image
         mvs, projs = [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
-            img, mask, (h0, w0) = self._read_photo(ip, resolution, mp)
-            img = img[..., :3]
-            rgb = srgb_to_linear(img) if ip.suffix.lower() not in (".exr", ".hdr") else img
-            t = torch.from_numpy(np.concatenate([rgb * mask, mask], -1).astype(np.float32))
-            t, resolution = self._fit_size(t, resolution, (h0, w0))
+            t, resolution, (h0, w0) = self._load_view(ip, resolution, mp)
             h, w = resolution
             self._store(t)
             ph, pw, focal = (float(x) for x in poses[i, :, 4])

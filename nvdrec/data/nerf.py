@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,8 @@ class NeRFDataset:
         resolution: (H, W) to resize to, or None to keep the files' size.
         max_side: with ``resolution`` None, reduce the images as they load to fit within
             this many pixels (the first image's aspect; intrinsics follow).
+        cache: an ``ImageCache`` (nvdrec.data.cache) keeping images that had to be reduced
+            at their working size, so the next load of the same files is fast; None: off.
     """
 
     def __init__(
@@ -73,8 +76,10 @@ class NeRFDataset:
         near_far=(0.1, 1000.0),
         device="cpu",
         max_side=None,
+        cache=None,
     ) -> None:
         self.max_side = max_side  # with resolution None: fit the images within this size
+        self.cache = cache  # ImageCache of reduced images, or None
         folder = Path(folder)
         names = [split] if split == "train" else [split, "val", "train"]
         tf = next(
@@ -98,19 +103,12 @@ class NeRFDataset:
             if not isinstance(fr, dict) or not isinstance(fr.get("file_path"), str):
                 raise DataError(f"{where}: needs 'file_path' (a string) and 'transform_matrix'")
             c2w_raw = _matrix(fr.get("transform_matrix"), where)
-            img = read_image(_image_path(tf.parent, fr["file_path"], where))
-            if img.shape[-1] != 4:
-                raise DataError(
-                    f"{where}: image has {img.shape[-1]} channels but no alpha; NeRF-synthetic "
-                    "images must be RGBA (the alpha channel is the object mask)"
-                )
-            h0, w0 = img.shape[:2]
-            lin = img.copy()
-            if _is_ldr_file(fr["file_path"], tf.parent):
-                lin[..., :3] = srgb_to_linear(img[..., :3])
-            t = torch.from_numpy(lin)
-            t = torch.cat([t[..., :3] * t[..., 3:4], t[..., 3:4]], -1)  # premultiplied
-            t, resolution = self._fit_size(t, resolution)
+            t, resolution, (h0, w0) = self._load_view(
+                _image_path(tf.parent, fr["file_path"], where),
+                resolution,
+                no_alpha=f"{where}: image has no alpha channel; NeRF-synthetic images must be "
+                "RGBA (the alpha channel is the object mask)",
+            )
             h, w = resolution
             self._store(t)
             sx, sy = w / w0, h / h0
@@ -161,22 +159,59 @@ class NeRFDataset:
             return (max(1, round(size[0] * s)), max(1, round(size[1] * s)))
         return tuple(size)
 
-    def _read_photo(self, path, resolution, mask_path=None):
-        """(image [h, w, C], mask [h, w, 1] or None, file size (H, W)) of a photo and its
-        mask for the working size: both are decoded at 1/2, 1/4 or 1/8 of their size
-        (never below the working size; 8-bit JPEG/PNG, see read_image), so a 12-megapixel
-        photo and its mask never exist in memory at full size as floats."""
+    def _load_view(self, path, resolution, mask_path=None, no_alpha=None):
+        """One view as the dataset stores it: (image [h, w, 4] float32, linear RGB
+        premultiplied by alpha, at the working size; the working size (H, W); the file's
+        size (H, W)). Alpha comes from ``mask_path`` (its first channel) or else from the
+        image's alpha channel (``no_alpha``: the DataError message when it has none).
+        sRGB files are linearised, HDR/EXR taken as linear. Served from ``self.cache``
+        when the view was reduced before (same files, same working size)."""
         size = image_size(path)
         self.orientations = getattr(self, "orientations", {})
         o = exif_orientation(path)
         self.orientations[o] = self.orientations.get(o, 0) + 1
-        h, w = self._target(size, resolution)
+        target = self._target(size, resolution)
+        cache = getattr(self, "cache", None) if target != size else None
+        files = [path] if mask_path is None else [path, mask_path]
+        key = cache.key(files, target, "mask" if mask_path else "alpha") if cache else None
+        t = cache.get(key, target) if cache else None
+        hit = t is not None
+        if not hit:
+            img, alpha = self._read_photo(path, size, target, mask_path)
+            if alpha is None and img.shape[-1] == 4:
+                alpha = img[..., 3:4]
+            elif alpha is None:
+                raise DataError(no_alpha or f"'{path}' has no alpha channel and no mask")
+            rgb = img[..., :3]
+            if Path(path).suffix.lower() not in (".exr", ".hdr"):
+                rgb = srgb_to_linear(rgb)
+            t = torch.from_numpy(np.concatenate([rgb * alpha, alpha], -1).astype(np.float32))
+        t, resolution = self._fit_size(t, resolution, size)
+        if cache is not None and not hit:
+            cache.put(key, t)
+        self._decoded = getattr(self, "_decoded", 0) + (not hit)
+        if not hit and self._decoded % TRIM_EVERY == 0:
+            _release_freed_memory()
+        return t, resolution, size
+
+    def _read_photo(self, path, size, target, mask_path=None):
+        """(image [h, w, C], mask [h, w, 1] or None) of a photo of ``size`` and its mask,
+        decoded at 1/2, 1/4 or 1/8 of their size when that stays at least ``target``
+        (8-bit JPEG/PNG, see read_image), so a 12-megapixel photo and its mask never exist
+        in memory at full size as floats. Without a mask the image is read at full size:
+        its alpha must filter premultiplied colour, which reducing the file cannot do."""
+        h, w = target
         reduce = 1
-        while reduce < 8 and size[0] // (2 * reduce) >= h and size[1] // (2 * reduce) >= w:
+        while (
+            mask_path is not None
+            and reduce < 8
+            and size[0] // (2 * reduce) >= h
+            and size[1] // (2 * reduce) >= w
+        ):
             reduce *= 2
         img = read_image(path, reduce=reduce)
         if mask_path is None:
-            return img, None, size
+            return img, None
         if image_size(mask_path) != size:
             m = image_size(mask_path)
             raise DataError(
@@ -187,7 +222,7 @@ class NeRFDataset:
             t = torch.from_numpy(np.ascontiguousarray(mask)).permute(2, 0, 1)[None]
             t = F.interpolate(t, size=tuple(img.shape[:2]), mode="area")
             mask = t[0].permute(1, 2, 0).numpy()
-        return img, mask, size
+        return img, mask
 
     def _store(self, t: torch.Tensor) -> None:
         """Put the next image [h, w, 4] into the dataset's buffer (allocated at the first
@@ -201,6 +236,9 @@ class NeRFDataset:
     def _stored_images(self) -> torch.Tensor:
         buf, n = self._buf, self._n_stored
         del self._buf
+        cache = getattr(self, "cache", None)
+        if cache is not None and cache.written:
+            cache.trim()
         return buf[:n]
 
     def _fit_size(self, t: torch.Tensor, resolution, file_size=None):
@@ -210,7 +248,7 @@ class NeRFDataset:
         differs from the first file's."""
         size = tuple(t.shape[:2])
         file_size = tuple(file_size) if file_size is not None else size
-        resolution = self._target(size, resolution)
+        resolution = self._target(file_size, resolution)
         if not getattr(self, "_memory_checked", False):  # first image: the size is known
             self._memory_checked = True
             self._first_file_size = file_size
@@ -248,6 +286,29 @@ class NeRFDataset:
         n = min(count, len(self))
         for i in range(0, n, batch):
             yield self._batch(torch.arange(i, min(i + batch, n), device=self.device))
+
+
+def _release_freed_memory() -> None:
+    """Give the decoded photo's freed memory back to the system (glibc's malloc_trim).
+    Without it, glibc's adaptive mmap threshold serves the next photo's buffers from the
+    heap, whose freed pieces stay resident: peak memory then grows ~1.5 MB per photo.
+    Called every ``TRIM_EVERY`` photos (each call costs the next decodes fresh pages)."""
+    global _TRIM
+    if _TRIM is None:
+        _TRIM = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+            except (OSError, AttributeError):
+                pass
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+TRIM_EVERY = 4
 
 
 def available_memory(device) -> int | None:
@@ -298,12 +359,3 @@ def _matrix(value, where: str) -> torch.Tensor:
     if m.shape[0] == 3:
         m = torch.cat([m, torch.tensor([[0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)])
     return m
-
-
-def _is_ldr_file(file_path: str, folder: Path) -> bool:
-    suffix = Path(file_path).suffix.lower()
-    if suffix in (".exr", ".hdr"):
-        return False
-    if suffix:
-        return True
-    return not any((folder / (file_path + e)).is_file() for e in (".exr", ".hdr"))

@@ -97,6 +97,16 @@ def _opt_str(key, v):
     return v
 
 
+def _cache_setting(key, v):
+    if v is True:
+        return "auto"
+    if v is False or v is None:
+        return "off"
+    if not isinstance(v, str) or not v:
+        raise _fail(key, v, '"auto" (the default folder), "off", or a folder path')
+    return v
+
+
 def _vec(n: int | tuple[int, ...], kind: str = "float", lo: float | None = None):
     lengths = (n,) if isinstance(n, int) else n
 
@@ -292,6 +302,9 @@ class Config:
     )
     decimate_triangles: int = field(
         default=0, metadata=_meta(_int(0), "triangle budget after pass 1 (0 = off)")
+    )
+    image_cache: str = field(
+        default="auto", metadata=_meta(_cache_setting, "reduced photos: auto, off, or a folder")
     )
 
     def __post_init__(self) -> None:

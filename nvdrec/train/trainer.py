@@ -85,6 +85,13 @@ class Trainer(ReportMixin):
             self._note(f"loading the images of {ref} at {w}x{h} ...")
             with self._stage("images loaded"):
                 self.dataset = self._make_dataset()
+            cache = getattr(self.dataset, "cache", None)
+            if cache is not None and (cache.hits or cache.written or cache.failed):
+                self._note(
+                    cache.failed
+                    or f"image cache {cache.root}: {cache.hits} reduced images read, "
+                    f"{cache.written} written"
+                )
         else:
             self.dataset = self._make_dataset()
         self.val_dataset = self.val_dataset or self.dataset
@@ -191,27 +198,24 @@ class Trainer(ReportMixin):
             if not path.exists():
                 raise MissingFileError(f"config key 'ref_mesh': '{path}' does not exist")
             if path.is_dir():
+                from ..data.cache import image_cache_from_setting
                 from ..data.llff import LLFFDataset, is_llff_folder
                 from ..data.nerf import NeRFDataset, is_nerf_folder
 
+                kw = {
+                    "resolution": cfg.train_res,
+                    "near_far": tuple(cfg.cam_near_far),
+                    "device": self.device,
+                    "cache": image_cache_from_setting(cfg.image_cache),
+                }
                 if is_llff_folder(path):
-                    ds = LLFFDataset(
-                        path,
-                        resolution=cfg.train_res,
-                        near_far=tuple(cfg.cam_near_far),
-                        device=self.device,
-                    )
+                    ds = LLFFDataset(path, **kw)
                     self.val_dataset = ds
                     return ds
                 from ..data.colmap import ColmapDataset, is_colmap_folder
 
                 if is_colmap_folder(path) and not is_nerf_folder(path):
-                    ds = ColmapDataset(
-                        path,
-                        resolution=cfg.train_res,
-                        near_far=tuple(cfg.cam_near_far),
-                        device=self.device,
-                    )
+                    ds = ColmapDataset(path, **kw)
                     self.val_dataset = ds
                     return ds
                 if not is_nerf_folder(path):
@@ -219,11 +223,6 @@ class Trainer(ReportMixin):
                         f"config key 'ref_mesh': folder '{path}' has no transforms_train.json "
                         "(NeRF-synthetic), poses_bounds.npy (LLFF) or sparse/0 (COLMAP)"
                     )
-                kw = {
-                    "resolution": cfg.train_res,
-                    "near_far": tuple(cfg.cam_near_far),
-                    "device": self.device,
-                }
                 self.val_dataset = NeRFDataset(path, "test", **kw)
                 return NeRFDataset(path, "train", **kw)
             mesh = load_mesh(path, mtl_override=cfg.mtl_override)
