@@ -141,3 +141,27 @@ def test_custom_mip_levels_train_and_resume(tmp_path, monkeypatch):
     assert {"tex.kd.mip1", "tex.ks.mip5", "tex.normal.mip3"} <= set(keys)
     _run(out, resume=True, custom_mip=True)
     assert _outputs(out)[0] == (ref / "mesh" / "mesh.obj").read_text()
+
+
+def test_flexicubes_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    """The FlexiCubes parameters (sdf, deform, weight) checkpoint and resume by name."""
+    over = {"isosurface": "flexicubes", "dmtet_grid": 12}
+    _run(tmp_path / "ref", checkpoint_interval=0, **over)
+    out = tmp_path / "run"
+    trainer = Trainer(nvdrec.load_config({**CFG, **over, "out_dir": str(out)}))
+    original = trainer._save_ckpt
+
+    def interrupting_save(name, it, named, opt, extra):
+        original(name, it, named, opt, extra)
+        trainer._stop = True
+
+    monkeypatch.setattr(trainer, "_save_ckpt", interrupting_save)
+    with pytest.raises(KeyboardInterrupt, match="--resume"):
+        trainer.fit()
+    ckpt = next((out / "checkpoints").glob("dmtet_pass1_*.pt"))
+    assert "geo.weight" in torch.load(ckpt, weights_only=False)["params"]
+    _run(out, resume=True, **over)
+    mesh, metrics = _outputs(out)
+    ref_mesh, ref_metrics = _outputs(tmp_path / "ref")
+    assert mesh == ref_mesh
+    assert metrics == pytest.approx(ref_metrics, rel=1e-6)

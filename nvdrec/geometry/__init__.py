@@ -1,8 +1,10 @@
-"""Geometry: tetrahedral grids, marching tetrahedra, DMTet, mesh clean-up, decimation."""
+"""Geometry: tetrahedral grids, marching tetrahedra, DMTet, FlexiCubes, mesh clean-up,
+decimation."""
 
 from .cleanup import CleanupReport, clean_mesh, connected_components, seen_faces, weld_vertices
 from .decimate import decimate
 from .dmtet import DMTetGeometry, sdf_reg_weight, sdf_regularizer
+from .flexicubes import FlexiCubesGeometry, FlexiCubesResult, cube_grid, flexicubes, patch_table
 from .marching_tets import MarchingTetsResult, marching_tets
 from .tetgrid import bcc_grid, cubes_per_axis, tet_edges, tet_grid
 
@@ -14,6 +16,11 @@ __all__ = [
     "marching_tets",
     "MarchingTetsResult",
     "DMTetGeometry",
+    "FlexiCubesGeometry",
+    "FlexiCubesResult",
+    "flexicubes",
+    "cube_grid",
+    "patch_table",
     "sdf_regularizer",
     "sdf_reg_weight",
     "clean_mesh",

@@ -83,6 +83,10 @@ class DMTetGeometry(nn.Module):
         )
         return compute_tangents(auto_normals(mesh))
 
+    def final_mesh(self, material=None) -> Mesh:
+        """The surface for baking and export (the training surface, for DMTet)."""
+        return self.get_mesh(material)
+
     def reg_loss(self, it: int, total: int, base: float) -> torch.Tensor:
         """Weighted SDF regulariser for iteration ``it`` of ``total``."""
         return sdf_regularizer(self.sdf, self.edges) * sdf_reg_weight(base, it, total)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
-from ..geometry import DMTetGeometry, clean_mesh, decimate, seen_faces
+from ..geometry import DMTetGeometry, FlexiCubesGeometry, clean_mesh, decimate, seen_faces
 from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..ops.loss import image_loss
@@ -57,10 +57,6 @@ class Trainer(ReportMixin):
         self.cfg = cfg
         self._resume: dict | None = None
         self._stop = False
-        if cfg.isosurface == "flexicubes":
-            raise ConfigError(
-                "config key 'isosurface': 'flexicubes' is not supported yet; use 'dmtet'"
-            )
         self.dist = distributed.setup(cfg.device)
         if self.dist.enabled and cfg.device != "cpu" and torch.cuda.is_available():
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -496,7 +492,8 @@ class Trainer(ReportMixin):
 
     def _pass1(self):
         cfg = self.cfg
-        geo = DMTetGeometry(cfg.dmtet_grid, float(cfg.mesh_scale), seed=cfg.seed).to(self.device)
+        iso = FlexiCubesGeometry if cfg.isosurface == "flexicubes" else DMTetGeometry
+        geo = iso(cfg.dmtet_grid, float(cfg.mesh_scale), seed=cfg.seed).to(self.device)
         mat = self._material()
         lgt = self._light()
         light_params = [lgt.base] if (cfg.learn_light and not cfg.lock_light) else []
@@ -519,8 +516,8 @@ class Trainer(ReportMixin):
         payload = None
         if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
             with torch.no_grad():
-                mesh = geo.get_mesh().detach()
-            if cfg.validate:  # the pass-1 result itself: DMTet surface + neural material
+                mesh = geo.final_mesh().detach()
+            if cfg.validate:  # the pass-1 result itself: isosurface + neural material
                 with self._stage("validation after pass 1"):
                     self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
             keep = None
