@@ -279,3 +279,26 @@ def test_cube_corners_are_kept(pose):
     corner, area, vol = result["flexi"]
     assert corner < 0.75 * result["dmtet"][0], result
     assert abs(area / 6 - 1) < 0.01 and abs(vol - 1) < 0.01, result
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("training", [True, False])
+def test_cuda_matches_cpu(training):
+    """The same surface and gradients on the GPU (the torch ops run there)."""
+    g = torch.Generator().manual_seed(0)
+    verts, cubes = cube_grid(32)
+    verts = verts * 2.1
+    sdf = verts.norm(dim=-1) - 0.6 + 0.05 * torch.rand(len(verts), generator=g)
+    w = 1 + 0.5 * (torch.rand(len(cubes), 21, generator=g) - 0.5)
+    out = []
+    for dev in ("cpu", "cuda"):
+        v, s, wt = (t.detach().clone().to(dev).requires_grad_(True) for t in (verts, sdf, w))
+        r = flexicubes(v, s, cubes.to(dev), wt, training=training)
+        (r.verts.square().sum() + r.dev_loss.sum()).backward()
+        out.append(
+            (r.faces.cpu(), r.verts.detach().cpu(), v.grad.cpu(), s.grad.cpu(), wt.grad.cpu())
+        )
+    (fa, *a), (fb, *b) = out
+    assert torch.equal(fa, fb)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
