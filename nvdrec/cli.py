@@ -185,6 +185,45 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _render(args: argparse.Namespace, extra: list[str]) -> int:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from .errors import ConfigError
+    from .render.turntable import check_writer, load_run, turntable, write_frames
+
+    dev = args.device
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {dev}: no CUDA GPU is visible; use --device cpu")
+    run = Path(args.run_dir)
+    out = (
+        Path(args.output)
+        if args.output
+        else run / "render" / ("turntable" if args.format == "png" else f"turntable.{args.format}")
+    )
+    if args.format != "png" and out.suffix.lower() != f".{args.format}":
+        out = out / f"turntable.{args.format}"
+    check_writer(args.format)
+    t0 = time.time()
+    mesh, light = load_run(run, args.envmap, args.env_scale, device=dev)
+    what = args.envmap or "the learned probe"
+    print(f"nvdrec render: {args.frames} frames of {args.res}x{args.res} under {what} on {dev}")
+
+    def progress(done):
+        print(f"  {done}/{args.frames} frames ({time.time() - t0:.1f} s)", flush=True)
+
+    frames = turntable(
+        mesh, light, args.frames, args.res, args.elevation, progress=progress, batch=8
+    )
+    path = write_frames(frames, out, fps=args.fps)
+    print(f"nvdrec: wrote {path} ({time.time() - t0:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nvdrec",
@@ -234,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("glb", "obj", "usd"), default="glb")
     s.add_argument("--output", help="output file or folder (default RUN_DIR/mesh)")
     s.set_defaults(func=_export)
+    s = sub.add_parser("render", help="turntable / relighting of a finished run's mesh")
+    s.add_argument("run_dir", help="out_dir of a finished run")
+    s.add_argument("--envmap", help="lat-long HDR to relight with (default: the learned probe)")
+    s.add_argument("--env-scale", dest="env_scale", type=float, default=1.0)
+    s.add_argument("--frames", type=int, default=60)
+    s.add_argument("--res", type=int, default=512)
+    s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees")
+    s.add_argument("--fps", type=int, default=30)
+    s.add_argument("--format", choices=("png", "gif", "mp4"), default="gif")
+    s.add_argument("--output", help="output file (gif/mp4) or folder (png); default RUN_DIR/render")
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    s.set_defaults(func=_render)
     return p
 
 

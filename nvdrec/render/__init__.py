@@ -1,7 +1,17 @@
-"""Rendering: environment light (split-sum), neural material, mesh renderer."""
+"""Rendering: environment light (split-sum), neural material, mesh renderer, turntables."""
 
 from .light import EnvironmentLight, split_sum_lut
 from .mlptexture import MLPTexture3D
 from .renderer import RasterContext, render_mesh
+from .turntable import load_run, turntable, write_frames
 
-__all__ = ["EnvironmentLight", "split_sum_lut", "MLPTexture3D", "RasterContext", "render_mesh"]
+__all__ = [
+    "EnvironmentLight",
+    "split_sum_lut",
+    "MLPTexture3D",
+    "RasterContext",
+    "render_mesh",
+    "turntable",
+    "load_run",
+    "write_frames",
+]

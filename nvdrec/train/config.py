@@ -178,6 +178,8 @@ def _display(key, v):
             _choice(_DISPLAY_BSDFS)(f"{key}[{i}].bsdf", item["bsdf"])
         if "latlong" in item:
             _bool(f"{key}[{i}].latlong", item["latlong"])
+        if "relight" in item and not isinstance(item["relight"], str):
+            raise _fail(f"{key}[{i}].relight", item["relight"], "a path to a lat-long HDR map")
         out.append(dict(item))
     return out
 
@@ -449,4 +451,7 @@ def load_config(
     if not out.is_absolute():
         out = Path("out") / out
     cfg.out_dir = str(out.resolve())
+    for item in cfg.display or []:  # {"relight": "env.hdr"} names an input file too
+        if item.get("relight"):
+            item["relight"] = _resolve_path(item["relight"], base_dir)
     return cfg

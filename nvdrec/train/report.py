@@ -60,7 +60,8 @@ class ReportMixin:
         """The ``display`` entries as [H, W, 3] images in [0, 1] (already display-encoded):
         {"bsdf": "kd"/"ks"/"normal"/"tangent"/...} renders that debug view of the first
         training view, {"latlong": true} the light as a lat-long image (sRGB, scaled to the
-        view height)."""
+        view height), {"relight": "env.hdr"} the current surface and material under that
+        lat-long HDR map instead of the learned light."""
         out = []
         for item in self.cfg.display or []:
             if item.get("latlong"):
@@ -69,6 +70,27 @@ class ReportMixin:
                     ll.permute(2, 0, 1)[None], size=(h, w), mode="bilinear", align_corners=False
                 )[0].permute(1, 2, 0)
                 out.append(linear_to_srgb(ll.clamp(0, 1)).to(self.device))
+            if item.get("relight"):  # the current surface under another light
+                lights = self.__dict__.setdefault("_relight_lights", {})
+                path = item["relight"]
+                if path not in lights:
+                    lights[path] = EnvironmentLight.load(
+                        path, res=min(self.cfg.light_res, 256), trainable=False
+                    ).to(self.device)
+                    lights[path].build_mips()
+                lights[path].xfm(None)  # the new light stays in world space
+                buf = render_mesh(
+                    self.ctx,
+                    mesh,
+                    batch["mvp"][:1],
+                    batch["campos"][:1],
+                    lights[path],
+                    (h, w),
+                    background=torch.zeros(1, h, w, 3, device=self.device),
+                    material=material,
+                    min_roughness=self.cfg.min_roughness,
+                )["shaded"][0, ..., :3]
+                out.append(linear_to_srgb(buf.clamp(0, 1)))
             if "bsdf" in item:
                 mode = item["bsdf"]
                 self._orient_light(lgt, batch, 1)

@@ -57,6 +57,12 @@ class Trainer(ReportMixin):
         self.cfg = cfg
         self._resume: dict | None = None
         self._stop = False
+        for i, item in enumerate(cfg.display or []):
+            if item.get("relight") and not Path(item["relight"]).is_file():
+                raise MissingFileError(
+                    f"config key 'display[{i}].relight': '{item['relight']}' does not exist "
+                    "(a lat-long .hdr map to show the surface under)"
+                )
         self.dist = distributed.setup(cfg.device)
         if self.dist.enabled and cfg.device != "cpu" and torch.cuda.is_available():
             self.device = torch.device("cuda", self.dist.local_rank)

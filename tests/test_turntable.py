@@ -1,0 +1,81 @@
+"""Relighting and turntables of a finished run (nvdrec render, nvdrec.render.turntable),
+and the {"relight": HDR} preview tile."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_trainer import TINY, tiny_run  # noqa: F401  (the module's finished tiny run)
+
+import nvdrec
+from nvdrec.errors import MissingFileError, NvdrecError
+from nvdrec.io import read_image, write_image
+from nvdrec.render import load_run, turntable, write_frames
+from nvdrec.train.trainer import Trainer
+
+
+def _envmap(path, rgb):
+    """A lat-long HDR map: ``rgb`` radiance from above, a tenth of it below."""
+    img = np.ones((32, 64, 3), np.float32) * np.array(rgb, np.float32)
+    img[16:] *= 0.1
+    write_image(path, img)
+    return path
+
+
+def test_turntable_turns_and_relights(tiny_run, tmp_path):  # noqa: F811
+    out, _ = tiny_run
+    mesh, light = load_run(out)
+    frames = turntable(mesh, light, frames=4, res=64)
+    assert frames.shape == (4, 64, 64, 3) and frames.dtype == np.uint8
+    obj = (frames != 255).any(-1)  # white background
+    assert obj[0].mean() > 0.05  # the object is in frame
+    assert np.abs(frames[0].astype(int) - frames[2].astype(int)).mean() > 1  # it turned
+    red = _envmap(tmp_path / "red.hdr", (3.0, 0.2, 0.2))
+    relit = turntable(*load_run(out, envmap=red), frames=4, res=64)
+    m = obj[0]
+    r, g = relit[0][m][:, 0].astype(float).mean(), relit[0][m][:, 1].astype(float).mean()
+    assert r > g + 20  # the red light shows on the surface
+
+
+def test_render_command_writes_gif_and_png(tiny_run, tmp_path):  # noqa: F811
+    import imageio.v3 as iio
+
+    out, _ = tiny_run
+    gif = tmp_path / "t.gif"
+    cmd = [sys.executable, "-m", "nvdrec", "render", str(out), "--frames", "3", "--res", "48"]
+    r = subprocess.run(cmd + ["--output", str(gif)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "3/3 frames" in r.stdout and iio.imread(gif).shape == (3, 48, 48, 3)
+    r = subprocess.run(cmd + ["--format", "png", "--output", str(tmp_path / "png")], text=True)
+    assert r.returncode == 0
+    assert read_image(tmp_path / "png" / "frame_0002.png").shape == (48, 48, 3)
+    r = subprocess.run(cmd[:4] + [str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode != 0 and "finished 'nvdrec train'" in r.stderr
+
+
+def test_mp4_without_ffmpeg_plugin_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if not installed
+    with pytest.raises(NvdrecError, match="pip install imageio-ffmpeg"):
+        write_frames(np.zeros((2, 8, 8, 3), np.uint8), tmp_path / "a.mp4")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_relight_display_entry(tmp_path):
+    """{"relight": HDR} adds a preview tile of the current surface under that map."""
+    red = _envmap(tmp_path / "red.hdr", (3.0, 0.1, 0.1))
+    blue = _envmap(tmp_path / "blue.hdr", (0.1, 0.1, 3.0))
+    extras = [{"relight": str(red)}, {"relight": str(blue)}]
+    cfg = nvdrec.load_config(
+        {**TINY, "iter": 2, "validate": False, "display": extras, "out_dir": str(tmp_path / "r")}
+    )
+    Trainer(cfg).fit()
+    img = read_image(tmp_path / "r" / "img_dmtet_pass1_000000.png")
+    h, w = TINY["train_res"]
+    assert img.shape[:2] == (h, 4 * w)
+    a, b = img[:, 2 * w : 3 * w], img[:, 3 * w :]
+    assert a[..., 0].mean() > a[..., 2].mean() + 0.05  # red light: red surface
+    assert b[..., 2].mean() > b[..., 0].mean() + 0.05
+    bad = {**TINY, "display": [{"relight": str(tmp_path / "missing.hdr")}]}
+    with pytest.raises(MissingFileError, match="display\\[0\\].relight"):
+        Trainer(nvdrec.load_config({**bad, "out_dir": str(tmp_path / "x")}))
