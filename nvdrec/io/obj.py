@@ -234,10 +234,19 @@ def load_mesh(path: str | os.PathLike, mtl_override: str | os.PathLike | None = 
         from ..structures.mesh import safe_normalize
 
         mesh.v_nrm = safe_normalize(mesh.v_nrm)
-    if materials:
-        mesh.materials = materials
-        mesh.material = materials[0]
-        mesh.t_mat_idx = f[:, 9].clamp(max=len(materials) - 1)
+    if not materials:  # no material file: a plain grey, fairly rough dielectric
+        from ..structures.material import Material, Texture2D
+
+        materials = [
+            Material(
+                "default",
+                kd=Texture2D(torch.tensor([0.6, 0.6, 0.6]), trainable=False),
+                ks=Texture2D(torch.tensor([0.0, 0.6, 0.0]), trainable=False),
+            )
+        ]
+    mesh.materials = materials
+    mesh.material = materials[0]
+    mesh.t_mat_idx = f[:, 9].clamp(min=0, max=len(materials) - 1)
     return mesh
 
 

@@ -79,6 +79,14 @@ def _sample_material(material, mesh, rast, rast_db, gb_pos, backend, noise=None)
         raise TypeError(
             f"material must be a Material or MLPTexture3D, got {type(material).__name__}"
         )
+    maps = [t for t in (material.kd, material.ks, material.normal) if t is not None]
+    if mesh.v_tex is None and all(t.is_constant for t in maps):  # no UVs needed
+
+        def const(t):
+            return None if t is None else t.data.expand(*gb_pos.shape[:-1], t.data.shape[-1])
+
+        kd = const(material.kd)
+        return kd, const(material.ks), const(material.normal), torch.zeros_like(kd[..., :1])
     if mesh.v_tex is None:
         raise ValueError("a textured Material needs texture coordinates (mesh.v_tex)")
     texc, texc_db = ops.interpolate(

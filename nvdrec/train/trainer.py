@@ -51,10 +51,22 @@ __all__ = ["Trainer"]
 
 
 class Trainer(ReportMixin):
-    """Runs the whole reconstruction described by a :class:`~nvdrec.Config`."""
+    """Runs the whole reconstruction described by a :class:`~nvdrec.Config`.
 
-    def __init__(self, cfg: Config, resume: bool = False) -> None:
+    Args:
+        cfg: the configuration.
+        resume: continue from the newest checkpoint in ``out_dir``.
+        callbacks: functions called after every optimisation step (on rank 0) with one
+            dict: ``pass`` ("dmtet_pass1" or "mesh_pass"), ``it`` (0-based), ``total``,
+            ``img_loss``, ``reg_loss``, ``ms`` (this iteration's wall time). A callback
+            that returns True stops the run after that step, as Ctrl-C does (a
+            checkpoint is written; ``fit`` raises KeyboardInterrupt).
+    """
+
+    def __init__(self, cfg: Config, resume: bool = False, callbacks=()) -> None:
         self.cfg = cfg
+        self.callbacks = list(callbacks)
+        self._stop_asked = False  # a callback asked to stop
         self._resume: dict | None = None
         self._stop = False
         for i, item in enumerate(cfg.display or []):
@@ -441,7 +453,13 @@ class Trainer(ReportMixin):
             shown = {"img": img_v, "reg": reg_v}
             if self.dist.enabled:  # mean losses; every rank stops if any has a NaN or a signal
                 t = distributed.all_sum(
-                    [shown["img"], shown["reg"], float(not finite), float(self._stop)], self.device
+                    [
+                        shown["img"],
+                        shown["reg"],
+                        float(not finite),
+                        float(self._stop or self._stop_asked),
+                    ],
+                    self.device,
                 )
                 shown = {"img": t[0] / self.dist.world, "reg": t[1] / self.dist.world}
                 finite, self._stop = t[2] == 0, t[3] > 0
@@ -466,6 +484,14 @@ class Trainer(ReportMixin):
             t_prev = t_now
             self.losses.setdefault(name, []).append(round(shown["img"] + shown["reg"], 7))
             main = self.dist.is_main
+            if main and self.callbacks:
+                event = {"pass": name, "it": it, "total": cfg.iter, "ms": iter_ms[-1]}
+                event.update(img_loss=shown["img"], reg_loss=shown["reg"])
+                for cb in self.callbacks:
+                    if cb(event) is True:
+                        self._stop_asked = True
+            if self._stop_asked and not self.dist.enabled:
+                self._stop = True  # under DDP it reaches every rank at the next all_sum
             if main and cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
                 self._save_preview(
                     f"img_{name}_{it:06d}.png",
