@@ -224,6 +224,16 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _view(args: argparse.Namespace, extra: list[str]) -> int:
+    from .viewer import serve, write_viewer
+
+    page = write_viewer(args.run_dir, args.output)
+    print(f"nvdrec: wrote {page} ({page.stat().st_size / 2**20:.1f} MB, works offline)")
+    if args.serve:
+        serve(page, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nvdrec",
@@ -285,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="output file (gif/mp4) or folder (png); default RUN_DIR/render")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_render)
+    s = sub.add_parser("view", help="write (and serve) an offline HTML viewer of a finished run")
+    s.add_argument("run_dir", help="out_dir of a finished run")
+    s.add_argument("--output", help="the page to write (default RUN_DIR/viewer.html)")
+    s.add_argument("--serve", action="store_true", help="serve it on localhost")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=_view)
     return p
 
 

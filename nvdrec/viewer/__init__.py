@@ -1,0 +1,86 @@
+"""Offline browser viewer of a finished run (``nvdrec view RUN_DIR``).
+
+One self-contained HTML page: three.js (the parts used, bundled inline; MIT licence in
+``LICENSE.three.txt`` and at the end of the bundle), ``mesh.glb`` and the learned light
+``probe.hdr`` embedded as base64. It opens from disk or from a small local server (for a
+machine reached over SSH: ``ssh -L 8000:127.0.0.1:8000 host``), needs no network, and
+shows the asset shaded under its light or one channel at a time (base colour,
+roughness, metallic, normals, wireframe) with an exposure slider. The URL hash selects
+them at load (``viewer.html#channel=roughness&exposure=1``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from importlib import resources
+from pathlib import Path
+
+from ..errors import MissingFileError
+
+__all__ = ["write_viewer", "serve", "CHANNELS"]
+
+CHANNELS = ("shaded", "basecolor", "roughness", "metallic", "normals", "wireframe")
+
+
+def _glb_bytes(run: Path) -> bytes:
+    glb = run / "mesh" / "mesh.glb"
+    if glb.is_file():
+        return glb.read_bytes()
+    obj = run / "mesh" / "mesh.obj"
+    if not obj.is_file():
+        raise MissingFileError(
+            f"'{glb}' not found: RUN_DIR must be the out_dir of a finished 'nvdrec train'"
+        )
+    import tempfile
+
+    from ..io.gltf import save_glb
+    from ..io.obj import load_mesh
+
+    with tempfile.TemporaryDirectory() as tmp:  # runs exported without GLB
+        return Path(save_glb(load_mesh(obj), Path(tmp) / "mesh.glb")).read_bytes()
+
+
+def write_viewer(run_dir, output=None) -> Path:
+    """Write the viewer page of a run (default ``RUN_DIR/viewer.html``) and return its
+    path. The page appears whole or not at all."""
+    from ..io.files import atomic_write_text
+
+    run = Path(run_dir)
+    probe = run / "mesh" / "probe.hdr"
+    glb = _glb_bytes(run)
+    if not probe.is_file():
+        raise MissingFileError(f"'{probe}' not found (the run's learned light)")
+    here = resources.files(__name__)
+    page = here.joinpath("viewer.html").read_text(encoding="utf-8")
+    bundle = here.joinpath("three_viewer.min.js").read_text(encoding="utf-8")
+    fills = {
+        "__TITLE__": html.escape(run.resolve().name),
+        "__GLB_B64__": base64.b64encode(glb).decode("ascii"),
+        "__HDR_B64__": base64.b64encode(probe.read_bytes()).decode("ascii"),
+        "__THREE_BUNDLE__": bundle,
+    }
+    for key, value in fills.items():  # each placeholder once; values are not rescanned
+        head, sep, tail = page.partition(key)
+        page = head + value + tail if sep else page
+    out = Path(output) if output else run / "viewer.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        out = out / "viewer.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, page)
+    return out
+
+
+def serve(page: Path, port: int = 8000, host: str = "127.0.0.1") -> None:
+    """Serve ``page``'s folder on ``host:port`` until interrupted (Ctrl-C)."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(page.parent))
+    with http.server.ThreadingHTTPServer((host, port), handler) as httpd:
+        print(f"nvdrec view: serving http://{host}:{port}/{page.name} (Ctrl-C stops)")
+        print(f"  from another machine over SSH: ssh -L {port}:{host}:{port} THIS_HOST")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass

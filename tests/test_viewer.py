@@ -1,0 +1,90 @@
+"""nvdrec view: the offline HTML viewer, checked in a real headless Chromium."""
+
+import base64
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from test_trainer import tiny_run  # noqa: F401  (a finished tiny run)
+
+from nvdrec.errors import MissingFileError
+from nvdrec.io import read_image
+from nvdrec.viewer import CHANNELS, write_viewer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_page_is_self_contained(tiny_run, tmp_path):  # noqa: F811
+    run, _ = tiny_run
+    page = write_viewer(run, tmp_path / "v.html")
+    text = page.read_text()
+    assert "__GLB_B64__" not in text and "__THREE_BUNDLE__" not in text
+    glb = (run / "mesh" / "mesh.glb").read_bytes()
+    assert base64.b64encode(glb).decode() in text  # the mesh travels inside the page
+    assert "Three.js Authors" in text and "MIT" in text  # the bundled library's licence
+    assert "<script src" not in text and "<link" not in text  # nothing to fetch
+    with pytest.raises(MissingFileError, match="finished 'nvdrec train'"):
+        write_viewer(tmp_path / "nothing")
+
+
+def test_view_command_serves_the_page(tiny_run, tmp_path):  # noqa: F811
+    run, _ = tiny_run
+    with socket.socket() as s:  # a free port on the loopback interface
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "page.html"
+    cmd = [sys.executable, "-m", "nvdrec", "view", str(run), "--output", str(out)]
+    proc = subprocess.Popen(cmd + ["--serve", "--port", str(port)], stdout=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/page.html", timeout=2) as r:
+                    body = r.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the viewer was not served")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert body == out.read_bytes()
+
+
+def _shot(page, channel, path):
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
+        + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=8000"]
+        + [f"--screenshot={path}", f"file://{page}#channel={channel}"],
+        capture_output=True,
+        timeout=120,
+    )
+    return read_image(path)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_viewer_draws_every_channel_in_chromium(tiny_run, tmp_path):  # noqa: F811
+    """The page loads without errors (its corner flag turns green only when the model
+    was drawn and no error or console error occurred), the model is drawn (not blank)
+    and every channel looks different."""
+    run, _ = tiny_run
+    page = write_viewer(run, tmp_path / "viewer.html")
+    shots = {c: _shot(page, c, tmp_path / f"{c}.png") for c in CHANNELS}
+    for c, img in shots.items():
+        assert np.allclose(img[-4, -4], [0, 200 / 255, 0], atol=0.02), (c, img[-4, -4])
+        assert img[60:220].std() > 0.02, c  # something is drawn below the controls
+    for i, a in enumerate(CHANNELS):
+        for b in CHANNELS[i + 1 :]:
+            assert np.abs(shots[a][60:220] - shots[b][60:220]).mean() > 0.003, (a, b)
+    # an error is reported: a damaged mesh turns the flag red
+    bad = tmp_path / "bad.html"
+    text = page.read_text()
+    glb = base64.b64encode((run / "mesh" / "mesh.glb").read_bytes()).decode()
+    bad.write_text(text.replace(glb, base64.b64encode(b"not a glb file").decode()))
+    img = _shot(bad, "shaded", tmp_path / "bad.png")
+    assert np.allclose(img[-4, -4], [1, 0, 0], atol=0.02), img[-4, -4]
