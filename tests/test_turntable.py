@@ -79,3 +79,12 @@ def test_relight_display_entry(tmp_path):
     bad = {**TINY, "display": [{"relight": str(tmp_path / "missing.hdr")}]}
     with pytest.raises(MissingFileError, match="display\\[0\\].relight"):
         Trainer(nvdrec.load_config({**bad, "out_dir": str(tmp_path / "x")}))
+
+
+@pytest.mark.cuda
+def test_turntable_on_the_gpu_matches_the_cpu(tiny_run):  # noqa: F811
+    out, _ = tiny_run
+    cpu = turntable(*load_run(out, light_res=64), frames=3, res=64)
+    gpu = turntable(*load_run(out, light_res=64, device="cuda"), frames=3, res=64)
+    diff = np.abs(cpu.astype(int) - gpu.astype(int))
+    assert diff.mean() < 1.0 and (diff > 8).mean() < 0.01, (diff.mean(), (diff > 8).mean())
