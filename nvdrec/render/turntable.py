@@ -53,6 +53,10 @@ def load_run(
     if light_res is None:
         light_res = 256 if torch.device(device).type == "cuda" else 128
     light = EnvironmentLight.load(hdr, scale=env_scale, res=light_res, trainable=False)
+    for mat in {id(m): m for m in [mesh.material, *(mesh.materials or [])] if m}.values():
+        for t in (mat.kd, mat.ks, mat.normal):  # textures loaded here: moved in place
+            if t is not None:
+                t.to(device)
     return mesh.to(device), light.to(device)
 
 
