@@ -59,7 +59,7 @@ def test_view_command_serves_the_page(tiny_run, tmp_path):  # noqa: F811
 def _shot(page, channel, path):
     subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
-        + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=8000"]
+        + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=20000"]
         + [f"--screenshot={path}", f"file://{page}#channel={channel}"],
         capture_output=True,
         timeout=120,
