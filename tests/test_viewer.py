@@ -56,11 +56,11 @@ def test_view_command_serves_the_page(tiny_run, tmp_path):  # noqa: F811
     assert body == out.read_bytes()
 
 
-def _shot(page, channel, path):
+def _shot(page, channel, path, exposure=0):
     subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
         + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=20000"]
-        + [f"--screenshot={path}", f"file://{page}#channel={channel}"],
+        + [f"--screenshot={path}", f"file://{page}#channel={channel}&exposure={exposure}"],
         capture_output=True,
         timeout=120,
     )
@@ -81,6 +81,8 @@ def test_viewer_draws_every_channel_in_chromium(tiny_run, tmp_path):  # noqa: F8
     for i, a in enumerate(CHANNELS):
         for b in CHANNELS[i + 1 :]:
             assert np.abs(shots[a][60:220] - shots[b][60:220]).mean() > 0.003, (a, b)
+    brighter = _shot(page, "shaded", tmp_path / "ev.png", exposure=1.5)  # exposure works
+    assert brighter[60:220].mean() > shots["shaded"][60:220].mean() + 0.01
     # an error is reported: a damaged mesh turns the flag red
     bad = tmp_path / "bad.html"
     text = page.read_text()
