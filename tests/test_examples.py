@@ -56,11 +56,12 @@ def test_nerf_folder(tmp_path):
 
 
 def test_own_photos(tmp_path):
-    from test_data_llff import write_llff
+    """A COLMAP folder (sparse/0 + images + masks), check first, then training."""
+    from test_data_colmap import write_colmap
 
-    write_llff(tmp_path / "photos")
+    write_colmap(tmp_path / "photos", n=6)
     out = _run([EX / "own_photos.py", "photos", "--tiny", "--out", "r"], tmp_path)
-    assert "llff" in out and "PSNR" in out and (tmp_path / "r" / "mesh" / "mesh.obj").is_file()
+    assert "colmap" in out and "PSNR" in out and (tmp_path / "r" / "mesh" / "mesh.obj").is_file()
 
 
 def test_python_api(tmp_path):
