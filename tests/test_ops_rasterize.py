@@ -193,3 +193,45 @@ def test_bad_arguments_name_the_argument():
         ops.rasterize(torch.zeros(1, 3, 4), TRI.float(), (4, 4))
     with pytest.raises(ValueError, match="resolution"):
         ops.rasterize(torch.zeros(1, 3, 4), TRI, (0, 4))
+
+
+@pytest.mark.parametrize("device", devices())
+def test_no_cracks_between_triangles(device):
+    """A fine jittered grid mesh under a perspective view, in front of a large triangle:
+    no pixel centre inside the grid falls between two of its triangles (the large
+    triangle behind would show through the crack)."""
+    g = torch.Generator().manual_seed(0)
+    n = 120
+    u = torch.linspace(-0.8, 0.8, n + 1)
+    yy, xx = torch.meshgrid(u, u, indexing="ij")
+    jitter = (torch.rand(n + 1, n + 1, 2, generator=g) - 0.5) * (1.6 / n) * 0.6
+    jitter[[0, -1]] = 0
+    jitter[:, [0, -1]] = 0  # straight border
+    xy = torch.stack([xx, yy], -1) + jitter
+    pts = torch.cat([xy.reshape(-1, 2), torch.zeros((n + 1) ** 2, 1)], -1)
+    idx = torch.arange((n + 1) ** 2).view(n + 1, n + 1)
+    a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, 1:], idx[1:, :-1]
+    flip = torch.rand(n, n, generator=g) < 0.5  # both diagonals
+    t1 = torch.where(flip[..., None], torch.stack([a, b, d], -1), torch.stack([a, b, c], -1))
+    t2 = torch.where(flip[..., None], torch.stack([b, c, d], -1), torch.stack([a, c, d], -1))
+    tri = torch.cat([t1.reshape(-1, 3), t2.reshape(-1, 3)])
+    back = torch.tensor([[-5.0, -5.0, -1.0], [5.0, -5.0, -1.0], [0.0, 5.0, -1.0]])
+    v = torch.cat([pts, back])
+    tri = torch.cat([tri, torch.tensor([[len(pts), len(pts) + 1, len(pts) + 2]])]).int()
+    from nvdrec.structures import camera as cam
+
+    view = cam.translate(0.013, -0.021, -1.9) @ cam.rotate_x(0.35)
+    mvp = cam.perspective(0.9, 1.0, 0.1, 10.0) @ view
+    clip = torch.cat([v, torch.ones(len(v), 1)], -1) @ mvp.T
+    rast, _ = ops.rasterize(clip[None].to(device), tri.to(device), (384, 384))
+    tid = rast[0, ..., 3].long().cpu()
+    front = (tid > 0) & (tid <= len(tri) - 1)
+    assert front.sum() > 40000
+    # the grid's image is convex: rows between its first and last front pixel are inside
+    leaks = 0
+    for row in range(384):
+        cols = front[row].nonzero()[:, 0]
+        if len(cols) > 1:
+            span = tid[row, cols[0] : cols[-1] + 1]
+            leaks += int((span == len(tri)).sum())
+    assert leaks == 0

@@ -62,15 +62,18 @@ __global__ void raster_setup_kernel(RasterParams p) {
   p.bbox[g] = make_int4(x0, x1, y0, y1);
   long long area = (x1 < x0) ? 0 : (long long)(x1 - x0 + 1) * (y1 - y0 + 1);
   p.chunks[g] = (int)((area + kRasterChunk - 1) / kRasterChunk);
-  // edge coefficients lam = A + Bx px + By py: A = x cross y, Bx = y cross w, By = w cross x
+  // edge coefficients lam = A + Bx px + By py: A = x cross y, Bx = y cross w, By = w cross x.
+  // Rounded products, no fused multiply-add: a shared edge then gets exactly negated
+  // coefficients in its two triangles (a contracted a*b - c*d rounds differently from
+  // c*d - a*b), so a pixel centre on the edge is never outside both (no cracks).
   float* st = p.setup + (long long)g * 16;
   float x[3] = {v[0][0], v[1][0], v[2][0]}, y[3] = {v[0][1], v[1][1], v[2][1]};
   float w[3] = {v[0][3], v[1][3], v[2][3]};
   for (int i = 0; i < 3; ++i) {
     int j = (i + 1) % 3, k = (i + 2) % 3;
-    st[i] = x[j] * y[k] - x[k] * y[j];
-    st[3 + i] = y[j] * w[k] - y[k] * w[j];
-    st[6 + i] = w[j] * x[k] - w[k] * x[j];
+    st[i] = __fsub_rn(__fmul_rn(x[j], y[k]), __fmul_rn(x[k], y[j]));
+    st[3 + i] = __fsub_rn(__fmul_rn(y[j], w[k]), __fmul_rn(y[k], w[j]));
+    st[6 + i] = __fsub_rn(__fmul_rn(w[j], x[k]), __fmul_rn(w[k], x[j]));
     st[9 + i] = v[i][2];
     st[12 + i] = w[i];
   }
