@@ -169,8 +169,6 @@ class ColmapDataset(NeRFDataset):
         max_side=None,
         cache=None,
     ) -> None:
-        self.max_side = max_side  # with resolution None: fit the images within this size
-        self.cache = cache  # ImageCache of reduced images, or None
         folder = Path(folder)
         sparse = _sparse(folder)
         cams = read_cameras(sparse)
@@ -205,9 +203,7 @@ class ColmapDataset(NeRFDataset):
             axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2]) if len(c2w) > 1 else c2w[0, :3, 3] * 0
         )
         c2w[:, :3, 3] -= self.centre
-        self.device = device
-        self.size_mismatches = 0
-        self._count = len(items)  # for the memory estimate at the first image
+        self._start_loading(len(items), device, max_side, cache)
         projs = []
         has_masks = (folder / "masks").is_dir()
         for name, w0, h0, fx, fy, cx, cy in items:

@@ -60,8 +60,6 @@ class LLFFDataset(NeRFDataset):
         max_side=None,
         cache=None,
     ) -> None:
-        self.max_side = max_side  # with resolution None: fit the images within this size
-        self.cache = cache  # ImageCache of reduced images, or None
         folder = Path(folder)
         try:
             pb = np.load(folder / "poses_bounds.npy", allow_pickle=False)
@@ -86,9 +84,7 @@ class LLFFDataset(NeRFDataset):
         centre = axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2])
         c2w[:, :3, 3] -= centre
         self.centre = centre
-        self.device = device
-        self.size_mismatches = 0
-        self._count = len(images)  # for the memory estimate at the first image
+        self._start_loading(len(images), device, max_side, cache)
         mvs, projs = [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
             t, resolution, (h0, w0) = self._load_view(ip, resolution, mp)

@@ -78,8 +78,6 @@ class NeRFDataset:
         max_side=None,
         cache=None,
     ) -> None:
-        self.max_side = max_side  # with resolution None: fit the images within this size
-        self.cache = cache  # ImageCache of reduced images, or None
         folder = Path(folder)
         names = [split] if split == "train" else [split, "val", "train"]
         tf = next(
@@ -93,9 +91,7 @@ class NeRFDataset:
         if tf is None:
             raise MissingFileError(f"'{folder}' has no transforms_{split}.json")
         data = _read_json(tf)
-        self.device = device
-        self.size_mismatches = 0
-        self._count = len(data["frames"])  # for the memory estimate at the first image
+        self._start_loading(len(data["frames"]), device, max_side, cache)
         mvs, projs = [], []
         to_y_up = cam.blender_to_opengl_world().double()
         for i, fr in enumerate(data["frames"]):
@@ -147,6 +143,16 @@ class NeRFDataset:
         self.mv = torch.stack(mvs).to(device)
         self.proj = torch.stack(projs).to(device)
         self.resolution = tuple(self.images.shape[1:3])
+
+    def _start_loading(self, count: int, device, max_side, cache) -> None:
+        """State every loader sets before its first image: ``count`` images (for the
+        memory estimate at the first one), the device, the ``max_side`` fit and the
+        ``ImageCache`` (or None)."""
+        self.device = device
+        self.max_side = max_side  # with resolution None: fit the images within this size
+        self.cache = cache
+        self.size_mismatches = 0
+        self._count = count
 
     def _target(self, size, resolution) -> tuple:
         """The working size for an image of ``size`` (H, W): ``resolution`` when given,
