@@ -5,9 +5,13 @@ iteration of each pass and the peak GPU memory.
 
     python bench/quality.py configs/bob.json [--seeds 0 1 2] [--json FILE] [--key value ...]
 
-Validation uses the trainer's protocol (for a reference mesh: nvdiffrec's 50 views from
-0.4 rad above, white background, sRGB, per-view PSNR averaged), so the numbers compare
-with nvdiffrec's published ones. Chamfer-L1: mean Euclidean distance from 100k
+Validation uses the trainer's protocol, nvdiffrec's: for a reference mesh its 50 views
+from 0.4 rad above; for an image folder every view of the validation split (all test
+frames of a NeRF folder, every photo of an LLFF/COLMAP capture); white or black
+background as configured, sRGB, per-view PSNR averaged. So the numbers compare with
+nvdiffrec's ``metrics.txt`` of the same views. Clean solids: the share of the final
+mesh's faces that no view of a dense orbit (256 directions around it) sees, and its
+interior components (no face seen). Chamfer-L1: mean Euclidean distance from 100k
 area-weighted surface samples of each mesh to the nearest sample of the other, summed
 over both directions (samples drawn with a fixed seed).
 """
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nvdrec  # noqa: E402
 from nvdrec.cli import _overrides  # noqa: E402
-from nvdrec.geometry import connected_components  # noqa: E402
+from nvdrec.geometry import connected_components, hidden_faces  # noqa: E402
 from nvdrec.io import load_mesh  # noqa: E402
 from nvdrec.train.trainer import Trainer  # noqa: E402
 
@@ -82,8 +86,12 @@ def run_one(config, seed, overrides, device):
         row[f"parts_{tag}"] = components(mesh)
         if ref is not None:
             row[f"chamfer_{tag}"] = chamfer_l1(mesh, ref, device=device)
+        hidden, interior = hidden_faces(mesh.to(device))
+        row[f"hidden_pct_{tag}"] = 100.0 * float(hidden.float().mean())
+        row[f"interior_{tag}"] = interior
     m1, m2 = result.get("metrics_pass1") or {}, result.get("metrics") or {}
     row.update(
+        views=m2.get("views"),
         psnr_pass1=m1.get("psnr"),
         ssim_pass1=m1.get("ssim"),
         psnr_final=m2.get("psnr"),
@@ -99,6 +107,7 @@ def run_one(config, seed, overrides, device):
 
 COLUMNS = [
     ("seed", "{}"),
+    ("views", "{}"),
     ("psnr_pass1", "{:.3f}"),
     ("psnr_final", "{:.3f}"),
     ("ssim_final", "{:.4f}"),
@@ -106,6 +115,9 @@ COLUMNS = [
     ("chamfer_final", "{:.5f}"),
     ("tris_final", "{}"),
     ("parts_final", "{}"),
+    ("hidden_pct_pass1", "{:.2f}"),
+    ("hidden_pct_final", "{:.2f}"),
+    ("interior_final", "{}"),
     ("ms_pass1", "{:.1f}"),
     ("ms_pass2", "{:.1f}"),
     ("mem_gb_pass1", "{:.2f}"),

@@ -111,3 +111,6 @@ def test_llff_trains_end_to_end(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
+    for folder in ("dmtet_validate", "validate"):  # every photo is validated
+        m = json.loads((tmp_path / "out" / folder / "metrics.json").read_text())
+        assert m["views"] == 6, folder

@@ -113,7 +113,7 @@ def test_bad_inputs_name_the_file(tmp_path):
 def test_nerf_folder_trains_end_to_end(tmp_path):
     data = tmp_path / "scene"
     write_nerf(data, n=6)
-    write_nerf(data, n=2, split="test")
+    write_nerf(data, n=3, split="test")
     cfg = {
         "ref_mesh": str(data),
         "iter": 4,
@@ -135,8 +135,13 @@ def test_nerf_folder_trains_end_to_end(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
-    m = json.loads((tmp_path / "out" / "validate" / "metrics.json").read_text())
-    assert m["views"] == 2
+    # nvdiffrec's protocol: every test frame, after each pass (validate_views counts only
+    # orbit views of a reference mesh)
+    for folder in ("dmtet_validate", "validate"):
+        m = json.loads((tmp_path / "out" / folder / "metrics.json").read_text())
+        assert m["views"] == 3, folder
+        rows = (tmp_path / "out" / folder / "metrics.txt").read_text().splitlines()
+        assert len(rows) == 3 + 2, rows  # header, one row per view, averages
 
 
 def test_memory_estimate_stops_an_impossible_load(tmp_path, monkeypatch):

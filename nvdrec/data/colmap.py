@@ -156,8 +156,8 @@ def _quat_to_rot(q) -> torch.Tensor:
 
 
 class ColmapDataset(NeRFDataset):
-    """Cameras and masked images of a COLMAP reconstruction (all views train; validation
-    uses the first ``validate_views``)."""
+    """Cameras and masked images of a COLMAP reconstruction (all views train and
+    all are validated, as nvdiffrec does for LLFF captures)."""
 
     def __init__(
         self,

@@ -48,7 +48,7 @@ def axes_focus_point(origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
 
 class LLFFDataset(NeRFDataset):
     """Cameras and masked images of an LLFF folder (every image is used for training and
-    validation; the validation views are the first ``validate_views`` images)."""
+    validation, as in nvdiffrec: all of them are validated)."""
 
     def __init__(
         self,

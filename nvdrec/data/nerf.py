@@ -288,8 +288,13 @@ class NeRFDataset:
         """The batch of the given image indices (the trainer's sampler picks them)."""
         return self._batch(torch.tensor(indices, dtype=torch.long, device=self.device))
 
-    def validation_batches(self, count: int, batch: int = 4):
-        n = min(count, len(self))
+    def validation_batches(self, count: int | None = None, batch: int = 4):
+        """Every view of this split, ``batch`` at a time: nvdiffrec's protocol for image
+        datasets (all test frames of a NeRF folder, every image of an LLFF/COLMAP
+        capture), also the one behind published numbers. ``count`` (the config's
+        ``validate_views``, which counts orbit views of a reference mesh) is not used:
+        validating a subset would make numbers incomparable across tools."""
+        n = len(self)
         for i in range(0, n, batch):
             yield self._batch(torch.arange(i, min(i + batch, n), device=self.device))
 

@@ -19,6 +19,7 @@ __all__ = [
     "clean_mesh",
     "connected_components",
     "seen_faces",
+    "hidden_faces",
     "weld_vertices",
 ]
 
@@ -35,9 +36,12 @@ class CleanupReport:
     dropped_components: int
     dropped_faces: int  # faces of the dropped components
     unseen_faces: int = 0  # faces no training view saw (with ``keep_faces``)
+    confirmed_components: int = 0  # small components kept because ``confirm`` passed
 
     def summary(self) -> str:
         unseen = f"{self.unseen_faces} unseen triangles, " if self.unseen_faces else ""
+        if self.confirmed_components:
+            unseen += f"{self.confirmed_components} small components kept (inside the masks), "
         return (
             f"{self.faces_in} -> {self.faces_out} triangles: {unseen}{self.dropped_components} "
             f"of {self.components} components dropped ({self.dropped_faces} triangles), "
@@ -85,6 +89,7 @@ def clean_mesh(
     weld_tol: float = 0.0,
     area_eps: float = 1e-12,
     keep_faces: torch.Tensor | None = None,
+    confirm=None,
 ) -> tuple[Mesh, CleanupReport]:
     """Positions-and-faces clean-up of a mesh (other attributes are dropped: the unwrap
     and normals are made afterwards).
@@ -99,6 +104,10 @@ def clean_mesh(
         area_eps: triangles with area below ``area_eps`` x the mean area are degenerate.
         keep_faces: optional bool [T]: faces where it is False are dropped first (e.g.
             :func:`seen_faces`: faces no training view saw).
+        confirm: optional function of points [K, 3] -> bool [K] (e.g. inside the masks'
+            visual hull, :func:`~nvdrec.data.framing.in_visual_hull`): a component below
+            ``min_component`` is kept when at least half of its vertices pass, so small
+            real parts the photos show survive while floaters in empty space go.
 
     Returns:
         (cleaned Mesh with unreferenced vertices removed, CleanupReport). The largest
@@ -126,7 +135,7 @@ def clean_mesh(
     thin = area <= area_eps * area.mean().clamp(min=1e-30) if len(f) else repeated
     bad = repeated | thin
     f, area = f[~bad], area[~bad]
-    n_comp = dropped = dropped_faces = 0
+    n_comp = dropped = dropped_faces = confirmed = 0
     if len(f):
         comp = connected_components(f, len(v))
         n_comp = int(comp.max()) + 1
@@ -135,6 +144,10 @@ def clean_mesh(
         big = int(torch.argmax(c_area))
         keep_c = (c_area >= min_component * c_area[big]) & (c_faces >= min_component * c_faces[big])
         keep_c[big] = True
+        kept_by_size = int(keep_c.sum())
+        if confirm is not None and not bool(keep_c.all()):
+            keep_c |= _confirmed(v, f, comp, ~keep_c, confirm)
+            confirmed = int(keep_c.sum()) - kept_by_size
         keep = keep_c[comp]
         dropped = int((~keep_c).sum())
         dropped_faces = int((~keep).sum())
@@ -152,8 +165,23 @@ def clean_mesh(
         dropped_components=dropped,
         dropped_faces=dropped_faces,
         unseen_faces=unseen,
+        confirmed_components=confirmed,
     )
     return out, report
+
+
+def _confirmed(v, f, comp, small, confirm) -> torch.Tensor:
+    """bool [K]: the ``small`` components of which at least half the vertices pass
+    ``confirm``."""
+    n_comp = len(small)
+    fs = f[small[comp]]
+    verts = torch.unique(fs.reshape(-1))
+    vcomp = torch.empty(len(v), dtype=torch.long, device=v.device)
+    vcomp[f.reshape(-1)] = comp.repeat_interleave(3)
+    ok = confirm(v[verts]).to(v.device).float()
+    cnt = torch.zeros(n_comp, device=v.device).index_add_(0, vcomp[verts], torch.ones_like(ok))
+    good = torch.zeros(n_comp, device=v.device).index_add_(0, vcomp[verts], ok)
+    return small & (good >= 0.5 * cnt.clamp(min=1))
 
 
 @torch.no_grad()
@@ -180,3 +208,49 @@ def seen_faces(
     vert = torch.zeros(len(mesh.v_pos), dtype=torch.bool, device=f.device)
     vert[f[seen].reshape(-1)] = True
     return vert[f].any(-1)
+
+
+@torch.no_grad()
+def hidden_faces(
+    mesh: Mesh, views: int = 256, resolution: int = 512, backend: str = "auto"
+) -> tuple[torch.Tensor, int]:
+    """Faces no outside view can see, and the mesh's interior components.
+
+    Cameras on a Fibonacci sphere (``views`` directions, at 3x the bounding sphere's
+    radius, the object filling the frame at ``resolution``^2) look at the mesh's centre;
+    :func:`seen_faces` marks what they see. A closed surface seen from all around shows
+    every face except those inside it (cavities, walls) or in clefts too deep and narrow
+    for any direction.
+
+    Returns:
+        (bool [T], True for a hidden face; the number of connected components of which
+        no face is seen: surfaces wholly inside the object).
+    """
+    import math
+
+    from ..structures import camera as cam
+
+    v = mesh.v_pos.detach().float()
+    if len(mesh.t_pos_idx) == 0:
+        return torch.zeros(0, dtype=torch.bool, device=v.device), 0
+    lo, hi = v.amin(0), v.amax(0)
+    centre = ((lo + hi) / 2).cpu().double()
+    radius = float((v - (lo + hi) / 2).norm(dim=-1).max().clamp(min=1e-6))
+    dist = 3.0 * radius
+    fovy = 2.0 * math.asin(1.0 / 3.0) * 1.05
+    proj = cam.perspective(fovy, 1.0, dist - 1.05 * radius, dist + 1.05 * radius)
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    mvps = []
+    for i in range(views):
+        y = 1.0 - 2.0 * (i + 0.5) / views
+        r = math.sqrt(max(0.0, 1.0 - y * y))
+        d = torch.tensor([r * math.cos(golden * i), y, r * math.sin(golden * i)])
+        eye = centre + dist * d.double()
+        up = (1.0, 0.0, 0.0) if abs(y) > 0.99 else (0.0, 1.0, 0.0)
+        mvps.append(proj @ cam.look_at(eye.tolist(), centre.tolist(), up))
+    seen = seen_faces(mesh, torch.stack(mvps), (resolution, resolution), backend=backend)
+    comp = connected_components(mesh.t_pos_idx, mesh.num_vertices)
+    n = int(comp.max()) + 1
+    comp_seen = torch.zeros(n, dtype=torch.bool, device=comp.device)
+    comp_seen[comp[seen]] = True
+    return ~seen, int((~comp_seen).sum())

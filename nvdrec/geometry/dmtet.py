@@ -8,6 +8,7 @@ from torch import nn
 
 from ..ops._common import gather_rows
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
+from .cavities import box_boundary, fill_cavities
 from .marching_tets import MarchingTetsResult, marching_tets
 from .tetgrid import cubes_per_axis, tet_edges, tet_grid
 
@@ -68,12 +69,13 @@ class DMTetGeometry(nn.Module):
         """Grid vertices with bounded offsets [N, 3]."""
         return self.verts + self.max_offset * torch.tanh(self.deform)
 
-    def extract(self) -> MarchingTetsResult:
-        return marching_tets(self.deformed_verts(), self.sdf, self.tets)
+    def extract(self, sdf: torch.Tensor | None = None) -> MarchingTetsResult:
+        return marching_tets(self.deformed_verts(), self.sdf if sdf is None else sdf, self.tets)
 
-    def get_mesh(self, material=None) -> Mesh:
-        """Current surface with smooth normals and tangents (from the per-face UV layout)."""
-        r = self.extract()
+    def get_mesh(self, material=None, sdf: torch.Tensor | None = None) -> Mesh:
+        """Current surface with smooth normals and tangents (from the per-face UV layout);
+        ``sdf`` [N] replaces the trained one (the cavity-filled SDF of the final mesh)."""
+        r = self.extract(sdf)
         mesh = Mesh(
             v_pos=r.verts,
             t_pos_idx=r.faces,
@@ -83,9 +85,16 @@ class DMTetGeometry(nn.Module):
         )
         return compute_tangents(auto_normals(mesh))
 
-    def final_mesh(self, material=None) -> Mesh:
-        """The surface for baking and export (the training surface, for DMTet)."""
-        return self.get_mesh(material)
+    def final_mesh(self, material=None, fill: bool = True) -> Mesh:
+        """The surface for baking and export: the training surface, with the enclosed
+        empty space filled (``fill``, see :mod:`~nvdrec.geometry.cavities`; the number
+        of filled grid vertices is kept in ``filled_vertices``)."""
+        sdf, self.filled_vertices = self.filled_sdf() if fill else (self.sdf, 0)
+        return self.get_mesh(material, sdf)
+
+    def filled_sdf(self) -> tuple[torch.Tensor, int]:
+        """(SDF [N] with the cavities filled, number of vertices filled)."""
+        return fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts))
 
     def reg_loss(self, it: int, total: int, base: float) -> torch.Tensor:
         """Weighted SDF regulariser for iteration ``it`` of ``total``."""

@@ -49,6 +49,7 @@ from torch import nn
 
 from ..ops._common import gather_rows
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
+from .cavities import box_boundary, fill_cavities
 from .dmtet import sdf_reg_weight, sdf_regularizer
 from .marching_tets import _face_uvs
 
@@ -411,23 +412,31 @@ class FlexiCubesGeometry(nn.Module):
         """beta, alpha, gamma in (0.01, 1.99) [M, 21]."""
         return 1.0 + self.weight_scale * torch.tanh(self.weight)
 
-    def extract(self, training: bool = True) -> FlexiCubesResult:
-        r = flexicubes(self.deformed_verts(), self.sdf, self.cubes, self.weights(), training)
+    def extract(self, training: bool = True, sdf: torch.Tensor | None = None) -> FlexiCubesResult:
+        sdf = self.sdf if sdf is None else sdf
+        r = flexicubes(self.deformed_verts(), sdf, self.cubes, self.weights(), training)
         self._last = r
         return r
 
-    def get_mesh(self, material=None, training: bool = True) -> Mesh:
+    def get_mesh(self, material=None, training: bool = True, sdf=None) -> Mesh:
         """Current surface with smooth normals and tangents (training: four triangles per
-        quad, differentiable in gamma)."""
-        r = self.extract(training)
+        quad, differentiable in gamma); ``sdf`` [N] replaces the trained one."""
+        r = self.extract(training, sdf)
         mesh = Mesh(
             v_pos=r.verts, t_pos_idx=r.faces, v_tex=r.uvs, t_tex_idx=r.uv_idx, material=material
         )
         return compute_tangents(auto_normals(mesh))
 
-    def final_mesh(self, material=None) -> Mesh:
-        """The surface for baking and export: two triangles per quad."""
-        return self.get_mesh(material, training=False)
+    def final_mesh(self, material=None, fill: bool = True) -> Mesh:
+        """The surface for baking and export: two triangles per quad, the enclosed empty
+        space filled (``fill``; see :mod:`~nvdrec.geometry.cavities`; the number of
+        filled grid vertices is kept in ``filled_vertices``)."""
+        sdf, self.filled_vertices = (
+            fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts))
+            if fill
+            else (self.sdf, 0)
+        )
+        return self.get_mesh(material, training=False, sdf=sdf)
 
     def reg_loss(self, it: int, total: int, base: float) -> torch.Tensor:
         """SDF sign-flip regulariser (DMTet's schedule) + 0.5 L_dev (mean over the dual

@@ -296,6 +296,13 @@ class Config:
     unwrap_timeout: float = field(
         default=60.0, metadata=_meta(_float(0.0), "seconds for xatlas, then our atlas")
     )
+    pos_smoothing: float = field(
+        default=19.0,
+        metadata=_meta(_float(0.0), "pass-2 vertex steps smoothed (Large Steps lambda, 0 = off)"),
+    )
+    fill_cavities: bool = field(
+        default=True, metadata=_meta(_bool, "fill enclosed empty space before extraction")
+    )
     cleanup_min_component: float = field(
         default=0.01, metadata=_meta(_float(0.0), "drop smaller components (0 = keep all)")
     )

@@ -15,6 +15,7 @@ from .config import Config
 
 __all__ = [
     "LIGHT_GRAD_SCALE",
+    "Optimizers",
     "PASS_SEED_STRIDE",
     "Progress",
     "Step",
@@ -171,3 +172,34 @@ class Step(torch.nn.Module):
 
     def forward(self, fn):
         return fn()
+
+
+class Optimizers:
+    """Several optimisers stepped as one (Adam for the material and light, the
+    positions' own optimiser in pass 2): ``param_groups`` lists all their groups, the
+    state dict holds each one's."""
+
+    def __init__(self, opts: list) -> None:
+        self.opts = list(opts)
+
+    @property
+    def param_groups(self) -> list:
+        return [g for o in self.opts for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.opts:
+            o.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.opts]}
+
+    def load_state_dict(self, state: dict) -> None:
+        states = state.get("optimizers")
+        if not isinstance(states, list) or len(states) != len(self.opts):
+            raise ValueError("the checkpoint's optimiser state does not match this run's")
+        for o, st in zip(self.opts, states):
+            o.load_state_dict(st)

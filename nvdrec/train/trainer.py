@@ -21,7 +21,15 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MissingFileError, NumericalError
-from ..geometry import DMTetGeometry, FlexiCubesGeometry, clean_mesh, decimate, seen_faces
+from ..geometry import (
+    DMTetGeometry,
+    FlexiCubesGeometry,
+    SmoothPositions,
+    UniformAdam,
+    clean_mesh,
+    decimate,
+    seen_faces,
+)
 from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..ops.loss import image_loss
@@ -35,6 +43,7 @@ from .config import Config
 from .helpers import (
     LIGHT_GRAD_SCALE,
     PASS_SEED_STRIDE,
+    Optimizers,
     Progress,
     Step,
     laplacian_loss,
@@ -390,11 +399,15 @@ class Trainer(ReportMixin):
         extra_reg,
         named,
         extra=None,
+        uniform_pos=False,
     ):
         cfg = self.cfg
         lr_pos, lr_mat = pass_lrs(cfg, pass_idx)
         groups = []
-        if params_pos:
+        pos_opt = None
+        if params_pos and uniform_pos:  # Large Steps: its own optimiser for u
+            pos_opt = UniformAdam([{"params": params_pos, "lr": lr_pos, "base": lr_pos}])
+        elif params_pos:
             groups += adam_groups(params_pos, lr_pos, base=lr_pos)
         if params_mat:
             groups += adam_groups(params_mat, lr_mat, base=lr_mat)
@@ -404,11 +417,13 @@ class Trainer(ReportMixin):
         # doubled-batch run (0.3% loss after 4 iterations; unexplained) where the default
         # step matches it, which tests/test_distributed.py checks.
         fused = not self.dist.enabled
-        opt = torch.optim.Adam(groups, lr=lr_mat, eps=1e-8, fused=fused) if groups else None
+        opts = [torch.optim.Adam(groups, lr=lr_mat, eps=1e-8, fused=fused)] if groups else []
+        opts += [pos_opt] if pos_opt is not None else []
+        opt = Optimizers(opts) if opts else None
         prog = Progress(
             cfg.iter, name, cfg.progress if self.dist.is_main else "none", cfg.log_interval
         )
-        trainable = [p for g in groups for p in g["params"]]
+        trainable = [p for g in opt.param_groups for p in g["params"]] if opt else []
         step = Step(trainable)
         if self.dist.enabled and trainable:
             from torch.nn.parallel import DistributedDataParallel
@@ -547,8 +562,9 @@ class Trainer(ReportMixin):
         )
         payload = None
         if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
-            with torch.no_grad():
-                mesh = geo.final_mesh().detach()
+            with torch.no_grad():  # enclosed empty space filled: no surfaces inside
+                mesh = geo.final_mesh(fill=cfg.fill_cavities).detach()
+            filled = geo.filled_vertices
             if cfg.validate:  # the pass-1 result itself: isosurface + neural material
                 with self._stage("validation after pass 1"):
                     self.metrics_pass1 = self._validate(mesh, lgt, mat, "dmtet_validate")
@@ -558,10 +574,21 @@ class Trainer(ReportMixin):
                     keep = seen_faces(
                         mesh, self._training_mvps(), cfg.train_res, backend=cfg.backend
                     )
+            confirm = None
+            if hasattr(self.dataset, "proj") and hasattr(self.dataset, "images"):
+                from ..data.framing import in_visual_hull
+
+                # small parts inside every mask are real (a strap, a knob), not floaters
+                def confirm(p):
+                    return in_visual_hull(self.dataset, p)
+
             mesh, report = clean_mesh(
-                mesh, min_component=cfg.cleanup_min_component, keep_faces=keep
+                mesh, min_component=cfg.cleanup_min_component, keep_faces=keep, confirm=confirm
             )
             self.cleanup = dataclasses.asdict(report)
+            self.cleanup["filled_cavity_vertices"] = filled
+            if filled:
+                self._note(f"enclosed empty space filled: {filled} grid vertices")
             self._note(f"mesh clean-up: {report.summary()}")
             if 0 < cfg.decimate_triangles < mesh.num_triangles:
                 n_in = mesh.num_triangles
@@ -611,7 +638,9 @@ class Trainer(ReportMixin):
     def _pass2(self, mesh: Mesh, lgt: EnvironmentLight):
         cfg = self.cfg
         v_init = mesh.v_pos.detach().clone()
-        v_pos = torch.nn.Parameter(v_init.clone(), requires_grad=not cfg.lock_pos)
+        # the positions are x = (I + lambda L)^-1 u, u trained (Large Steps; lambda 0: x = u)
+        pos = SmoothPositions(v_init, mesh.t_pos_idx, cfg.pos_smoothing).to(self.device)
+        pos.u.requires_grad_(not cfg.lock_pos)
         mat = mesh.material
         if cfg.custom_mip:  # trainable mip levels (a resumed run restores them by name)
             for t in (mat.kd, mat.ks, mat.normal):
@@ -619,13 +648,18 @@ class Trainer(ReportMixin):
                     t.enable_custom_mips()
         edges, deg = mesh_edges(mesh.t_pos_idx, len(v_init))
 
+        current = {}  # the positions of this iteration's forward, for the regulariser
+
         def mesh_fn():
-            m = mesh.with_(v_pos=v_pos)
-            return compute_tangents(auto_normals(m)) if not cfg.lock_pos else mesh
+            if cfg.lock_pos:
+                return mesh
+            current["v"] = pos()
+            return compute_tangents(auto_normals(mesh.with_(v_pos=current["v"])))
 
         def lap(it):
             if cfg.lock_pos:
                 return torch.zeros((), device=self.device)
+            v_pos = current["v"]
             d = v_pos - v_init if cfg.laplace == "relative" else v_pos
             mean = (
                 torch.zeros_like(d).index_add_(0, edges[:, 0], d.index_select(0, edges[:, 1]))
@@ -636,9 +670,10 @@ class Trainer(ReportMixin):
 
         learn_light = cfg.learn_light and not cfg.lock_light
         lgt.base.requires_grad_(learn_light)
-        params_pos = [v_pos] if not cfg.lock_pos else []
+        params_pos = [pos.u] if not cfg.lock_pos else []
         params_mat = list(mat.parameters()) + ([lgt.base] if learn_light else [])
-        named = {"v_pos": v_pos, "light.base": lgt.base}
+        named = {"v_u": pos.u, "v_u.x_prev": pos.x_prev, "v_u.g_prev": pos.g_prev}
+        named["light.base"] = lgt.base
         for k, t in (("kd", mat.kd), ("ks", mat.ks), ("normal", mat.normal)):
             if t is not None:
                 named[f"tex.{k}"] = t.data
@@ -650,7 +685,19 @@ class Trainer(ReportMixin):
             "v_tex": mesh.v_tex,
             "t_tex_idx": mesh.t_tex_idx,
         }
-        self._run(1, "mesh_pass", mesh_fn, mat, lgt, params_pos, params_mat, lap, named, extra)
+        self._run(  # Large Steps trains u with its uniform Adam
+            1,
+            "mesh_pass",
+            mesh_fn,
+            mat,
+            lgt,
+            params_pos,
+            params_mat,
+            lap,
+            named,
+            extra,
+            uniform_pos=cfg.pos_smoothing > 0,
+        )
         with torch.no_grad():
             final = mesh_fn().detach()
         final.material = mat

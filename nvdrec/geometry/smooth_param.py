@@ -1,0 +1,183 @@
+"""Smoothness-preconditioned vertex positions for mesh optimisation (Nicolet, Jacobson
+and Jakob, "Large Steps in Inverse Rendering of Geometry", SIGGRAPH Asia 2021).
+
+Plain gradient steps on vertex positions move every vertex on its own: with Adam, which
+normalises each coordinate's step to about the learning rate, noisy per-vertex gradients
+(real photos, sub-texel triangles) crumple the surface by up to a learning rate per step
+whatever the gradient's size. The paper's remedy: optimise ``u = (I + lambda L) x``
+instead of the positions ``x``, where ``L`` is the mesh's (combinatorial) graph
+Laplacian. A step ``du`` moves the surface by ``dx = (I + lambda L)^-1 du``: a motion that
+is smooth over the surface (a translation, a bulge many edges wide) passes unchanged,
+while its high-frequency part (one vertex against its neighbours) is damped by
+``1 / (1 + lambda mu)`` for a Laplacian eigenvalue ``mu``. The learning rate keeps its
+meaning (world units per step for smooth motion) and ``lambda`` is dimensionless: it
+sets the damping width in edges, the same on every mesh and grid resolution.
+
+The solves use conjugate gradients with a Jacobi preconditioner, warm-started from the
+previous solution (successive steps change ``u`` little), in float64 reductions; the
+backward pass solves the same symmetric system for the gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SmoothPositions", "UniformAdam", "laplacian_apply", "solve_smooth"]
+
+# Relative residual at which the conjugate-gradient solves stop, and their iteration cap.
+CG_TOL = 1e-6
+CG_MAX_ITER = 500
+
+
+def _graph(faces: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique undirected edges of a triangle list as directed pairs [2E, 2] (both
+    directions) and vertex degrees [n] (float)."""
+    f = faces.long()
+    e = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    e = torch.sort(e, dim=1).values
+    e = torch.unique(e, dim=0)
+    e = torch.cat([e, e.flip(1)])
+    deg = torch.bincount(e[:, 0], minlength=n).to(torch.float32)
+    return e, deg
+
+
+def laplacian_apply(x: torch.Tensor, edges: torch.Tensor, deg: torch.Tensor) -> torch.Tensor:
+    """``L x`` for the combinatorial Laplacian ``L = D - A`` of the graph ``edges``
+    ([2E, 2], both directions) with degrees ``deg`` [V]; x: [V, C]."""
+    nb = torch.zeros_like(x).index_add_(0, edges[:, 0], x.index_select(0, edges[:, 1]))
+    return deg[:, None].to(x.dtype) * x - nb
+
+
+def solve_smooth(
+    b: torch.Tensor,
+    edges: torch.Tensor,
+    deg: torch.Tensor,
+    lam: float,
+    x0: torch.Tensor | None = None,
+    tol: float = CG_TOL,
+    max_iter: int = CG_MAX_ITER,
+) -> torch.Tensor:
+    """Solve ``(I + lam L) x = b`` for x [V, C] by Jacobi-preconditioned conjugate
+    gradients, each column independently, starting from ``x0`` (or ``b``). Stops when
+    every column's residual is below ``tol`` times its right-hand side's norm."""
+    dt = b.dtype
+    diag = (1.0 + lam * deg).to(dt)[:, None]
+
+    def apply(v):
+        return v + lam * laplacian_apply(v, edges, deg)
+
+    x = (b if x0 is None else x0).clone()
+    r = b - apply(x)
+    bnorm = b.double().norm(dim=0).clamp(min=1e-30)
+    z = r / diag
+    p = z.clone()
+    rz = (r.double() * z.double()).sum(0)
+    for _ in range(max_iter):
+        if bool((r.double().norm(dim=0) <= tol * bnorm).all()):
+            break
+        ap = apply(p)
+        pap = (p.double() * ap.double()).sum(0).clamp(min=1e-300)
+        alpha = (rz / pap).to(dt)
+        x = x + alpha * p
+        r = r - alpha * ap
+        z = r / diag
+        rz_new = (r.double() * z.double()).sum(0)
+        beta = (rz_new / rz.clamp(min=1e-300)).to(dt)
+        rz = rz_new
+        p = z + beta * p
+    return x
+
+
+class _Solve(torch.autograd.Function):
+    """x = (I + lam L)^-1 u with the backward ``grad_u = (I + lam L)^-1 grad_x`` (the
+    matrix is symmetric). ``owner`` keeps the warm starts of both solves."""
+
+    @staticmethod
+    def forward(ctx, u, owner):
+        x = solve_smooth(u.detach(), owner.edges, owner.deg, owner.lam, owner.x_prev)
+        owner.x_prev.copy_(x)
+        ctx.owner = owner
+        return x
+
+    @staticmethod
+    def backward(ctx, grad_x):
+        o = ctx.owner
+        g = solve_smooth(grad_x.contiguous(), o.edges, o.deg, o.lam, o.g_prev)
+        o.g_prev.copy_(g)
+        return g, None
+
+
+class SmoothPositions(torch.nn.Module):
+    """Vertex positions of a fixed-topology mesh, parametrised as ``u = (I + lam L) x``.
+
+    Args:
+        v_pos: initial positions [V, 3] float32.
+        faces: triangles [T, 3] (int32/int64) that define the graph Laplacian.
+        lam: smoothing strength ``lambda`` (dimensionless; the paper's experiments use
+            about 10-100). 0 makes ``u`` the positions themselves.
+
+    ``u`` is the trainable parameter; :meth:`forward` returns the positions [V, 3].
+    """
+
+    def __init__(self, v_pos: torch.Tensor, faces: torch.Tensor, lam: float) -> None:
+        super().__init__()
+        if lam < 0:
+            raise ValueError(f"lam must be >= 0, got {lam}")
+        self.lam = float(lam)
+        edges, deg = _graph(faces, len(v_pos))
+        self.register_buffer("edges", edges.to(v_pos.device), persistent=False)
+        self.register_buffer("deg", deg.to(v_pos.device), persistent=False)
+        x = v_pos.detach().clone()
+        u = x + self.lam * laplacian_apply(x, self.edges, self.deg) if self.lam else x
+        self.u = torch.nn.Parameter(u)
+        # warm starts of the two solves, updated in place: a checkpoint that stores them
+        # resumes to the same solutions (CG stops at a tolerance, so its answer depends a
+        # little on where it starts)
+        self.register_buffer("x_prev", x.clone())
+        self.register_buffer("g_prev", torch.zeros_like(x))
+
+    def forward(self) -> torch.Tensor:
+        if self.lam == 0:
+            return self.u
+        return _Solve.apply(self.u, self)
+
+    @torch.no_grad()
+    def set_positions(self, x: torch.Tensor) -> None:
+        """Set ``u`` so that the positions are ``x`` [V, 3]."""
+        self.u.copy_(x + self.lam * laplacian_apply(x, self.edges, self.deg))
+        self.x_prev.copy_(x)
+
+
+class UniformAdam(torch.optim.Optimizer):
+    """Adam with one second-moment scale per parameter tensor: the step is
+    ``lr * m_hat / (sqrt(max(v_hat)) + eps)`` (the paper's optimiser for ``u``).
+
+    Per-coordinate Adam divides each coordinate's step by its own gradient size, which
+    undoes the smoothing: a vertex with a tiny, noisy gradient steps as far as one with
+    a large, consistent one. With the largest second moment as the common scale, the
+    steps keep the smoothed gradient's shape and only its largest part moves by ``lr``.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.zeros((), dtype=torch.float64)
+                    st["exp_avg"] = torch.zeros_like(p)
+                    st["exp_avg_sq"] = torch.zeros_like(p)
+                st["step"] += 1
+                t = float(st["step"])
+                st["exp_avg"].lerp_(p.grad, 1 - b1)
+                st["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                denom = (st["exp_avg_sq"].max() / (1 - b2**t)).sqrt() + group["eps"]
+                p.sub_(st["exp_avg"] / denom, alpha=group["lr"] / (1 - b1**t))
+        return loss

@@ -1,0 +1,79 @@
+"""Smoothness-preconditioned vertex positions (Large Steps): the solves against a dense
+solve, the gradient, and what the parametrisation does to a step."""
+
+import pytest
+import torch
+from _helpers import assert_close, sphere
+
+from nvdrec.geometry import SmoothPositions, solve_smooth
+from nvdrec.geometry.smooth_param import _graph, laplacian_apply
+
+SOLVE_TOL = 1e-6  # absolute, float64, positions of size ~1
+
+
+def _dense(v, f, lam):
+    n = len(v)
+    e, deg = _graph(f, n)
+    lap = torch.zeros(n, n, dtype=torch.float64)
+    lap[e[:, 0], e[:, 1]] = -1.0
+    lap += torch.diag(deg.double())
+    return torch.eye(n, dtype=torch.float64) + lam * lap
+
+
+def test_positions_and_gradient_match_a_dense_solve():
+    v, f = sphere(8, 16)
+    v = v.double()
+    m = _dense(v, f, 19.0)
+    sp = SmoothPositions(v, f, 19.0)
+    assert_close(sp(), v, atol=SOLVE_TOL, name="initial positions")  # u = M x0
+    g = torch.Generator().manual_seed(0)
+    u = sp.u.detach() + 0.05 * torch.randn(v.shape, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        sp.u.copy_(u)
+    x = sp()
+    assert_close(x, torch.linalg.solve(m, u), atol=SOLVE_TOL, name="x")
+    w = torch.randn(v.shape, generator=g, dtype=torch.float64)
+    (x * w).sum().backward()
+    assert_close(sp.u.grad, torch.linalg.solve(m, w), atol=SOLVE_TOL, name="grad_u")
+
+
+def test_smooth_motion_passes_and_rough_motion_is_damped():
+    v, f = sphere(12, 24)
+    sp = SmoothPositions(v, f, 19.0)
+    with torch.no_grad():  # a translation of u moves the surface by the same amount
+        sp.u.add_(torch.tensor([0.1, -0.2, 0.3]))
+    assert_close(sp() - v, torch.tensor([0.1, -0.2, 0.3]).expand_as(v), atol=1e-5, name="shift")
+    # one vertex pushed alone: the step spreads to its neighbours and shrinks
+    sp = SmoothPositions(v, f, 19.0)
+    with torch.no_grad():
+        sp.u[40, 0] += 1.0
+    d = (sp().detach() - v)[:, 0]
+    assert 0 < float(d[40]) < 0.1
+    e, _ = _graph(f, len(v))
+    nb = e[e[:, 0] == 40, 1]
+    assert bool((d[nb] > 0).all())
+
+
+def test_lambda_zero_is_the_plain_positions_and_set_positions():
+    v, f = sphere(6, 12)
+    sp = SmoothPositions(v, f, 0.0)
+    assert sp() is sp.u
+    sp = SmoothPositions(v, f, 5.0)
+    target = v * 1.5
+    sp.set_positions(target)
+    assert_close(sp(), target, atol=1e-5, name="set_positions")
+    with pytest.raises(ValueError, match="lam"):
+        SmoothPositions(v, f, -1.0)
+
+
+def test_solver_warm_start_and_columns_independent():
+    v, f = sphere(8, 16)
+    e, deg = _graph(f, len(v))
+    b = torch.randn(len(v), 3, dtype=torch.float64)
+    x = solve_smooth(b, e, deg, 10.0)
+    r = x + 10.0 * laplacian_apply(x, e, deg) - b
+    assert float(r.norm(dim=0).max()) <= 1e-6 * float(b.norm(dim=0).max()) * 1.01
+    x2 = solve_smooth(b, e, deg, 10.0, x0=x)  # already solved: the same answer
+    assert_close(x2, x, atol=1e-9, name="warm start")
+    x1 = solve_smooth(b[:, 1:2].contiguous(), e, deg, 10.0)
+    assert_close(x1[:, 0], x[:, 1], atol=1e-6, name="column 1 alone")
