@@ -101,3 +101,22 @@ def test_hidden_faces_find_an_inner_shell():
     assert torch.equal(hidden, torch.arange(nested.num_triangles) >= len(f1))
     hidden, interior = hidden_faces(Mesh(v1, f1.long()), views=32, resolution=128)
     assert interior == 0 and not hidden.any()
+
+
+def test_pocket_behind_a_narrow_passage():
+    """A cavity joined to the outside by a tunnel one grid step wide: open for the plain
+    flood fill, enclosed with passage 1; a convex solid loses nothing either way."""
+    geo = DMTetGeometry(48, 2.0)
+    v = geo.verts
+    r = v.norm(dim=-1)
+    tunnel = (v[:, 0] > 0) & (v[:, 1:].norm(dim=-1) < 0.4 * geo.spacing)
+    sdf = torch.maximum(r - 0.8, 0.4 - r)
+    sdf = torch.where(tunnel, sdf.abs(), sdf)
+    b = box_boundary(v)
+    assert int(enclosed_outside(sdf, geo.edges, b, passage=0).sum()) == 0
+    pocket = enclosed_outside(sdf, geo.edges, b, passage=1)
+    assert bool(pocket[(r < 0.4 - geo.spacing)].all())  # the whole inner cavity
+    assert not pocket[r > 0.8 + geo.spacing].any()  # nothing outside the ball
+    ball = r - 0.8
+    for k in (1, 2):
+        assert int(enclosed_outside(ball, geo.edges, b, passage=k).sum()) == 0

@@ -40,9 +40,17 @@ def box_boundary(verts: torch.Tensor) -> torch.Tensor:
     return ((verts <= lo + eps) | (verts >= hi - eps)).any(-1)
 
 
+def _grow(mask: torch.Tensor, allowed: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """``mask`` grown by one edge step, within ``allowed``."""
+    hit = mask.clone()
+    hit[e[mask[e[:, 0]], 1]] = True
+    hit[e[mask[e[:, 1]], 0]] = True
+    return hit & allowed
+
+
 @torch.no_grad()
 def enclosed_outside(
-    sdf: torch.Tensor, edges: torch.Tensor, boundary: torch.Tensor
+    sdf: torch.Tensor, edges: torch.Tensor, boundary: torch.Tensor, passage: int = 0
 ) -> torch.Tensor:
     """Outside vertices (``sdf >= 0``) that no path of outside vertices along ``edges``
     joins to an outside ``boundary`` vertex.
@@ -51,31 +59,46 @@ def enclosed_outside(
         sdf: SDF per grid vertex [N] (negative inside).
         edges: grid edges [E, 2] (int).
         boundary: bool [N], True for the vertices on the grid box's faces.
+        passage: with ``k > 0``, a path must also keep ``k`` edge steps away from the
+            inside (a morphological closing of the empty space): pockets behind passages
+            narrower than about ``2 k`` grid steps count as enclosed too. Such pockets
+            are too narrow for a camera outside to look into; the surface learned there
+            is unconstrained by the photos (tunnels and walls inside the object).
 
     Returns:
         bool [N]. All False when no boundary vertex is outside (the surface touches the
         whole box: no exterior to measure cavities against).
     """
     out = sdf >= 0
-    seeds = out & boundary
+    e = edges.long()
+    core = out
+    for _ in range(passage):  # erode: drop outside vertices next to an inside one
+        near_in = _grow(~core, torch.ones_like(out), e)
+        core = core & ~near_in
+    seeds = core & boundary
     if not bool(seeds.any()):
         return torch.zeros_like(out)
-    e = edges.long()
-    both = out[e[:, 0]] & out[e[:, 1]]
+    both = core[e[:, 0]] & core[e[:, 1]]
     label = _labels(len(sdf), e[both, 0], e[both, 1])
     reach = torch.zeros(len(sdf), dtype=torch.bool, device=sdf.device)
     reach[label[seeds]] = True
-    return out & ~reach[label]
+    reached = core & reach[label]
+    # dilate back into the empty space next to the surface; one step more than the
+    # erosion, for the outside vertices in the grid's staircase along a surface (all of
+    # whose outside neighbours touch the inside too)
+    for _ in range(passage + 1 if passage else 0):
+        reached = _grow(reached, out, e)
+    return out & ~reached
 
 
 @torch.no_grad()
 def fill_cavities(
-    sdf: torch.Tensor, edges: torch.Tensor, boundary: torch.Tensor
+    sdf: torch.Tensor, edges: torch.Tensor, boundary: torch.Tensor, passage: int = 0
 ) -> tuple[torch.Tensor, int]:
     """The SDF [N] with its enclosed outside vertices (:func:`enclosed_outside`) turned
     inside (``-max(|sdf|, tiny)``), and how many vertices were filled. Distances elsewhere
     are untouched, so the outer surface keeps its exact position."""
-    cav = enclosed_outside(sdf, edges, boundary)
+    cav = enclosed_outside(sdf, edges, boundary, passage)
     n = int(cav.sum())
     if n == 0:
         return sdf, 0

@@ -85,16 +85,18 @@ class DMTetGeometry(nn.Module):
         )
         return compute_tangents(auto_normals(mesh))
 
-    def final_mesh(self, material=None, fill: bool = True) -> Mesh:
+    def final_mesh(self, material=None, fill: bool = True, passage: int = 1) -> Mesh:
         """The surface for baking and export: the training surface, with the enclosed
-        empty space filled (``fill``, see :mod:`~nvdrec.geometry.cavities`; the number
-        of filled grid vertices is kept in ``filled_vertices``)."""
-        sdf, self.filled_vertices = self.filled_sdf() if fill else (self.sdf, 0)
+        empty space filled (``fill``; pockets behind passages narrower than about
+        2 x ``passage`` grid steps count as enclosed; see :mod:`~nvdrec.geometry.cavities`;
+        the number of filled grid vertices is kept in ``filled_vertices``)."""
+        sdf, self.filled_vertices = self.filled_sdf(passage) if fill else (self.sdf, 0)
         return self.get_mesh(material, sdf)
 
-    def filled_sdf(self) -> tuple[torch.Tensor, int]:
-        """(SDF [N] with the cavities filled, number of vertices filled)."""
-        return fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts))
+    def filled_sdf(self, passage: int = 1) -> tuple[torch.Tensor, int]:
+        """(SDF [N] with the cavities filled, number of vertices filled); ``passage``: see
+        :func:`~nvdrec.geometry.cavities.enclosed_outside`."""
+        return fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts), passage)
 
     def reg_loss(self, it: int, total: int, base: float) -> torch.Tensor:
         """Weighted SDF regulariser for iteration ``it`` of ``total``."""

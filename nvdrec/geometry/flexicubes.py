@@ -427,12 +427,13 @@ class FlexiCubesGeometry(nn.Module):
         )
         return compute_tangents(auto_normals(mesh))
 
-    def final_mesh(self, material=None, fill: bool = True) -> Mesh:
+    def final_mesh(self, material=None, fill: bool = True, passage: int = 1) -> Mesh:
         """The surface for baking and export: two triangles per quad, the enclosed empty
-        space filled (``fill``; see :mod:`~nvdrec.geometry.cavities`; the number of
-        filled grid vertices is kept in ``filled_vertices``)."""
+        space filled (``fill``, ``passage`` as for DMTet; see
+        :mod:`~nvdrec.geometry.cavities`; the number of filled grid vertices is kept in
+        ``filled_vertices``)."""
         sdf, self.filled_vertices = (
-            fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts))
+            fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts), passage)
             if fill
             else (self.sdf, 0)
         )

@@ -564,6 +564,7 @@ class Trainer(ReportMixin):
         if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
             with torch.no_grad():  # enclosed empty space filled: no surfaces inside
                 mesh = geo.final_mesh(fill=cfg.fill_cavities).detach()
+            self.pass1_state = (geo, mat, lgt)  # for tools that compare extractions
             filled = geo.filled_vertices
             if cfg.validate:  # the pass-1 result itself: isosurface + neural material
                 with self._stage("validation after pass 1"):
