@@ -1,12 +1,15 @@
 """Smoothness-preconditioned vertex positions (Large Steps): the solves against a dense
 solve, the gradient, and what the parametrisation does to a step."""
 
+import copy
+
 import pytest
 import torch
 from _helpers import assert_close, sphere
 
-from nvdrec.geometry import SmoothPositions, solve_smooth
+from nvdrec.geometry import SmoothPositions, UniformAdam, solve_smooth
 from nvdrec.geometry.smooth_param import _graph, laplacian_apply
+from nvdrec.train.helpers import Optimizers
 
 SOLVE_TOL = 1e-6  # absolute, float64, positions of size ~1
 
@@ -77,3 +80,40 @@ def test_solver_warm_start_and_columns_independent():
     assert_close(x2, x, atol=1e-9, name="warm start")
     x1 = solve_smooth(b[:, 1:2].contiguous(), e, deg, 10.0)
     assert_close(x1[:, 0], x[:, 1], atol=1e-6, name="column 1 alone")
+
+
+def test_uniform_adam_steps_share_one_scale():
+    """The first step is lr * g / max|g| (Adam's bias corrections cancel): the largest
+    coordinate moves by lr, the others in proportion (per-coordinate Adam would move
+    every coordinate by lr)."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = UniformAdam([p], lr=0.1, eps=0.0)
+    p.grad = torch.tensor([2.0, -0.5, 0.2])
+    opt.step()
+    assert_close(p.detach(), -0.1 * torch.tensor([1.0, -0.25, 0.1]), atol=1e-7, name="step")
+    # restores into a new optimiser (a copy, as a checkpoint file gives) and continues alike
+    state = copy.deepcopy(opt.state_dict())
+    q = torch.nn.Parameter(p.detach().clone())
+    opt2 = UniformAdam([q], lr=0.1, eps=0.0)
+    opt2.load_state_dict(state)
+    for o, t in ((opt, p), (opt2, q)):
+        t.grad = torch.tensor([1.0, 1.0, -1.0])
+        o.step()
+    assert torch.equal(p.detach(), q.detach())
+
+
+def test_optimizers_step_and_state_together():
+    a = torch.nn.Parameter(torch.ones(2))
+    b = torch.nn.Parameter(torch.ones(2))
+    both = Optimizers([torch.optim.Adam([a], lr=0.1), UniformAdam([b], lr=0.1)])
+    assert len(both.param_groups) == 2
+    a.grad, b.grad = torch.ones(2), torch.ones(2)
+    both.step()
+    assert float(a.detach()[0]) < 1 and float(b.detach()[0]) < 1
+    both.zero_grad()
+    assert a.grad is None and b.grad is None
+    st = both.state_dict()
+    other = Optimizers([torch.optim.Adam([a], lr=0.1), UniformAdam([b], lr=0.1)])
+    other.load_state_dict(st)
+    with pytest.raises(ValueError, match="does not match"):
+        Optimizers([torch.optim.Adam([a], lr=0.1)]).load_state_dict(st)
