@@ -21,9 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from quality import solid  # noqa: E402  (bench/quality.py, this folder)
+
 import nvdrec  # noqa: E402
 from nvdrec.cli import _overrides  # noqa: E402
-from nvdrec.geometry import hidden_faces  # noqa: E402
 from nvdrec.train.helpers import LIGHT_GRAD_SCALE  # noqa: E402
 from nvdrec.train.trainer import Trainer  # noqa: E402
 
@@ -31,12 +32,6 @@ from nvdrec.train.trainer import Trainer  # noqa: E402
 def per_view_psnr(folder: Path) -> list:
     rows = (folder / "metrics.txt").read_text().splitlines()[1:-1]
     return [float(r.split(",")[2]) for r in rows]
-
-
-def solid(mesh) -> dict:
-    """Share of faces hidden from a dense orbit, interior components (hidden_faces)."""
-    hidden, interior = hidden_faces(mesh)
-    return {"hidden_pct": 100.0 * float(hidden.float().mean()), "interior": interior}
 
 
 def main(argv=None):
@@ -50,6 +45,7 @@ def main(argv=None):
     cfg = nvdrec.load_config(args.config, overrides=overrides)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     trainer = Trainer(cfg)
+    trainer.keep_pass1_state = True
     trainer.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     mesh, lgt = trainer._pass1()

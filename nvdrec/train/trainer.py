@@ -293,6 +293,10 @@ class Trainer(ReportMixin):
         bg, jitter = slot_noise(gens, (h, w), cfg.spp, self.device)
         return batch, bg, jitter
 
+    # keep pass 1's geometry, neural material and light as ``pass1_state`` (off: they
+    # are freed before pass 2)
+    keep_pass1_state = False
+
     VISIBILITY_VIEWS = 64  # random training views for a reference mesh's visibility
 
     def _training_mvps(self) -> torch.Tensor:
@@ -564,7 +568,8 @@ class Trainer(ReportMixin):
         if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
             with torch.no_grad():  # enclosed empty space filled: no surfaces inside
                 mesh = geo.final_mesh(fill=cfg.fill_cavities).detach()
-            self.pass1_state = (geo, mat, lgt)  # for tools that compare extractions
+            if self.keep_pass1_state:  # for tools that compare extractions (bench/)
+                self.pass1_state = (geo, mat, lgt)
             filled = geo.filled_vertices
             if cfg.validate:  # the pass-1 result itself: isosurface + neural material
                 with self._stage("validation after pass 1"):
