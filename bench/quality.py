@@ -118,6 +118,7 @@ COLUMNS = [
     ("views", "{}"),
     ("psnr_pass1", "{:.3f}"),
     ("psnr_final", "{:.3f}"),
+    ("ssim_pass1", "{:.4f}"),
     ("ssim_final", "{:.4f}"),
     ("chamfer_pass1", "{:.5f}"),
     ("chamfer_final", "{:.5f}"),
