@@ -95,10 +95,11 @@ def main(argv=None):
             }
         )
         r = rows[-1]
+        r.update(solid(final))
         print(
             f"{name}: {r['psnr']:.3f} dB ({r['psnr'] - rows[0]['psnr']:+.3f} vs pass 1, "
             f"median view {r['median_view_gain']:+.3f}, {100 * r['views_worse']:.0f}% of views "
-            f"worse), {r['ms_per_iter']:.1f} ms/it",
+            f"worse), {r['ms_per_iter']:.1f} ms/it, {r['hidden_pct']:.2f}% of the faces hidden",
             flush=True,
         )
     print(f"\n{args.config} on {card}, overrides {overrides}")
