@@ -14,9 +14,10 @@ meaning (world units per step for smooth motion) and ``lambda`` is dimensionless
 sets the damping width in edges, the same on every mesh and grid resolution.
 
 The solves use conjugate gradients with a Jacobi preconditioner in float64 (float32
-residuals stall near 1e-5), warm-started from the previous solution (successive steps
-change ``u`` little); the backward pass solves the same symmetric system for the
-gradient.
+residuals stall near 1e-5); the forward solve starts from the previous solution
+(successive steps change ``u`` little), the backward pass solves the same symmetric
+system for the gradient from scratch (the gradient changes too much between iterations
+for a warm start to pay).
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def system_matrix(edges: torch.Tensor, deg: torch.Tensor, lam: float) -> torch.T
 
 class _Solve(torch.autograd.Function):
     """x = (I + lam L)^-1 u with the backward ``grad_u = (I + lam L)^-1 grad_x`` (the
-    matrix is symmetric). ``owner`` keeps the warm starts of both solves."""
+    matrix is symmetric). ``owner`` keeps the warm start of the forward solve."""
 
     @staticmethod
     def forward(ctx, u, owner):
@@ -144,8 +145,10 @@ class _Solve(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_x):
         o = ctx.owner
-        g = solve_smooth(grad_x.contiguous(), o.edges, o.deg, o.lam, o.g_prev, matrix=o.matrix())
-        o.g_prev.copy_(g)
+        # no warm start here: the gradient is noisy from one iteration to the next (a
+        # previous solution saves few iterations), and under DDP each process's own
+        # gradient would make its warm start, and so a resumed run, differ
+        g = solve_smooth(grad_x.contiguous(), o.edges, o.deg, o.lam, None, matrix=o.matrix())
         return g, None
 
 
@@ -172,11 +175,10 @@ class SmoothPositions(torch.nn.Module):
         x = v_pos.detach().clone()
         u = x + self.lam * laplacian_apply(x, self.edges, self.deg) if self.lam else x
         self.u = torch.nn.Parameter(u)
-        # warm starts of the two solves, updated in place: a checkpoint that stores them
+        # warm start of the position solve, updated in place: a checkpoint that stores it
         # resumes to the same solutions (CG stops at a tolerance, so its answer depends a
         # little on where it starts)
         self.register_buffer("x_prev", x.clone())
-        self.register_buffer("g_prev", torch.zeros_like(x))
 
     def matrix(self) -> torch.Tensor:
         """``I + lam L`` (sparse CSR, float64), built once per device."""

@@ -678,7 +678,7 @@ class Trainer(ReportMixin):
         lgt.base.requires_grad_(learn_light)
         params_pos = [pos.u] if not cfg.lock_pos else []
         params_mat = list(mat.parameters()) + ([lgt.base] if learn_light else [])
-        named = {"v_u": pos.u, "v_u.x_prev": pos.x_prev, "v_u.g_prev": pos.g_prev}
+        named = {"v_u": pos.u, "v_u.x_prev": pos.x_prev}
         named["light.base"] = lgt.base
         for k, t in (("kd", mat.kd), ("ks", mat.ks), ("normal", mat.normal)):
             if t is not None:
