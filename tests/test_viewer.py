@@ -90,3 +90,71 @@ def test_viewer_draws_every_channel_in_chromium(tiny_run, tmp_path):  # noqa: F8
     bad.write_text(text.replace(glb, base64.b64encode(b"not a glb file").decode()))
     img = _shot(bad, "shaded", tmp_path / "bad.png")
     assert np.allclose(img[-4, -4], [1, 0, 0], atol=0.02), img[-4, -4]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_serves_the_page_and_nothing_else(tmp_path):
+    """The run folder holds checkpoints, the config and a link out of it: none of it is
+    served; a foreign Host header (DNS rebinding) is refused; bad ports are errors."""
+    import http.client
+    import threading
+
+    from nvdrec.errors import ConfigError
+    from nvdrec.viewer import serve
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "mesh_pass_000010.pt").write_bytes(b"secret")
+    (run / "config.json").write_text("{}")
+    (tmp_path / "outside.txt").write_text("outside")
+    (run / "link.txt").symlink_to(tmp_path / "outside.txt")
+    page = run / "viewer.html"
+    page.write_text("<html>viewer</html>")
+    port = _free_port()
+    box = {}
+    t = threading.Thread(
+        target=serve, args=(page, port), kwargs={"ready": lambda h: box.update(h=h)}, daemon=True
+    )
+    t.start()
+    for _ in range(100):
+        if "h" in box:
+            break
+        time.sleep(0.05)
+
+    def get(path, host=f"127.0.0.1:{port}", method="GET"):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request(method, path, headers={"Host": host})
+        r = c.getresponse()
+        return r.status, r.read()
+
+    try:
+        assert get("/viewer.html") == (200, b"<html>viewer</html>")
+        assert get("/") == (200, b"<html>viewer</html>")
+        assert get("/viewer.html?x=1#a")[0] == 200
+        assert get("/viewer.html", host=f"localhost:{port}")[0] == 200
+        assert get("/viewer.html", method="HEAD") == (200, b"")
+        for path in (
+            "/checkpoints/",
+            "/checkpoints/mesh_pass_000010.pt",
+            "/config.json",
+            "/link.txt",
+            "/../outside.txt",
+            "/%2e%2e/outside.txt",
+        ):
+            status, body = get(path)
+            assert status == 404 and b"secret" not in body and b"outside" not in body, path
+        assert get("/viewer.html", host="evil.example:80")[0] == 421
+        assert get("/viewer.html", host=f"evil.example:{port}")[0] == 421
+        with pytest.raises(ConfigError, match=f"--port {port}: cannot serve"):
+            serve(page, port)  # busy
+    finally:
+        box["h"].shutdown()
+        t.join(timeout=5)
+    for bad in (0, 70000):
+        with pytest.raises(ConfigError, match="1 to 65535"):
+            serve(page, bad)

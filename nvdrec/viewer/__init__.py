@@ -71,14 +71,68 @@ def write_viewer(run_dir, output=None) -> Path:
     return out
 
 
-def serve(page: Path, port: int = 8000, host: str = "127.0.0.1") -> None:
-    """Serve ``page``'s folder on ``host:port`` until interrupted (Ctrl-C)."""
-    import functools
-    import http.server
+def serve(page: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> None:
+    """Serve the page ``page`` (and nothing else) on ``host:port`` until interrupted.
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(page.parent))
-    with http.server.ThreadingHTTPServer((host, port), handler) as httpd:
-        print(f"nvdrec view: serving http://{host}:{port}/{page.name} (Ctrl-C stops)")
+    The page is self-contained, so the server answers GET/HEAD of ``/`` and ``/NAME`` with
+    it and 404 to every other path: no directory listings, no checkpoints or configs of
+    the run, nothing reached through links. Requests whose Host header is not this
+    loopback address and port get 421 (a page elsewhere cannot reach the server through
+    DNS rebinding). ``ready``: called with the bound server before serving (tests).
+
+    Raises:
+        ConfigError: the port is out of range or cannot be bound (in use, no rights).
+    """
+    import http.server
+    import urllib.parse
+
+    from ..errors import ConfigError
+
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"--port {port}: a port is a number from 1 to 65535")
+    body = Path(page).read_bytes()
+    paths = {"/", "/" + urllib.parse.quote(Path(page).name)}
+    hosts = {f"{h}:{port}" for h in (host, "127.0.0.1", "localhost", "[::1]")}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "nvdrec-view"
+
+        def _answer(self, with_body: bool) -> None:
+            if (self.headers.get("Host") or "").lower() not in hosts:
+                self.send_error(421, "unexpected Host header")
+                return
+            if urllib.parse.urlsplit(self.path).path not in paths:
+                self.send_error(404, "only the viewer page is served")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if with_body:
+                self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 (the http.server interface)
+            self._answer(True)
+
+        def do_HEAD(self):  # noqa: N802
+            self._answer(False)
+
+        def log_message(self, format, *args):  # noqa: A002  quiet: one line per request is noise
+            pass
+
+    try:
+        httpd = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+    except OSError as e:
+        raise ConfigError(
+            f"--port {port}: cannot serve on {host}:{port} ({e.strerror or e}); "
+            "pick another port with --port"
+        ) from None
+    with httpd:
+        if ready is not None:
+            ready(httpd)
+        print(f"nvdrec view: serving http://{host}:{port}/{Path(page).name} (Ctrl-C stops)")
         print(f"  from another machine over SSH: ssh -L {port}:{host}:{port} THIS_HOST")
         try:
             httpd.serve_forever()
