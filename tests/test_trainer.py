@@ -469,3 +469,15 @@ def test_cleanup_unseen_and_decimation_after_pass_1(tmp_path):
         m = load_mesh(out / "mesh" / "mesh.obj")
         v, f, _ = weld_vertices(m.v_pos, m.t_pos_idx)  # the OBJ splits vertices at UV seams
         assert decimate(Mesh(v, f), 300)[0].num_triangles == n
+
+
+def test_out_dir_that_cannot_be_a_folder_is_a_config_error(tmp_path):
+    """Checked before any data loads, with the folder named (not a traceback at the end)."""
+    from nvdrec.errors import ConfigError
+
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for out, msg in ((f, "is a file"), (f / "sub", "cannot create")):
+        cfg = nvdrec.load_config({**TINY, "out_dir": str(out)})
+        with pytest.raises(ConfigError, match=f"out_dir.*{msg}"):
+            Trainer(cfg)

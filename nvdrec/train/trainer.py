@@ -59,6 +59,24 @@ from .report import ReportMixin
 __all__ = ["Trainer"]
 
 
+def _check_out_dir(out: Path) -> None:
+    """Create ``out`` (the run folder) or stop with a ConfigError that names it: a file in
+    its place, a folder that cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"config key 'out_dir': '{out}' is a file, not a folder; choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(
+            f"config key 'out_dir': cannot create '{out}' ({e.strerror or e}); choose a "
+            "folder you can write to"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"config key 'out_dir': '{out}' is not writable; choose a folder you can write to"
+        )
+
+
 class Trainer(ReportMixin):
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`.
 
@@ -98,6 +116,8 @@ class Trainer(ReportMixin):
                 )
             self.device = torch.device(cfg.device)
         self.out = Path(cfg.out_dir)
+        if self.dist.is_main:  # before any data loads: a bad folder fails at once
+            _check_out_dir(self.out)
         self.ctx = RasterContext(cfg.backend)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
