@@ -198,3 +198,14 @@ def test_cuda_point_gradient_matches_reference(features):
     assert err < 1e-5, err
     outside = (x < 0) | (x > 1)
     assert (x2.grad.cpu()[outside] == 0).all()
+
+
+def test_no_points_gives_empty_features():
+    """A batch in which the surface covers no pixel samples no point: [0, 3] -> [0, F]."""
+    cfg = HashGridConfig(log2_table_size=10)
+    params = init_hashgrid_params(cfg, torch.Generator().manual_seed(0))
+    x = torch.zeros(0, 3, requires_grad=True)
+    out = hashgrid_encode(x, params, cfg)
+    assert out.shape == (0, cfg.n_levels * cfg.n_features)
+    mat = MLPTexture3D(([-1.0] * 3, [1.0] * 3), channels=9, config=cfg, backend="torch")
+    assert mat.sample(torch.zeros(0, 3)).shape == (0, 9)

@@ -99,7 +99,7 @@ def _hashgrid_ref(x: torch.Tensor, params: torch.Tensor, config: HashGridConfig)
     # gradient per level: 16 x 67 MB of memset per iteration with the default 2^19 table)
     vals = gather_rows(params.reshape(n_lv * t, -1), torch.stack(idx, 1))  # [P, L, 8, F]
     out = (vals * torch.stack(wts, 1)[..., None]).sum(2)  # [P, L, F]
-    return out.reshape(x.shape[0], -1)
+    return out.reshape(x.shape[0], n_lv * params.shape[-1])  # [P, L F] (also for P = 0)
 
 
 def hashgrid_encode(

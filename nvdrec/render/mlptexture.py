@@ -129,7 +129,7 @@ class MLPTexture3D(nn.Module):
         """Material at points [..., 3] -> [..., channels] within [min, max]."""
         out = self.mlp(self.encode(points))
         out = torch.sigmoid(out) * (self.out_max - self.out_min) + self.out_min
-        return out.view(*points.shape[:-1], -1)
+        return out.view(*points.shape[:-1], out.shape[-1])
 
     @staticmethod
     def split(values: torch.Tensor):
