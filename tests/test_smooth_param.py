@@ -8,7 +8,7 @@ import torch
 from _helpers import assert_close, sphere
 
 from nvdrec.geometry import SmoothPositions, UniformAdam, solve_smooth
-from nvdrec.geometry.smooth_param import _graph, laplacian_apply
+from nvdrec.geometry.smooth_param import laplacian_apply, mesh_edges
 from nvdrec.train.helpers import Optimizers
 
 SOLVE_TOL = 1e-6  # absolute, float64, positions of size ~1
@@ -16,7 +16,7 @@ SOLVE_TOL = 1e-6  # absolute, float64, positions of size ~1
 
 def _dense(v, f, lam):
     n = len(v)
-    e, deg = _graph(f, n)
+    e, deg = mesh_edges(f, n)
     lap = torch.zeros(n, n, dtype=torch.float64)
     lap[e[:, 0], e[:, 1]] = -1.0
     lap += torch.diag(deg.double())
@@ -52,7 +52,7 @@ def test_smooth_motion_passes_and_rough_motion_is_damped():
         sp.u[40, 0] += 1.0
     d = (sp().detach() - v)[:, 0]
     assert 0 < float(d[40]) < 0.1
-    e, _ = _graph(f, len(v))
+    e, _ = mesh_edges(f, len(v))
     nb = e[e[:, 0] == 40, 1]
     assert bool((d[nb] > 0).all())
 
@@ -71,7 +71,7 @@ def test_lambda_zero_is_the_plain_positions_and_set_positions():
 
 def test_solver_warm_start_and_columns_independent():
     v, f = sphere(8, 16)
-    e, deg = _graph(f, len(v))
+    e, deg = mesh_edges(f, len(v))
     b = torch.randn(len(v), 3, dtype=torch.float64)
     x = solve_smooth(b, e, deg, 10.0)
     r = x + 10.0 * laplacian_apply(x, e, deg) - b

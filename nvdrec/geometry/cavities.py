@@ -17,20 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from .cleanup import graph_labels
+
 __all__ = ["box_boundary", "enclosed_outside", "fill_cavities"]
-
-
-def _labels(n: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Connected-component labels [n] of the graph with edges (a, b): min-label
-    propagation with pointer jumping (vectorised sweeps)."""
-    label = torch.arange(n, device=a.device)
-    while True:
-        m = torch.minimum(label[a], label[b])
-        new = label.scatter_reduce(0, a, m, "amin").scatter_reduce(0, b, m, "amin")
-        new = new[new]
-        if torch.equal(new, label):
-            return label
-        label = new
 
 
 def box_boundary(verts: torch.Tensor) -> torch.Tensor:
@@ -79,7 +68,7 @@ def enclosed_outside(
     if not bool(seeds.any()):
         return torch.zeros_like(out)
     both = core[e[:, 0]] & core[e[:, 1]]
-    label = _labels(len(sdf), e[both, 0], e[both, 1])
+    label = graph_labels(len(sdf), e[both, 0], e[both, 1])
     reach = torch.zeros(len(sdf), dtype=torch.bool, device=sdf.device)
     reach[label[seeds]] = True
     reached = core & reach[label]

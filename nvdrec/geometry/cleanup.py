@@ -18,6 +18,7 @@ __all__ = [
     "CleanupReport",
     "clean_mesh",
     "connected_components",
+    "graph_labels",
     "seen_faces",
     "hidden_faces",
     "weld_vertices",
@@ -68,19 +69,24 @@ def connected_components(f: torch.Tensor, n_vertices: int) -> torch.Tensor:
     0..K-1. Min-label propagation with pointer jumping: a few dozen vectorised sweeps
     even for meshes of millions of faces."""
     f = f.long()
-    dev = f.device
-    label = torch.arange(n_vertices, device=dev)
     edges = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    a, b = edges[:, 0], edges[:, 1]
+    label = graph_labels(n_vertices, edges[:, 0], edges[:, 1])
+    _, comp = torch.unique(label[f[:, 0]], return_inverse=True)
+    return comp
+
+
+def graph_labels(n: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Component label [n] of every node of the graph with edges (a[i], b[i]) (the
+    smallest node index of its component): min-label propagation with pointer jumping,
+    a few dozen vectorised sweeps even for millions of edges."""
+    label = torch.arange(n, device=a.device)
     while True:
         m = torch.minimum(label[a], label[b])
         new = label.scatter_reduce(0, a, m, "amin").scatter_reduce(0, b, m, "amin")
         new = new[new]  # pointer jumping: follow labels to their own labels
         if torch.equal(new, label):
-            break
+            return label
         label = new
-    _, comp = torch.unique(label[f[:, 0]], return_inverse=True)
-    return comp
 
 
 def clean_mesh(

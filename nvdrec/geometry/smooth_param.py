@@ -30,6 +30,7 @@ __all__ = [
     "SmoothPositions",
     "UniformAdam",
     "laplacian_apply",
+    "mesh_edges",
     "solve_smooth",
     "system_matrix",
 ]
@@ -40,15 +41,13 @@ CG_MAX_ITER = 500
 CHECK_EVERY = 4
 
 
-def _graph(faces: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unique undirected edges of a triangle list as directed pairs [2E, 2] (both
-    directions) and vertex degrees [n] (float)."""
-    f = faces.long()
-    e = torch.cat([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    e = torch.sort(e, dim=1).values
-    e = torch.unique(e, dim=0)
-    e = torch.cat([e, e.flip(1)])
-    deg = torch.bincount(e[:, 0], minlength=n).to(torch.float32)
+def mesh_edges(tri: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Directed vertex adjacency [E, 2] (each mesh edge in both directions) and vertex
+    degrees [n] (float, at least 1) of a triangle list: the uniform Laplacian's graph."""
+    t = tri.long()
+    e = torch.cat([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+    e = torch.unique(torch.cat([e, e.flip(1)]), dim=0)
+    deg = torch.bincount(e[:, 0], minlength=n).clamp(min=1).float()
     return e, deg
 
 
@@ -169,7 +168,7 @@ class SmoothPositions(torch.nn.Module):
         if lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         self.lam = float(lam)
-        edges, deg = _graph(faces, len(v_pos))
+        edges, deg = mesh_edges(faces, len(v_pos))
         self.register_buffer("edges", edges.to(v_pos.device), persistent=False)
         self.register_buffer("deg", deg.to(v_pos.device), persistent=False)
         x = v_pos.detach().clone()

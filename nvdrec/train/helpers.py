@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from ..geometry.smooth_param import mesh_edges  # noqa: F401  (re-exported)
 from ..structures.material import Material, Texture2D
 from .config import Config
 
@@ -132,15 +133,6 @@ def unimplemented_settings(cfg: Config) -> list[str]:
             f"dataset: validation uses its test images at train_res {list(cfg.train_res)}"
         )
     return out
-
-
-def mesh_edges(tri: torch.Tensor, n: int):
-    """Directed vertex adjacency [E, 2] and vertex degrees [n] (uniform Laplacian)."""
-    t = tri.long()
-    e = torch.cat([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    e = torch.unique(torch.cat([e, e.flip(1)]), dim=0)
-    deg = torch.bincount(e[:, 0], minlength=n).clamp(min=1).float()
-    return e, deg
 
 
 def random_material(cfg: Config, device, gen) -> Material:

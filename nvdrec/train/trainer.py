@@ -48,7 +48,6 @@ from .helpers import (
     Step,
     laplacian_loss,
     lr_factor,
-    mesh_edges,
     pass_lrs,
     random_material,
     slot_noise,
@@ -672,7 +671,7 @@ class Trainer(ReportMixin):
             for t in (mat.kd, mat.ks, mat.normal):
                 if t is not None and t.mips is None and not t.is_constant:
                     t.enable_custom_mips()
-        edges, deg = mesh_edges(mesh.t_pos_idx, len(v_init))
+        edges, deg = pos.edges, pos.deg  # the mesh's adjacency, also the Laplacian's
 
         current = {}  # the positions of this iteration's forward, for the regulariser
 
