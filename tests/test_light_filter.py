@@ -10,11 +10,12 @@ from nvdrec.ops.loss import LOSSES, image_loss
 from nvdrec.render import EnvironmentLight
 
 
-def _reference(base, lgt):
-    """build_mips through the torch reference path (texture op + dense irradiance)."""
-    ref = EnvironmentLight(base, samples=lgt.samples, backend="torch")
-    ref.build_mips()
-    return ref
+def _reference(chain, lgt):
+    """The torch reference filter (texture op + dense irradiance) on a box chain: what
+    ``EnvironmentLight(backend="torch").build_mips`` computes, in the chain's dtype."""
+    rough, counts = lgt.filter_plan()
+    spec = [cubemap.specular_prefilter(chain, k, rough[k], counts[k]) for k in range(len(chain))]
+    return spec + [cubemap.diffuse_irradiance(chain[-1])]
 
 
 def _operator_for(lgt):
@@ -25,22 +26,40 @@ def _operator_for(lgt):
 
 @pytest.mark.parametrize("res", [16, 32, 64])
 def test_operator_equals_reference_forward_and_backward(res):
+    # float64 on both sides: the float32 weights are the only rounding, so the comparison
+    # does not depend on the summation order of the machine's or torch's kernels
     base = torch.rand(6, res, res, 3, generator=torch.Generator().manual_seed(res)) * 3
     lgt = EnvironmentLight(base.clone())
     op, n = _operator_for(lgt)
     assert op.shape[1] == sum(6 * (res >> k) ** 2 for k in range(n))
-    # forward: same values as the texture-op reference
-    ref = _reference(base.clone(), lgt)
-    x = base.clone().requires_grad_()
+    x = base.double().requires_grad_()
+    x_ref = base.double().requires_grad_()
     chain = [c[0] for c in build_mips(x[None], max_mip_level=n - 1, cube=True)]
+    chain_ref = [c[0] for c in build_mips(x_ref[None], max_mip_level=n - 1, cube=True)]
     out = cubemap.apply_cube_filter(op, chain)
-    for a, b in zip(out, ref.specular + [ref.diffuse]):
+    ref = _reference(chain_ref, lgt)
+    assert len(out) == len(ref) == n + 1
+    # forward: same values as the texture-op reference
+    for a, b in zip(out, ref):
+        assert a.dtype == torch.float64
         assert_close(a, b, atol=2e-6, name="filtered level")
     # backward: the stored transpose gives the reference's gradient
     weights = [torch.randn_like(o) for o in out]
     sum((o * w).sum() for o, w in zip(out, weights)).backward()
-    sum((o * w).sum() for o, w in zip(ref.specular + [ref.diffuse], weights)).backward()
-    assert_close(x.grad, ref.base.grad, atol=1e-5, name="grad base")
+    sum((o * w).sum() for o, w in zip(ref, weights)).backward()
+    assert_close(x.grad, x_ref.grad, atol=1e-5, name="grad base")
+
+
+def test_operator_float32_path_matches_the_reference_build():
+    """The production path (float32, as EnvironmentLight.build_mips runs it on the CPU)
+    gives the torch backend's levels to float32 precision."""
+    lgt = EnvironmentLight.random(32)
+    ref = EnvironmentLight(lgt.base.detach().clone(), samples=lgt.samples, backend="torch")
+    ref.build_mips()
+    lgt.build_mips()
+    for a, b in zip(lgt.specular + [lgt.diffuse], ref.specular + [ref.diffuse]):
+        assert a.dtype == b.dtype == torch.float32
+        assert_close(a, b, atol=0.0, rtol=1e-5, name="float32 level")
 
 
 def test_operator_transpose_is_consistent():

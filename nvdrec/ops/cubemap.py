@@ -472,7 +472,9 @@ def apply_cube_filter(op: CubeFilterOperator, chain: list[torch.Tensor]) -> list
     levels [6, N_k, N_k, C] followed by the diffuse irradiance [6, N_L, N_L, C]
     (differentiable; the same values as :func:`specular_prefilter` and
     :func:`diffuse_irradiance`). The specular levels are consecutive views of one buffer
-    (the fused shading kernel reads it without a copy)."""
+    (the fused shading kernel reads it without a copy). Computes in float32, except a
+    float64 chain on the CPU, which stays float64 (reference precision: the float32
+    weights are then the only rounding)."""
     if tuple(c.shape[1] for c in chain) != op.in_sizes:
         raise ValueError(
             f"chain sizes {[c.shape[1] for c in chain]} do not match the operator's "
@@ -480,7 +482,9 @@ def apply_cube_filter(op: CubeFilterOperator, chain: list[torch.Tensor]) -> list
         )
     c = chain[0].shape[-1]
     x = torch.cat([lv.reshape(-1, c) for lv in chain])
-    spec, diff = _CubeFilterFn.apply(x.float().contiguous(), op, _n_spec_rows(op))
+    if x.is_cuda or x.dtype != torch.float64:
+        x = x.float()
+    spec, diff = _CubeFilterFn.apply(x.contiguous(), op, _n_spec_rows(op))
     return _split_levels(op, spec, diff, c)
 
 
