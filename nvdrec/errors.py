@@ -14,6 +14,7 @@ __all__ = [
     "FileFormatError",
     "ImageFormatError",
     "MeshFormatError",
+    "MissingDependencyError",
     "MissingFileError",
     "NvdrecError",
 ]
@@ -60,3 +61,8 @@ class BuildError(NvdrecError, RuntimeError):
 
 class NumericalError(NvdrecError, FloatingPointError):
     """A loss or parameter became NaN/Inf during optimisation; the run stops."""
+
+
+class MissingDependencyError(NvdrecError, ImportError):
+    """An optional package (usd-core, pycolmap, ...) that the request needs is not
+    installed. Also an ImportError, so ``except ImportError`` fallbacks keep working."""

@@ -41,6 +41,20 @@ def tiny_run(tmp_path_factory):
     return out, result
 
 
+def test_outputs_are_readable_as_the_umask_says(tiny_run):
+    """Every output file has the mode of a plain new file (0o644 under umask 022), not
+    the 0o600 of the temporary files it was written through."""
+    import stat
+
+    from nvdrec.io.files import file_mode
+
+    out, _ = tiny_run
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    modes = {str(p.relative_to(out)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    assert {m for m in modes.values()} == {oct(file_mode())}, modes
+
+
 def test_outputs_follow_nvdiffrec_layout(tiny_run):
     out, result = tiny_run
     for rel in [
@@ -236,6 +250,7 @@ def test_export_command(tmp_path, tiny_run):
     assert (tmp_path / "x.glb").stat().st_size > 1000
 
 
+@pytest.mark.extras
 def test_export_usd(tmp_path, tiny_run):
     """`nvdrec export RUN --format usd` packages the baked textures into a .usdz."""
     pytest.importorskip("pxr")
@@ -318,6 +333,7 @@ def _gltf_validator():
     )
 
 
+@pytest.mark.extras
 def test_glb_passes_khronos_validator(tiny_run):
     cmd = _gltf_validator()
     if cmd is None:

@@ -67,6 +67,7 @@ def _shot(page, channel, path, exposure=0):
     return read_image(path)
 
 
+@pytest.mark.extras
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_viewer_draws_every_channel_in_chromium(tiny_run, tmp_path):  # noqa: F811
     """The page loads without errors (its corner flag turns green only when the model

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io.files import file_mode
+
 __all__ = ["ImageCache", "default_image_cache", "image_cache_from_setting", "CACHE_VERSION"]
 
 CACHE_VERSION = 1  # bump when the pixels a loader makes change
@@ -111,6 +113,7 @@ class ImageCache:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     np.save(fh, image.detach().cpu().contiguous().numpy().astype(np.float32))
+                os.chmod(tmp, file_mode())
                 os.replace(tmp, p)
                 self.written += 1
             except BaseException:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NvdrecError
+from ..errors import MissingDependencyError, NvdrecError
 from ..structures.mesh import Mesh, auto_normals
 from .gltf import _png_bytes
 from .image import linear_to_srgb
@@ -31,7 +31,7 @@ def _pxr():
     try:
         from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, UsdUtils, Vt
     except ImportError:
-        raise NvdrecError(
+        raise MissingDependencyError(
             "USD export needs the optional usd-core package: pip install usd-core "
             "(or pip install 'nvdrec[usd]'); GLB and OBJ export work without it"
         ) from None
