@@ -68,7 +68,9 @@ def _run(cfg_src, args: argparse.Namespace, extra: list[str]) -> int:
     if getattr(args, "device", None):
         ov["device"] = args.device
     cfg = load_config(cfg_src, overrides=ov)
-    trainer = Trainer(cfg, resume=getattr(args, "resume", False))
+    trainer = Trainer(
+        cfg, resume=getattr(args, "resume", False), overwrite=getattr(args, "overwrite", False)
+    )
     try:
         is_main = trainer.dist.is_main
         world = f", {trainer.dist.world} processes" if trainer.dist.enabled else ""
@@ -254,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run's results in the output folder (otherwise refused)",
+    )
+    s.add_argument(
         "--gpus",
         type=int,
         help="train with N processes under torchrun (one per GPU; with --device cpu: N CPU "
@@ -263,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="reconstruct the built-in demo scene (no files needed)")
     s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    s.add_argument(
+        "--overwrite",
+        action="store_const",
+        const=True,
+        default="demo",
+        help="replace any earlier run in the output folder (an earlier demo run is "
+        "replaced without it)",
+    )
     s.set_defaults(func=_demo)
     s = sub.add_parser("check", help="preflight report of a dataset folder (NeRF, LLFF, COLMAP)")
     s.add_argument("dataset", help="dataset folder")

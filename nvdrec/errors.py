@@ -17,6 +17,7 @@ __all__ = [
     "MissingDependencyError",
     "MissingFileError",
     "NvdrecError",
+    "OutputError",
 ]
 
 
@@ -66,3 +67,7 @@ class NumericalError(NvdrecError, FloatingPointError):
 class MissingDependencyError(NvdrecError, ImportError):
     """An optional package (usd-core, pycolmap, ...) that the request needs is not
     installed. Also an ImportError, so ``except ImportError`` fallbacks keep working."""
+
+
+class OutputError(NvdrecError, OSError):
+    """An output could not be written (disk full, folder removed or read-only)."""

@@ -122,6 +122,11 @@ def test_out_dir_resolution(tmp_path, monkeypatch):
     f = tmp_path / "myrun.json"
     f.write_text("{}")
     assert load_config(f).out_dir == str(tmp_path / "out" / "myrun")
+    # a relative out_dir stays under out/ (an absolute one is how to write elsewhere)
+    assert load_config({"out_dir": "a/../b"}).out_dir == str(tmp_path / "out" / "b")
+    for bad in ("../x", "a/../../x", ".", "../out2/x"):
+        with pytest.raises(ConfigError, match="out_dir.*not a folder under out/"):
+            load_config({"out_dir": bad})
 
 
 def test_relative_paths_resolve_next_to_config(tmp_path, monkeypatch):

@@ -1,11 +1,20 @@
 """Hardening: files as the umask says, clear errors instead of tracebacks, no lost runs."""
 
+import errno
+import json
 import os
 import stat
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
+import nvdrec
+from nvdrec.errors import ConfigError, OutputError
 from nvdrec.io.files import atomic_write_bytes, file_mode
+from nvdrec.train.runfolder import RunFolder, earlier_run
+from nvdrec.train.trainer import Trainer
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -20,3 +29,268 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask):
         os.umask(old)
     got = stat.S_IMODE((tmp_path / "a.bin").stat().st_mode)
     assert got == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+
+
+# ------------------------------------------------------------------ one run per folder
+
+TINY = {
+    "iter": 4,
+    "batch": 1,
+    "train_res": [32, 32],
+    "texture_res": [32, 32],
+    "dmtet_grid": 16,
+    "light_res": 16,
+    "hash_log2_size": 10,
+    "save_interval": 0,
+    "validate_views": 1,
+    "demo_grid": 32,
+    "learning_rate": [0.03, 0.01],
+    "progress": "none",
+    "checkpoint_interval": 2,
+    "seed": 3,
+}
+
+
+def test_a_live_run_locks_its_folder(tmp_path):
+    a = RunFolder(tmp_path / "run")
+    a.claim()
+    with pytest.raises(ConfigError, match="another nvdrec run is writing into"):
+        RunFolder(tmp_path / "run").claim()
+    with pytest.raises(ConfigError, match="another nvdrec run"):  # also through Trainer
+        Trainer(nvdrec.load_config({**TINY, "out_dir": str(tmp_path / "run")}))
+    a.release()
+    b = RunFolder(tmp_path / "run")
+    b.claim()
+    b.release()
+
+
+def test_a_killed_run_leaves_no_stale_lock(tmp_path):
+    code = (
+        "import os, signal, sys; from nvdrec.train.runfolder import RunFolder; "
+        f"RunFolder({str(tmp_path / 'run')!r}).claim(); print('held', flush=True); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "held" in r.stdout and r.returncode == -9
+    assert (tmp_path / "run" / ".nvdrec.lock").exists()
+    f = RunFolder(tmp_path / "run")
+    f.claim()  # the OS dropped the dead process's lock
+    f.release()
+
+
+def _fake_run(folder, finished=True):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"demo_grid": None}))
+    (folder / "img_dmtet_pass1_000099.png").write_bytes(b"old")
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "mesh_pass_000400.pt").write_bytes(b"old")
+    if finished:
+        (folder / "mesh").mkdir()
+        (folder / "mesh" / "mesh.obj").write_text("v 0 0 0\n")
+        (folder / "run.json").write_text("{}")
+    (folder / "notes.txt").write_text("the user's own file")
+
+
+def test_a_folder_with_another_runs_results_is_refused_or_replaced(tmp_path):
+    done, stopped = tmp_path / "done", tmp_path / "stopped"
+    _fake_run(done)
+    _fake_run(stopped, finished=False)
+    assert "finished" in earlier_run(done) and "interrupted" in earlier_run(stopped)
+    assert earlier_run(tmp_path / "nothing") is None
+    with pytest.raises(ConfigError, match=r"holds the results of a finished run.*--overwrite"):
+        Trainer(nvdrec.load_config({**TINY, "out_dir": str(done)}))
+    with pytest.raises(ConfigError, match=r"interrupted run \(checkpoint mesh_pass.*--resume"):
+        RunFolder(stopped).claim()
+    before = sorted(p.name for p in done.rglob("*"))
+    assert "run.json" in before  # a refusal deletes nothing
+    f = RunFolder(done, overwrite=True)
+    f.claim()
+    f.release()
+    assert f.replaced and sorted(p.name for p in done.iterdir()) == [".nvdrec.lock", "notes.txt"]
+    # the demo replaces an earlier demo run only
+    _fake_run(tmp_path / "d1")
+    with pytest.raises(ConfigError, match="--overwrite"):
+        RunFolder(tmp_path / "d1", overwrite="demo").claim()
+    _fake_run(tmp_path / "d2")
+    (tmp_path / "d2" / "config.json").write_text(json.dumps({"demo_grid": 80}))
+    f = RunFolder(tmp_path / "d2", overwrite="demo")
+    f.claim()
+    f.release()
+    assert not (tmp_path / "d2" / "run.json").exists()
+
+
+def test_cli_refuses_a_finished_folder_and_overwrite_replaces_it(tmp_path):
+    from nvdrec.cli import main
+
+    _fake_run(tmp_path / "done")
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({**TINY, "iter": 2}))
+    args = ["train", str(cfg), "--out-dir", str(tmp_path / "done"), "--device", "cpu"]
+    assert main(args) == ConfigError.exit_code
+    assert (tmp_path / "done" / "img_dmtet_pass1_000099.png").exists()
+    assert main([*args, "--overwrite"]) == 0
+    assert not (tmp_path / "done" / "img_dmtet_pass1_000099.png").exists()
+    assert (tmp_path / "done" / "mesh" / "mesh.glb").is_file()
+    assert (tmp_path / "done" / "notes.txt").is_file()
+
+
+# ------------------------------------------------------------------ failed writes
+def _enospc(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_failed_checkpoint_and_pass1_writes_do_not_end_the_run(tmp_path, monkeypatch, capsys):
+    import nvdrec.train.checkpoint as ckpt
+    from nvdrec.train.report import ReportMixin
+
+    real_export = ReportMixin._export
+
+    def export(self, mesh, lgt, folder, glb):
+        if folder.name == "dmtet_mesh":
+            _enospc()
+        return real_export(self, mesh, lgt, folder, glb)
+
+    monkeypatch.setattr(ckpt.torch, "save", _enospc)
+    monkeypatch.setattr(ReportMixin, "_export", export)
+    out = tmp_path / "run"
+    result = Trainer(nvdrec.load_config({**TINY, "out_dir": str(out)})).fit()
+    err = capsys.readouterr().err
+    assert "checkpoint dmtet_pass1 iteration 2 not written" in err
+    assert "pass-1 mesh was not written" in err and "No space left" in err
+    assert (out / "mesh" / "mesh.obj").is_file() and result["metrics"]["psnr"] > 5
+    assert not list(out.rglob("*.pt")) and not list(out.rglob("*.tmp"))  # nothing half-written
+
+
+def test_failed_final_export_checkpoints_and_resume_only_exports(tmp_path, monkeypatch, capsys):
+    from nvdrec.train.report import ReportMixin
+
+    real_export = ReportMixin._export
+    out = tmp_path / "run"
+    cfg = nvdrec.load_config({**TINY, "out_dir": str(out)})
+
+    def export(self, mesh, lgt, folder, glb):
+        if folder.name == "mesh":
+            _enospc()
+        return real_export(self, mesh, lgt, folder, glb)
+
+    with monkeypatch.context() as m:
+        m.setattr(ReportMixin, "_export", export)
+        with pytest.raises(OutputError, match=r"No space left.*run again with --resume"):
+            Trainer(cfg).fit()
+    assert (out / "checkpoints" / f"mesh_pass_{cfg.iter:06d}.pt").is_file()
+    assert not (out / "mesh").exists()
+    capsys.readouterr()
+    trainer = Trainer(cfg, resume=True)
+    assert f"resumed from pass 2 iteration {cfg.iter}" in capsys.readouterr().out
+    trainer.fit()
+    assert (out / "mesh" / "mesh.glb").is_file()
+    assert trainer.losses.get("mesh_pass", []) == []  # no iteration ran again
+
+
+# ------------------------------------------------------------------ datasets
+def _colmap_txt(folder):
+    from test_data_colmap import write_colmap
+
+    write_colmap(folder, n=3)
+    return folder / "sparse" / "0"
+
+
+def _field(images_txt, name, k, value):
+    """images.txt with field(s) ``k`` of ``name``'s line (1-4: quaternion, 5-7: t) set."""
+    lines = images_txt.splitlines()
+    for j, ln in enumerate(lines):
+        t = ln.split()
+        if t and t[-1] == name:
+            t[k] = value
+            lines[j] = " ".join(t)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c, i: (c.replace("1 PINHOLE 32", "1 PINHOLE 0"), i), "image size must be"),
+        (lambda c, i: (c.replace("PINHOLE 32 32 ", "PINHOLE 32 32 0.0 "), i), "focal"),
+        (lambda c, i: (c.replace("PINHOLE 32 32 ", "PINHOLE 32 32 nan "), i), "not finite"),
+        (lambda c, i: (c, _field(i, "im1.png", 1, "nan")), "quaternion.*not finite"),
+        (lambda c, i: (c, _field(i, "im2.png", 6, "inf")), "not finite"),
+        (lambda c, i: (c, _field(i, "im0.png", slice(1, 5), ["0"] * 4)), "is zero"),
+        (lambda c, i: (c, i.replace("im1.png", "im0.png")), "listed twice"),
+        (lambda c, i: (c, i.replace("im1.png", "../im1.png")), "leads outside"),
+    ],
+)
+def test_colmap_cameras_that_cannot_render_are_refused(tmp_path, change, message):
+    from nvdrec.data.colmap import ColmapDataset
+    from nvdrec.errors import DataError
+
+    sp = _colmap_txt(tmp_path)
+    cams, imgs = (sp / "cameras.txt").read_text(), (sp / "images.txt").read_text()
+    assert "\n1 PINHOLE 32 32 " in cams  # the writer's layout, which the edits rely on
+    cams2, imgs2 = change(cams, imgs)
+    assert (cams2, imgs2) != (cams, imgs)
+    (sp / "cameras.txt").write_text(cams2)
+    (sp / "images.txt").write_text(imgs2)
+    with pytest.raises(DataError, match=message):
+        ColmapDataset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "row, col, value, message",
+    [(1, 3, np.nan, "not finite"), (0, 14, 0.0, "focal"), (2, 9, 0.0, "image size")],
+)
+def test_llff_cameras_that_cannot_render_are_refused(tmp_path, row, col, value, message):
+    from test_data_llff import write_llff
+
+    from nvdrec.data.llff import LLFFDataset
+    from nvdrec.errors import DataError
+
+    write_llff(tmp_path, n=3)
+    pb = np.load(tmp_path / "poses_bounds.npy")
+    pb[row, col] = value
+    np.save(tmp_path / "poses_bounds.npy", pb)
+    with pytest.raises(DataError, match=message):
+        LLFFDataset(tmp_path)
+
+
+def test_images_from_outside_the_dataset_are_reported(tmp_path):
+    from test_data_nerf import write_nerf
+
+    from nvdrec.data.check import preflight
+    from nvdrec.data.nerf import NeRFDataset
+
+    ds_dir = tmp_path / "ds"
+    write_nerf(ds_dir, n=2)
+    assert NeRFDataset(ds_dir).outside_note(ds_dir) is None
+    # an image reached through a symlink, another through a ../ file_path
+    (tmp_path / "elsewhere").mkdir()
+    (ds_dir / "train" / "r_0.png").rename(tmp_path / "elsewhere" / "r_0.png")
+    (ds_dir / "train" / "r_0.png").symlink_to(tmp_path / "elsewhere" / "r_0.png")
+    tf = ds_dir / "transforms_train.json"
+    data = json.loads(tf.read_text())
+    (ds_dir / "train" / "r_1.png").rename(tmp_path / "r_1.png")
+    data["frames"][1]["file_path"] = "../r_1"
+    tf.write_text(json.dumps(data))
+    ds = NeRFDataset(ds_dir)
+    note = ds.outside_note(ds_dir)
+    assert note.startswith("2 image/mask file(s) were read from outside the dataset folder")
+    _, warns = preflight(ds_dir, cache="off")
+    assert any("outside the dataset folder" in w for w in warns)
+
+
+def test_fully_transparent_images_are_refused_before_training(tmp_path):
+    from test_data_nerf import write_nerf
+
+    from nvdrec.errors import DataError
+    from nvdrec.io import read_image, write_image
+
+    write_nerf(tmp_path / "ds", n=2)
+    write_nerf(tmp_path / "ds", n=2, split="test")
+    for p in (tmp_path / "ds" / "train").glob("*.png"):
+        img = read_image(p)
+        img[..., 3] = 0
+        write_image(p, img)
+    cfg = nvdrec.load_config(
+        {**TINY, "ref_mesh": str(tmp_path / "ds"), "out_dir": str(tmp_path / "o")}
+    )
+    with pytest.raises(DataError, match="fully transparent"):
+        Trainer(cfg)

@@ -97,6 +97,9 @@ def preflight(
         f"max {angle.max():.1f} deg",
     ]
     warns = []
+    note = ds.outside_note(path) if hasattr(ds, "outside_note") else None
+    if note:
+        warns.append(note)
     empty = int((cover == 0).sum())
     full = int((cover > 0.99).sum())
     if empty:

@@ -12,6 +12,7 @@ either the object cannot be separated from the background, which is an error.
 
 from __future__ import annotations
 
+import math
 import struct
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 from ..errors import DataError, MissingFileError
 from ..structures import camera as cam
 from .llff import axes_focus_point
-from .nerf import NeRFDataset
+from .nerf import NeRFDataset, check_camera
 
 __all__ = ["ColmapDataset", "is_colmap_folder", "read_cameras", "read_images"]
 
@@ -139,11 +140,11 @@ def read_images(sparse: Path) -> list:
     return out
 
 
-def _quat_to_rot(q) -> torch.Tensor:
+def _quat_to_rot(q, where: str = "COLMAP image") -> torch.Tensor:
     w, x, y, z = (float(v) for v in q)
     n = (w * w + x * x + y * y + z * z) ** 0.5
-    if n < 1e-12:
-        raise DataError("COLMAP image has a zero quaternion")
+    if not n > 1e-12 or not math.isfinite(n):
+        raise DataError(f"{where}: the quaternion {tuple(q)} is zero or not finite")
     w, x, y, z = w / n, x / n, y / n, z / n
     return torch.tensor(
         [
@@ -176,7 +177,20 @@ class ColmapDataset(NeRFDataset):
         if not entries:
             raise DataError(f"'{sparse}' lists no images")
         c2ws, items = [], []
+        seen = set()
         for name, q, t, cid in entries:
+            where = f"'{sparse}' image '{name}'"
+            parts = Path(name).parts
+            if not name or Path(name).is_absolute() or ".." in parts:
+                raise DataError(
+                    f"{where}: image names are paths inside '{folder / 'images'}'; this one "
+                    "leads outside it"
+                )
+            if name in seen:
+                raise DataError(f"{where} is listed twice; each photo may appear once")
+            seen.add(name)
+            if not all(math.isfinite(v) for v in (*q, *t)):
+                raise DataError(f"{where}: the pose (quaternion, translation) is not finite")
             if cid not in cams:
                 raise DataError(
                     f"image '{name}' uses camera {cid}, which '{sparse}' does not define"
@@ -192,10 +206,11 @@ class ColmapDataset(NeRFDataset):
                     f"camera {cid} uses the {model} model; undistort the images first "
                     "(colmap image_undistorter writes PINHOLE cameras)"
                 )
-            rot = _quat_to_rot(q)
+            rot = _quat_to_rot(q, where)
             c2w_cv = torch.eye(4, dtype=torch.float64)
             c2w_cv[:3, :3] = rot.T
             c2w_cv[:3, 3] = -rot.T @ torch.tensor(t, dtype=torch.float64)
+            check_camera(f"{where} (camera {cid})", c2w_cv, fx, fy, cx, cy, w0, h0)
             c2ws.append(cam.opencv_to_opengl(c2w_cv))
             items.append((name, w0, h0, fx, fy, cx, cy))
         c2w = torch.stack(c2ws)
@@ -203,6 +218,7 @@ class ColmapDataset(NeRFDataset):
             axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2]) if len(c2w) > 1 else c2w[0, :3, 3] * 0
         )
         c2w[:, :3, 3] -= self.centre
+        self.root = folder.resolve()
         self._start_loading(len(items), device, max_side, cache)
         projs = []
         has_masks = (folder / "masks").is_dir()

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError, MissingFileError
 from ..structures import camera as cam
-from .nerf import NeRFDataset
+from .nerf import NeRFDataset, check_camera
 
 __all__ = ["LLFFDataset", "is_llff_folder", "axes_focus_point"]
 
@@ -81,9 +81,14 @@ class LLFFDataset(NeRFDataset):
             )
         poses = torch.tensor(pb[:, :15].reshape(-1, 3, 5), dtype=torch.float64)
         c2w = cam.llff_to_opengl(poses[:, :, :4])  # [N, 4, 4]
+        for i, ip in enumerate(images):  # before any image loads
+            ph, pw, focal = (float(x) for x in poses[i, :, 4])
+            where = f"'{folder / 'poses_bounds.npy'}' row {i} ({ip.name})"
+            check_camera(where, c2w[i], focal, focal, pw / 2, ph / 2, pw, ph)
         centre = axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2])
         c2w[:, :3, 3] -= centre
         self.centre = centre
+        self.root = folder.resolve()
         self._start_loading(len(images), device, max_side, cache)
         mvs, projs = [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):

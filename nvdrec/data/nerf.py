@@ -24,7 +24,13 @@ from ..errors import DataError, MissingFileError
 from ..io.image import exif_orientation, image_size, read_image, srgb_to_linear
 from ..structures import camera as cam
 
-__all__ = ["NeRFDataset", "is_nerf_folder", "check_dataset_memory", "available_memory"]
+__all__ = [
+    "check_camera",
+    "NeRFDataset",
+    "is_nerf_folder",
+    "check_dataset_memory",
+    "available_memory",
+]
 
 _EXTS = ("", ".png", ".PNG", ".jpg", ".jpeg", ".exr", ".hdr")
 
@@ -91,6 +97,7 @@ class NeRFDataset:
         if tf is None:
             raise MissingFileError(f"'{folder}' has no transforms_{split}.json")
         data = _read_json(tf)
+        self.root = folder.resolve()
         self._start_loading(len(data["frames"]), device, max_side, cache)
         mvs, projs = [], []
         to_y_up = cam.blender_to_opengl_world().double()
@@ -153,6 +160,17 @@ class NeRFDataset:
         self.cache = cache
         self.size_mismatches = 0
         self._count = count
+        self.outside: list[str] = []  # files read from outside the dataset folder
+
+    def outside_note(self, folder) -> str | None:
+        """A warning when images or masks were read from outside ``folder`` (a
+        ``file_path`` with ``..``, an absolute one, or a symlink), else None."""
+        if not self.outside:
+            return None
+        return (
+            f"{len(self.outside)} image/mask file(s) were read from outside the dataset "
+            f"folder {folder} (through a path or a symlink), e.g. {self.outside[0]}"
+        )
 
     def _target(self, size, resolution) -> tuple:
         """The working size for an image of ``size`` (H, W): ``resolution`` when given,
@@ -179,6 +197,10 @@ class NeRFDataset:
         target = self._target(size, resolution)
         cache = getattr(self, "cache", None) if target != size else None
         files = [path] if mask_path is None else [path, mask_path]
+        root = getattr(self, "root", None)
+        for f in files if root is not None else ():
+            if root not in Path(f).resolve().parents:
+                self.outside.append(str(f))
         key = cache.key(files, target, "mask" if mask_path else "alpha") if cache else None
         t = cache.get(key, target) if cache else None
         hit = t is not None
@@ -355,6 +377,23 @@ def check_dataset_memory(count: int, resolution, device) -> None:
                 f"{count} images at {w}x{h} (RGBA float32) but {free / 2**30:.1f} GB are "
                 "available: lower 'train_res' (config key), or use fewer images"
             )
+
+
+def check_camera(where: str, c2w: torch.Tensor, fx, fy, cx, cy, width, height) -> None:
+    """Refuse a camera that cannot be rendered: non-finite pose or intrinsics, focal
+    lengths or image sizes that are not positive, a singular rotation. ``where`` names
+    the file and entry in the message."""
+    vals = {"fx": fx, "fy": fy, "cx": cx, "cy": cy, "width": width, "height": height}
+    bad = [k for k, v in vals.items() if not math.isfinite(float(v))]
+    if bad or not torch.isfinite(c2w).all():
+        what = f"intrinsics {', '.join(bad)}" if bad else "pose"
+        raise DataError(f"{where}: the camera's {what} is not finite (NaN or inf)")
+    if not (width > 0 and height > 0):
+        raise DataError(f"{where}: image size must be positive, got {width}x{height}")
+    if not (fx > 0 and fy > 0):
+        raise DataError(f"{where}: focal lengths must be positive, got {fx!r}, {fy!r}")
+    if abs(float(torch.linalg.det(c2w[:3, :3]))) < 1e-9:
+        raise DataError(f"{where}: the camera's rotation is singular")
 
 
 def _matrix(value, where: str) -> torch.Tensor:

@@ -173,11 +173,19 @@ def make_atlas(
     v: np.ndarray, f: np.ndarray, resolution: int = 1024, timeout: float = 60.0
 ) -> AtlasResult:
     """An atlas for the mesh (vertices [V, 3], faces [T, 3]): xatlas within ``timeout``
-    seconds (0 skips it), else :func:`grid_atlas`. Faces keep their order either way."""
+    seconds (0 skips it), else :func:`grid_atlas`. Faces keep their order either way.
+    The mesh is unwrapped at unit size (UVs do not depend on its scale; xatlas gives NaN
+    UVs for meshes a few thousandths of a unit across)."""
     t0 = time.perf_counter()
     note = "xatlas skipped (unwrap_timeout 0)"
     if timeout > 0:
+        v = np.asarray(v, dtype=np.float64)
+        lo = v.min(0) if len(v) else np.zeros(3)
+        extent = float((v.max(0) - lo).max()) if len(v) else 0.0
+        v = ((v - lo) / (extent if extent > 0 else 1.0)).astype(np.float32)
         out, note = xatlas_atlas(v, f, resolution, timeout)
+        if out is not None and not np.isfinite(out[2]).all():
+            out, note = None, "xatlas returned non-finite UVs"
         if out is not None and len(out[1]) == len(f):
             return AtlasResult(*out, "xatlas", time.perf_counter() - t0)
         if out is not None:

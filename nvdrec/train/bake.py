@@ -38,7 +38,8 @@ def unwrap_uv(mesh: Mesh, resolution: int = 1024, timeout: float = 60.0, log=Non
             "inside mesh_scale, the masks/alpha are right, or try a different dmtet_grid"
         )
     e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
-    if np.linalg.norm(np.cross(e1, e2), axis=-1).sum() < 1e-12:
+    extent = float((v.max(0) - v.min(0)).max())  # zero area relative to the mesh's size
+    if not extent > 0 or np.linalg.norm(np.cross(e1, e2), axis=-1).sum() < 1e-12 * extent**2:
         raise DataError("the reconstructed mesh has zero area (degenerate); see mesh_scale / masks")
     atlas = make_atlas(v, f, int(resolution), timeout)
     vmap, idx, uvs = atlas.vmap, atlas.faces, atlas.uvs

@@ -427,7 +427,8 @@ def load_config(
         The config with input paths made absolute (relative ones are looked up next to
         the config file first, then in the working directory) and ``out_dir`` resolved:
         a relative ``out_dir`` lives under ``out/`` of the working directory, as in
-        nvdiffrec; an absolute one is used as is; none gives ``out/<config name>``.
+        nvdiffrec (one that leads outside it, like ``../x``, is refused); an absolute one
+        is used as is; none gives ``out/<config name>``.
 
     Raises:
         ConfigError: unknown key, bad value, unreadable or malformed file.
@@ -456,6 +457,13 @@ def load_config(
             setattr(cfg, k, _resolve_path(v, base_dir))
     out = Path(cfg.out_dir) if cfg.out_dir else Path(stem)
     if not out.is_absolute():
+        root = Path("out").resolve()
+        if root not in (root / out).resolve().parents:
+            raise ConfigError(
+                f"config key 'out_dir': {cfg.out_dir!r} is not a folder under out/ (where a "
+                "relative out_dir lives); give a name like 'bob', or an absolute "
+                "path to write elsewhere"
+            )
         out = Path("out") / out
     cfg.out_dir = str(out.resolve())
     for item in cfg.display or []:  # {"relight": "env.hdr"} names an input file too

@@ -45,6 +45,19 @@ class ReportMixin:
             kd_jitter=jitter,
         )
 
+    def _try_write(self, what: str, fn, *args) -> bool:
+        """``fn(*args)``; an OSError (disk full, folder gone) becomes one warning per
+        ``what`` and False: a picture or report that cannot be written does not end the run."""
+        try:
+            fn(*args)
+            return True
+        except OSError as e:
+            warned = self.__dict__.setdefault("_write_warned", set())
+            if what not in warned:
+                warned.add(what)
+                self._warn(f"{what} not written ({e.strerror or e}); the run goes on")
+            return False
+
     def _save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
         """[optimised | reference | the config's ``display`` extras] of the first view."""
         ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
@@ -53,7 +66,7 @@ class ReportMixin:
             for t in (buffers["shaded"][0, ..., :3], ref_rgb[0])
         ]
         tiles += [t.detach().clamp(0, 1) for t in (extras() if extras else [])]
-        write_image(self.out / name, torch.cat(tiles, 1).cpu())
+        self._try_write("preview image", write_image, self.out / name, torch.cat(tiles, 1).cpu())
 
     @torch.no_grad()
     def _display_extras(self, mesh, material, lgt, batch, h, w) -> list:
@@ -137,7 +150,8 @@ class ReportMixin:
         ``material`` overrides the mesh's (the neural material after pass 1)."""
         cfg = self.cfg
         folder = self.out / folder
-        folder.mkdir(parents=True, exist_ok=True)
+        what = f"validation output in {folder}"
+        self._try_write(what, folder.mkdir, 0o777, True, True)
         lgt.build_mips()
         rows, k = [], 0
         white = cfg.background == "white"
@@ -157,8 +171,8 @@ class ReportMixin:
                 if lpips_fn is not None:
                     rows[-1]["lpips"] = lpips_fn(o, r)
                 if k < 8:
-                    write_image(folder / f"val_{k:06d}_opt.png", o.cpu())
-                    write_image(folder / f"val_{k:06d}_ref.png", r.cpu())
+                    self._try_write(what, write_image, folder / f"val_{k:06d}_opt.png", o.cpu())
+                    self._try_write(what, write_image, folder / f"val_{k:06d}_ref.png", r.cpu())
                 k += 1
         mse = [r["mse"] for r in rows]
         psnr = [r["psnr"] for r in rows]
@@ -169,7 +183,7 @@ class ReportMixin:
         lines.append(f"AVERAGES: {np.mean(mse):.8f}, {np.mean(psnr):.4f}, {np.mean(ssim):.6f}")
         from ..io.files import atomic_write_text
 
-        atomic_write_text(folder / "metrics.txt", "\n".join(lines) + "\n")
+        self._try_write(what, atomic_write_text, folder / "metrics.txt", "\n".join(lines) + "\n")
         metrics = {
             "views": len(rows),
             "mse": float(np.mean(mse)),
@@ -178,5 +192,6 @@ class ReportMixin:
         }
         if lpips_fn is not None:
             metrics["lpips"] = float(np.mean([r["lpips"] for r in rows]))
-        atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        text = json.dumps(metrics, indent=2) + "\n"
+        self._try_write(what, atomic_write_text, folder / "metrics.json", text)
         return metrics

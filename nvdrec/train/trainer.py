@@ -14,13 +14,14 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, MissingFileError, NumericalError
+from ..errors import ConfigError, DataError, MissingFileError, NumericalError, OutputError
 from ..geometry import (
     DMTetGeometry,
     FlexiCubesGeometry,
@@ -54,26 +55,9 @@ from .helpers import (
     unimplemented_settings,
 )
 from .report import ReportMixin
+from .runfolder import RunFolder
 
 __all__ = ["Trainer"]
-
-
-def _check_out_dir(out: Path) -> None:
-    """Create ``out`` (the run folder) or stop with a ConfigError that names it: a file in
-    its place, a folder that cannot be created or written."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"config key 'out_dir': '{out}' is a file, not a folder; choose a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(
-            f"config key 'out_dir': cannot create '{out}' ({e.strerror or e}); choose a "
-            "folder you can write to"
-        ) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"config key 'out_dir': '{out}' is not writable; choose a folder you can write to"
-        )
 
 
 class Trainer(ReportMixin):
@@ -82,6 +66,9 @@ class Trainer(ReportMixin):
     Args:
         cfg: the configuration.
         resume: continue from the newest checkpoint in ``out_dir``.
+        overwrite: replace an earlier run's results in ``out_dir`` (deleted when the run
+            starts) instead of refusing the folder; ``"demo"``: only an earlier demo run's.
+            The folder is locked while the run lives: a second run into it is refused.
         callbacks: functions called after every optimisation step (on rank 0) with one
             dict: ``pass`` ("dmtet_pass1" or "mesh_pass"), ``it`` (0-based), ``total``,
             ``img_loss``, ``reg_loss``, ``ms`` (this iteration's wall time). A callback
@@ -89,7 +76,9 @@ class Trainer(ReportMixin):
             checkpoint is written; ``fit`` raises KeyboardInterrupt).
     """
 
-    def __init__(self, cfg: Config, resume: bool = False, callbacks=()) -> None:
+    def __init__(
+        self, cfg: Config, resume: bool = False, callbacks=(), overwrite: bool | str = False
+    ) -> None:
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self._stop_asked = False  # a callback asked to stop
@@ -115,8 +104,12 @@ class Trainer(ReportMixin):
                 )
             self.device = torch.device(cfg.device)
         self.out = Path(cfg.out_dir)
-        if self.dist.is_main:  # before any data loads: a bad folder fails at once
-            _check_out_dir(self.out)
+        # before any data loads: a bad, busy or taken folder fails at once
+        self.folder = RunFolder(self.out, resume=resume, overwrite=overwrite)
+        if self.dist.is_main:
+            self.folder.claim()
+            if self.folder.replaced:
+                self._note(f"replacing {self.folder.replaced} in {self.out}")
         self.ctx = RasterContext(cfg.backend)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -137,6 +130,7 @@ class Trainer(ReportMixin):
         else:
             self.dataset = self._make_dataset()
         self.val_dataset = self.val_dataset or self.dataset
+        self._check_images(ref)
         if hasattr(self.dataset, "at_resolution"):  # rendered references: at display_res
             self.val_dataset = self.dataset.at_resolution(self.cfg.display_res)
         self.shift = torch.zeros(3)
@@ -146,8 +140,25 @@ class Trainer(ReportMixin):
         self.metrics_pass1: dict = {}  # validation after pass 1 (dmtet_validate/)
         self.cleanup: dict = {}  # what the clean-up after pass 1 removed
         self.losses: dict = {}  # total loss per iteration of each pass (mean over ranks)
+        # per pass: [rendered, reference] alpha summed over its last iterations
+        self.coverage: dict = {}
         if resume:
             self._load_resume()
+
+    def _check_images(self, ref: Path | None) -> None:
+        """Refuse training images without any object pixel; say when files came from
+        outside the dataset folder."""
+        for ds in {id(d): d for d in (self.dataset, self.val_dataset)}.values():
+            note = ds.outside_note(ref) if hasattr(ds, "outside_note") else None
+            if note:
+                self._warn(note)
+        imgs = getattr(self.dataset, "images", None)
+        if imgs is not None and not bool((imgs[..., 3] > 0).any()):
+            raise DataError(
+                f"every training image of {ref} is fully transparent (alpha or mask 0 "
+                "everywhere): there is no object to reconstruct. Check the masks/alpha "
+                "channel (nvdrec check DATASET)"
+            )
 
     def _auto_frame(self) -> None:
         from ..data.framing import auto_frame
@@ -191,7 +202,8 @@ class Trainer(ReportMixin):
             out["cuda"] = torch.cuda.get_rng_state(self.device)
         return out
 
-    def _save_ckpt(self, name, it, named, opt, extra) -> None:
+    def _save_ckpt(self, name, it, named, opt, extra) -> bool:
+        """Write a checkpoint (rank 0); False, with a warning, where the write failed."""
         from .checkpoint import save_checkpoint
 
         state = {
@@ -203,7 +215,15 @@ class Trainer(ReportMixin):
             "config": json.dumps(self.cfg.to_dict(), sort_keys=True),
             "extra": {k: v.detach().cpu() for k, v in (extra or {}).items()},
         }
-        save_checkpoint(self.out / "checkpoints", state)
+        try:
+            save_checkpoint(self.out / "checkpoints", state)
+        except OSError as e:  # disk full, folder gone: the run goes on, earlier ones stay
+            self._warn(
+                f"checkpoint {name} iteration {it} not written to {self.out / 'checkpoints'} "
+                f"({e.strerror or e}); training goes on, the earlier checkpoints are kept"
+            )
+            return False
+        return True
 
     def _restore(self, name, named, opt) -> int:
         r = self._resume
@@ -336,6 +356,11 @@ class Trainer(ReportMixin):
         )
         return views.mvp
 
+    def _warn(self, text: str) -> None:
+        """A problem the run survives (rank 0, always shown, on stderr)."""
+        if self.dist.is_main:
+            print(f"nvdrec: warning: {text}", file=sys.stderr, flush=True)
+
     def _note(self, text: str) -> None:
         """One line about a stage (rank 0, unless ``progress`` is "none")."""
         if self.dist.is_main and self.cfg.progress != "none":
@@ -460,6 +485,12 @@ class Trainer(ReportMixin):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = self._restore(name, named, opt)
+        if pass_idx == 1 and start == 0 and cfg.checkpoint_interval and self.dist.is_main:
+            # pass 1's result, kept before pass 2 changes it: a crash or a failed write
+            # later costs pass 2's iterations only
+            self._save_ckpt(name, 0, named, opt, extra)
+        # the end state, written only when the final export fails (--resume then exports)
+        self._save_end = lambda: self._save_ckpt(name, cfg.iter, named, opt, extra)
         t_start = time.time()
         t_prev, iter_ms = t_start, []
         for it in range(start, cfg.iter):
@@ -486,7 +517,18 @@ class Trainer(ReportMixin):
                 # the iteration then waits for the GPU to finish the backward, while the CPU
                 # has been issuing backward kernels during the forward's GPU time
                 loss.backward()
-            img_v, reg_v = torch.stack([img_loss.detach(), reg.detach()]).tolist()
+            # with the losses (one device sync): the rendered and the reference coverage
+            img_v, reg_v, a_opt, a_ref = torch.stack(
+                [
+                    img_loss.detach(),
+                    reg.detach(),
+                    buffers["shaded"][..., 3].detach().sum().to(img_loss.dtype),
+                    batch["img"][..., 3].sum().to(img_loss.device, img_loss.dtype),
+                ]
+            ).tolist()
+            if it >= cfg.iter - max(cfg.iter // 10, 1):  # the pass's last 10%
+                cov = self.coverage.setdefault(name, [0.0, 0.0])
+                cov[0], cov[1] = cov[0] + a_opt, cov[1] + a_ref
             finite = math.isfinite(img_v + reg_v)
             shown = {"img": img_v, "reg": reg_v}
             if self.dist.enabled:  # mean losses; every rank stops if any has a NaN or a signal
@@ -539,12 +581,16 @@ class Trainer(ReportMixin):
                     lambda: self._display_extras(mesh_fn(), material, lgt, batch, h, w),
                 )
             interval = cfg.checkpoint_interval
+            saved = True
             if self._stop or (interval and (it + 1) % interval == 0 and it + 1 < cfg.iter):
                 if main:
-                    self._save_ckpt(name, it + 1, named, opt, extra)
+                    saved = self._save_ckpt(name, it + 1, named, opt, extra)
             if self._stop:
                 raise KeyboardInterrupt(
                     f"checkpoint saved in {self.out / 'checkpoints'}; continue with --resume"
+                    if saved
+                    else "the checkpoint could not be written (see the warning above); "
+                    "--resume continues from the previous one"
                 )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -583,6 +629,7 @@ class Trainer(ReportMixin):
             lambda it: geo.reg_loss(it, cfg.iter, cfg.sdf_regularizer),
             named,
         )
+        self._check_coverage("dmtet_pass1")
         payload = None
         if self.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
             with torch.no_grad():  # enclosed empty space filled: no surfaces inside
@@ -641,7 +688,13 @@ class Trainer(ReportMixin):
                 for t, b in zip((baked.kd, baked.ks, baked.normal), bounds)
             )
             mesh.material = Material("pbr_material", kd=kd, ks=ks, normal=nrm)
-            self._export(mesh, lgt, self.out / "dmtet_mesh", glb=False)
+            try:
+                self._export(mesh, lgt, self.out / "dmtet_mesh", glb=False)
+            except OSError as e:  # pass 1 lives on in memory: pass 2 starts from it
+                self._warn(
+                    f"the pass-1 mesh was not written to {self.out / 'dmtet_mesh'} "
+                    f"({e.strerror or e}); pass 2 goes on from it"
+                )
             payload = {
                 "extra": {
                     "v_init": mesh.v_pos.cpu(),
@@ -659,6 +712,20 @@ class Trainer(ReportMixin):
         # every rank (also a single process) starts pass 2 from the same reconstruction,
         # which is also what a resumed pass 2 starts from
         return self._mesh_from_state(payload["extra"], payload["params"]), lgt
+
+    def _check_coverage(self, name: str) -> None:
+        """Warn when the surface covers almost none of the object's pixels (the object
+        does not fit the grid box, or the masks are wrong): the run goes on, but its
+        result will not be the object."""
+        opt, ref = self.coverage.get(name, (0.0, 0.0))
+        if ref > 0 and opt < 0.05 * ref:
+            self._warn(
+                f"{name}: the surface covers {100 * opt / ref:.1f}% of the object's pixels "
+                f"in the training views (over the pass's last iterations). The object does "
+                f"not fit the grid box (mesh_scale {self.cfg.mesh_scale}) or the masks are "
+                'wrong: try mesh_scale "auto" or a larger mesh_scale, and check the masks '
+                "(nvdrec check DATASET)"
+            )
 
     def _pass2(self, mesh: Mesh, lgt: EnvironmentLight):
         cfg = self.cfg
@@ -731,12 +798,23 @@ class Trainer(ReportMixin):
     # ------------------------------------------------------------------ outputs
     def fit(self) -> dict:
         """Run both passes, export and validate. Returns paths and metrics."""
-        cfg = self.cfg
-        if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.out / "config.json")
-            for line in unimplemented_settings(cfg):
-                print(f"nvdrec: note: {line}", flush=True)
+        try:
+            if self.dist.is_main:
+                self.folder.claim()  # taken in __init__; again for a second fit
+                try:
+                    self.cfg.save(self.out / "config.json")
+                except OSError as e:
+                    raise OutputError(
+                        f"cannot write {self.out / 'config.json'} ({e.strerror or e}); free "
+                        "space or choose another out_dir"
+                    ) from e
+                for line in unimplemented_settings(self.cfg):
+                    print(f"nvdrec: note: {line}", flush=True)
+            return self._fit_with_signals()
+        finally:
+            self.folder.release()
+
+    def _fit_with_signals(self) -> dict:
         t0 = time.time()
         import signal
 
@@ -809,8 +887,21 @@ class Trainer(ReportMixin):
         final = self._pass2(mesh, lgt)
         paths, metrics = {}, {}
         if self.dist.is_main:  # only rank 0 exports and validates
-            with self._stage("export"):
-                paths = self._export(final, lgt, self.out / "mesh", glb=True)
+            try:
+                with self._stage("export"):
+                    paths = self._export(final, lgt, self.out / "mesh", glb=True)
+            except OSError as e:
+                kept = self._save_end()
+                raise OutputError(
+                    f"writing the result to {self.out / 'mesh'} failed ({e.strerror or e}); "
+                    + (
+                        "the trained state is checkpointed: free space (or fix the folder) "
+                        "and run again with --resume, which only exports"
+                        if kept
+                        else "the checkpoint could not be written either; free space and "
+                        "run again with --resume (it continues from the last checkpoint)"
+                    )
+                ) from e
             if cfg.validate:
                 with self._stage("validation"):
                     metrics = self._validate(final, lgt)
@@ -831,7 +922,12 @@ class Trainer(ReportMixin):
             run["batch_per_process"] = cfg.batch
             run["losses"] = self.losses
             run["cleanup"] = self.cleanup
-            atomic_write_text(self.out / "run.json", json.dumps(run, indent=2) + "\n")
+            # rendered / reference coverage over each pass's last iterations
+            run["coverage"] = {k: (o / r if r > 0 else None) for k, (o, r) in self.coverage.items()}
+            text = json.dumps(run, indent=2) + "\n"
+            self._try_write(
+                f"{self.out / 'run.json'}", atomic_write_text, self.out / "run.json", text
+            )
         if self.dist.enabled:
             torch.distributed.barrier()
         return result
