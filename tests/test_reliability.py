@@ -294,3 +294,32 @@ def test_fully_transparent_images_are_refused_before_training(tmp_path):
     )
     with pytest.raises(DataError, match="fully transparent"):
         Trainer(cfg)
+
+
+def test_atlas_of_a_tiny_mesh_has_finite_uvs():
+    """xatlas returns NaN UVs for a mesh a few thousandths across; unwrapped at unit size."""
+    from nvdrec.data.demo import demo_mesh
+    from nvdrec.geometry.atlas import make_atlas
+
+    mesh = demo_mesh(16)
+    v = (mesh.v_pos * 2.5e-4).numpy()
+    atlas = make_atlas(v, mesh.t_pos_idx.numpy().astype(np.uint32), 64, 30.0)
+    assert atlas.method == "xatlas" and np.isfinite(atlas.uvs).all()
+    assert atlas.uvs.min() >= 0 and atlas.uvs.max() <= 1
+
+
+def test_a_surface_that_covers_no_pixel_is_reported(tmp_path, capsys):
+    """A grid box far too small for the object: the run ends (no traceback), says why its
+    result is not the object and records the coverage."""
+    out = tmp_path / "run"
+    Trainer(nvdrec.load_config({**TINY, "mesh_scale": 0.001, "out_dir": str(out)})).fit()
+    err = capsys.readouterr().err
+    assert "dmtet_pass1: the surface covers 0.0% of the object's pixels" in err
+    assert "mesh_scale 0.001" in err
+    cov = json.loads((out / "run.json").read_text())["coverage"]
+    assert cov["dmtet_pass1"] < 0.05
+    # a normal run covers the object and says nothing
+    Trainer(nvdrec.load_config({**TINY, "out_dir": str(tmp_path / "ok")})).fit()
+    assert "covers" not in capsys.readouterr().err
+    cov = json.loads((tmp_path / "ok" / "run.json").read_text())["coverage"]
+    assert 0.2 < cov["dmtet_pass1"] < 2 and 0.2 < cov["mesh_pass"] < 2  # 4 iterations only
