@@ -58,6 +58,47 @@ def _overrides(extra: list[str]) -> dict:
     return out
 
 
+def _writable(path, flag: str, want: str):
+    """``path`` as an output of kind ``want`` ("file" or "folder"): refused now, with the
+    flag and the reason, when it cannot be one (a folder where a file is wanted or the
+    reverse, a parent that is a file, no write permission) instead of after the work."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    if want == "file" and path.is_dir():
+        raise ConfigError(f"{flag} '{path}' is a folder; give a file name")
+    if want == "folder" and path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} '{path}' is a file; give a folder")
+    probe = path if want == "folder" else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{flag} '{path}': '{probe}' is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK) or (
+        want == "file" and path.exists() and not os.access(path, os.W_OK)
+    ):
+        raise ConfigError(f"{flag} '{path}': no permission to write there; choose another place")
+    return path
+
+
+def _finite(value: float, flag: str, lo: float | None = None, hi: float | None = None):
+    import math
+
+    if (
+        not math.isfinite(value)
+        or (lo is not None and value < lo)
+        or (hi is not None and value > hi)
+    ):
+        where = (
+            f" in [{lo}, {hi}]"
+            if lo is not None and hi is not None
+            else (f" >= {lo}" if lo is not None else "")
+        )
+        raise ConfigError(f"{flag} must be a finite number{where}, got {value}")
+    return value
+
+
 def _run(cfg_src, args: argparse.Namespace, extra: list[str]) -> int:
     from .train.config import load_config
     from .train.trainer import Trainer
@@ -135,11 +176,10 @@ def _demo(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _check(args: argparse.Namespace, extra: list[str]) -> int:
-    from pathlib import Path
 
     from .data.check import preflight
 
-    picture = Path(args.picture) if args.picture else None
+    picture = _writable(args.picture, "--picture", "file") if args.picture else None
     print(f"nvdrec check: reading {args.dataset} ...", file=sys.stderr, flush=True)
     lines, warns = preflight(
         args.dataset, mesh_scale=args.mesh_scale, picture=picture, cache=args.image_cache
@@ -170,19 +210,31 @@ def _export(args: argparse.Namespace, extra: list[str]) -> int:
         raise MissingFileError(
             f"'{src}' not found: RUN_DIR must be the out_dir of a finished 'nvdrec train'"
         )
-    mesh = load_mesh(src)
     out = Path(args.output) if args.output else run / "mesh"
+    files = {"glb": (".glb",), "obj": (), "usd": (".usdz", ".usda", ".usdc")}
+    suffix = out.suffix.lower()
+    known = {s for v in files.values() for s in v} | {".obj", ".gltf", ".fbx", ".usd"}
+    if suffix in known and suffix not in files[args.format]:
+        what = (
+            "OBJ export writes a folder (mesh.obj, mesh.mtl, textures): give a folder"
+            if args.format == "obj"
+            else f"--format {args.format} writes {' / '.join(files[args.format])}"
+        )
+        raise ConfigError(f"--output '{out}' does not fit --format {args.format}: {what}")
+    if suffix not in files[args.format]:
+        out = out / {"glb": "mesh.glb", "usd": "mesh.usdz", "obj": ""}[args.format]
+    _writable(out, "--output", "folder" if args.format == "obj" else "file")
+    mesh = load_mesh(src)
     if args.format == "glb":
         from .io.gltf import save_glb
 
-        path = save_glb(mesh, out / "mesh.glb" if out.suffix != ".glb" else out)
+        path = save_glb(mesh, out)
     elif args.format == "obj":
         path = save_mesh(mesh, out)
     else:
         from .io.usd import save_usd
 
-        suffixes = (".usdz", ".usda", ".usdc")
-        path = save_usd(mesh, out if out.suffix.lower() in suffixes else out / "mesh.usdz")
+        path = save_usd(mesh, out)
     print(f"nvdrec: wrote {path}")
     return 0
 
@@ -202,14 +254,32 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {dev}: no CUDA GPU is visible; use --device cpu")
     run = Path(args.run_dir)
+    if args.frames < 1 or args.frames > 100000:
+        raise ConfigError(f"--frames must be in [1, 100000], got {args.frames}")
+    if args.res < 8 or args.res > 8192:
+        raise ConfigError(f"--res must be in [8, 8192], got {args.res}")
+    if args.fps < 1 or args.fps > 240:
+        raise ConfigError(f"--fps must be in [1, 240], got {args.fps}")
+    _finite(args.elevation, "--elevation", -90.0, 90.0)
+    _finite(args.env_scale, "--env-scale", 0.0)
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    fmt = args.format
+    if fmt is None:  # from the output's extension, else a GIF
+        fmt = suffix[1:] if suffix in (".gif", ".mp4") else "gif"
+    elif suffix in (".gif", ".mp4", ".png") and suffix != f".{fmt}":
+        raise ConfigError(
+            f"--output '{args.output}' does not fit --format {fmt}"
+            + (" (png writes a folder of frames)" if fmt == "png" else "")
+        )
     out = (
         Path(args.output)
         if args.output
-        else run / "render" / ("turntable" if args.format == "png" else f"turntable.{args.format}")
+        else run / "render" / ("turntable" if fmt == "png" else f"turntable.{fmt}")
     )
-    if args.format != "png" and out.suffix.lower() != f".{args.format}":
-        out = out / f"turntable.{args.format}"
-    check_writer(args.format)
+    if fmt != "png" and out.suffix.lower() != f".{fmt}":
+        out = out / f"turntable.{fmt}"
+    _writable(out, "--output", "folder" if fmt == "png" else "file")
+    check_writer(fmt)
     t0 = time.time()
     mesh, light = load_run(run, args.envmap, args.env_scale, device=dev)
     what = args.envmap or "the learned probe"
@@ -229,6 +299,15 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
 def _view(args: argparse.Namespace, extra: list[str]) -> int:
     from .viewer import serve, write_viewer
 
+    if args.serve and not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in [1, 65535], got {args.port}")
+    if args.output:
+        from pathlib import Path
+
+        out = Path(args.output)
+        if out.suffix.lower() not in (".html", ".htm"):
+            out = out / "viewer.html"
+        _writable(out, "--output", "file")
     page = write_viewer(args.run_dir, args.output)
     print(f"nvdrec: wrote {page} ({page.stat().st_size / 2**20:.1f} MB, works offline)")
     if args.serve:
@@ -306,7 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--res", type=int, default=512)
     s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees")
     s.add_argument("--fps", type=int, default=30)
-    s.add_argument("--format", choices=("png", "gif", "mp4"), default="gif")
+    s.add_argument(
+        "--format",
+        choices=("png", "gif", "mp4"),
+        help="gif (default, or the --output file's extension), mp4, or png (a folder of frames)",
+    )
     s.add_argument("--output", help="output file (gif/mp4) or folder (png); default RUN_DIR/render")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_render)
@@ -336,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nvdrec: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # disk full, permissions, a path that changed under us
+        if args.debug:
+            raise
+        print(f"nvdrec: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:
         print(f"nvdrec: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130

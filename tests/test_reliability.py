@@ -103,6 +103,16 @@ def test_a_folder_with_another_runs_results_is_refused_or_replaced(tmp_path):
         RunFolder(stopped).claim()
     before = sorted(p.name for p in done.rglob("*"))
     assert "run.json" in before  # a refusal deletes nothing
+    # a run that stopped before any result or checkpoint: its config and previews go
+    early = tmp_path / "early"
+    early.mkdir()
+    (early / "config.json").write_text("{}")
+    (early / "img_dmtet_pass1_000000.png").write_bytes(b"x")
+    assert earlier_run(early) is None
+    f = RunFolder(early)
+    f.claim()
+    f.release()
+    assert f.replaced and sorted(p.name for p in early.iterdir()) == [".nvdrec.lock"]
     f = RunFolder(done, overwrite=True)
     f.claim()
     f.release()
@@ -323,3 +333,220 @@ def test_a_surface_that_covers_no_pixel_is_reported(tmp_path, capsys):
     assert "covers" not in capsys.readouterr().err
     cov = json.loads((tmp_path / "ok" / "run.json").read_text())["coverage"]
     assert 0.2 < cov["dmtet_pass1"] < 2 and 0.2 < cov["mesh_pass"] < 2  # 4 iterations only
+
+
+# ------------------------------------------------------------------ damaged checkpoints
+@pytest.fixture(scope="module")
+def finished_with_checkpoints(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    cfg = nvdrec.load_config({**TINY, "out_dir": str(out)})
+    Trainer(cfg).fit()
+    return cfg, out / "checkpoints" / "mesh_pass_000002.pt"
+
+
+def _set(state, path, value):
+    keys = path.split("/")
+    d = state
+    for k in keys[:-1]:
+        d = d[k]
+    if value is KeyError:
+        del d[keys[-1]]
+    else:
+        d[keys[-1]] = value(d[keys[-1]]) if callable(value) else value
+
+
+@pytest.mark.parametrize(
+    "where, value, message",
+    [
+        ("iteration", 10**12, "iteration 1000000000000 is outside 0..4"),
+        ("rng", KeyError, "missing rng"),
+        ("pass", "pass_3", "unknown pass"),
+        ("params/v_u", lambda t: t * float("nan"), "'v_u' holds NaN"),
+        ("params/light.base", lambda t: t[:, :4], "'light.base' has shape"),
+        ("params/tex.kd", KeyError, "'tex.kd' is missing"),
+        ("params/tex.ks", lambda t: t[0], "'tex.ks' is missing or malformed"),
+        ("extra/t_pos_idx", lambda t: t + 10**6, "indexes outside"),
+        ("extra/v_tex", KeyError, "'v_tex' is missing or malformed"),
+        ("optimizer/optimizers", lambda opts: opts[:1], "optimizer state"),
+        ("optimizer/optimizers", lambda opts: [{"state": {}, "param_groups": []}] * 2, "optim"),
+        ("rng/gen", lambda t: t[:3], "random-number state"),
+    ],
+)
+def test_damaged_checkpoints_are_named_not_tracebacks(
+    finished_with_checkpoints, tmp_path, where, value, message
+):
+    import shutil
+
+    import torch
+
+    from nvdrec.errors import DataError
+
+    cfg, newest = finished_with_checkpoints
+    run = tmp_path / "run"
+    shutil.copytree(newest.parents[1], run)
+    path = run / "checkpoints" / newest.name
+    state = torch.load(path, weights_only=True)
+    _set(state, where, value)
+    torch.save(state, path)
+    with pytest.raises(DataError, match=f"checkpoint {path} is damaged: .*{message}"):
+        Trainer(cfg.replace(out_dir=str(run)), resume=True).fit()
+
+
+# ------------------------------------------------------------------ command-line outputs
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    Trainer(nvdrec.load_config({**TINY, "out_dir": str(out)})).fit()
+    return out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["render", "{run}", "--elevation", "nan"], "--elevation must be a finite number"),
+        (["render", "{run}", "--fps", "0"], "--fps must be in"),
+        (["render", "{run}", "--frames", "0"], "--frames must be in"),
+        (["render", "{run}", "--env-scale", "inf"], "--env-scale must be a finite"),
+        (["render", "{run}", "--format", "png", "--output", "{tmp}/x.gif"], "does not fit"),
+        (["render", "{run}", "--output", "{tmp}/afile/t.gif"], "is a file, not a folder"),
+        (["render", "{run}", "--format", "png", "--output", "{tmp}/afile"], "is a file; give"),
+        (["export", "{run}", "--format", "obj", "--output", "{tmp}/model.glb"], "does not fit"),
+        (["export", "{run}", "--format", "usd", "--output", "{tmp}/m.glb"], "does not fit"),
+        (["export", "{run}", "--output", "{tmp}/afile/m.glb"], "is a file, not a folder"),
+        (["export", "{run}", "--output", "{tmp}/adir.glb"], "is a folder; give a file"),
+        (["view", "{run}", "--output", "{tmp}/afile/v.html"], "is a file, not a folder"),
+        (["view", "{run}", "--serve", "--port", "0"], "--port must be in"),
+    ],
+)
+def test_cli_outputs_and_numbers_are_checked_before_the_work(finished, tmp_path, args, message):
+    """Refused up front with the flag named, exit 2, and nothing written."""
+    from nvdrec.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.glb").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    render_before = (finished / "render").exists()
+    argv = [a.format(run=finished, tmp=tmp_path) for a in args]
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (finished / "render").exists() == render_before
+    del main
+
+
+def test_export_and_render_outputs_take_the_format_from_the_name(finished, tmp_path):
+    from nvdrec.cli import main
+
+    assert main(["export", str(finished), "--output", str(tmp_path / "m.glb")]) == 0
+    assert (tmp_path / "m.glb").is_file()
+    assert main(["export", str(finished), "--format", "obj", "--output", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "mesh.obj").is_file()
+    args = ["render", str(finished), "--frames", "2", "--res", "16", "--device", "cpu"]
+    assert main([*args, "--output", str(tmp_path / "t.gif")]) == 0
+    assert (tmp_path / "t.gif").read_bytes()[:3] == b"GIF"
+
+
+def test_view_refuses_a_damaged_glb_or_light(finished, tmp_path):
+    import shutil
+
+    from nvdrec.errors import ImageFormatError, MeshFormatError
+    from nvdrec.viewer import write_viewer
+
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    glb = run / "mesh" / "mesh.glb"
+    data = glb.read_bytes()
+    for damaged, why in ((data[: len(data) // 2], "truncated"), (b"x" * 40, "header")):
+        glb.write_bytes(damaged)
+        with pytest.raises(MeshFormatError, match=f"'{glb}' is not a valid GLB file: .*{why}"):
+            write_viewer(run)
+    glb.write_bytes(data[:20] + b"X" + data[21:])  # JSON chunk damaged, sizes intact
+    with pytest.raises(MeshFormatError, match="JSON chunk does not parse"):
+        write_viewer(run)
+    glb.write_bytes(data)
+    (run / "mesh" / "probe.hdr").write_bytes(b"#?RADIANCE\nbroken")
+    with pytest.raises(ImageFormatError):
+        write_viewer(run)
+    assert not (run / "viewer.html").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: no read-only folder")
+def test_read_only_output_folder_is_refused(finished, tmp_path):
+    from nvdrec.cli import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["export", str(finished), "--output", str(ro / "m.glb")]) == 2
+        assert main(["view", str(finished), "--output", str(ro / "v.html")]) == 2
+    finally:
+        ro.chmod(0o755)
+
+
+def test_input_meshes_and_lights_that_cannot_render_are_refused(tmp_path):
+    from nvdrec.errors import DataError, MeshFormatError
+    from nvdrec.io import load_mesh, write_image
+    from nvdrec.render import EnvironmentLight
+
+    flat = tmp_path / "flat.obj"
+    flat.write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
+    far = tmp_path / "far.obj"
+    far.write_text("v 0 0 0\nv 1e9 0 0\nv 0 1 0\nf 1 2 3\n")
+    huge = tmp_path / "huge.obj"
+    huge.write_text("v 0 0 0\nv 1e308 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(MeshFormatError, match="float32 range"):
+        load_mesh(huge)
+    env = tmp_path / "env.hdr"
+    write_image(env, np.full((8, 16, 3), 0.5, np.float32))
+    for mesh, message in ((flat, "zero area"), (far, "coordinates up to 1e\\+09")):
+        for key in ("ref_mesh", "base_mesh"):
+            over = {key: str(mesh), "envmap": str(env), "out_dir": str(tmp_path / key)}
+            with pytest.raises(DataError, match=f"'{key}': .*{message}"):
+                Trainer(nvdrec.load_config({**TINY, **over})).fit()
+    bright = tmp_path / "bright.hdr"
+    write_image(bright, np.full((8, 16, 3), 1e30, np.float32))
+    with pytest.raises(DataError, match="bright.hdr.: radiance up to (9.9.e\\+29|1e\\+30)"):
+        EnvironmentLight.load(bright, res=8)
+
+
+# ------------------------------------------------------------------ memory bounds
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        ({"batch": 10**9}, "batch, train_res"),
+        ({"train_res": [100000, 100000]}, "batch, train_res"),
+        ({"hash_log2_size": 40}, "hash_log2_size"),
+        ({"dmtet_grid": 1024}, "dmtet_grid"),
+        ({"light_res": 100000}, "light_res"),
+        ({"texture_res": [10**6, 10**6]}, "texture_res"),
+    ],
+)
+def test_configs_that_cannot_fit_stop_before_allocating(tmp_path, over, key):
+    """Refused at once with the costliest key named (not an allocation until the OOM
+    killer comes); nothing is created."""
+    import time
+
+    out = tmp_path / "run"
+    cfg = nvdrec.load_config({**TINY, **over, "out_dir": str(out)})
+    t0 = time.time()
+    with pytest.raises(ConfigError, match=f"needs at least .* lower config key\\(s\\) {key}"):
+        Trainer(cfg)
+    assert time.time() - t0 < 5 and not out.exists()
+
+
+def test_memory_bound_is_a_lower_bound_that_fits_real_configs():
+    from nvdrec.train.budget import check_memory, memory_lower_bound
+
+    # nvdiffrec's heaviest example settings fit in a few GB (they run on 24 GB cards)
+    heavy = nvdrec.load_config(
+        {"batch": 8, "train_res": [800, 800], "dmtet_grid": 128, "texture_res": [2048, 2048]}
+    )
+    assert sum(memory_lower_bound(heavy).values()) < 4 * 2**30
+    check_memory(heavy, 24 * 2**30, "cuda")  # no error
+    check_memory(heavy, None, "cpu")  # unknown: no check
+    with pytest.raises(ConfigError, match="are available"):
+        check_memory(heavy, 2**30, "cuda")

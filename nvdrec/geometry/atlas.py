@@ -174,15 +174,16 @@ def make_atlas(
 ) -> AtlasResult:
     """An atlas for the mesh (vertices [V, 3], faces [T, 3]): xatlas within ``timeout``
     seconds (0 skips it), else :func:`grid_atlas`. Faces keep their order either way.
-    The mesh is unwrapped at unit size (UVs do not depend on its scale; xatlas gives NaN
-    UVs for meshes a few thousandths of a unit across)."""
+    A mesh far from unit size (under 1e-2 or over 1e3 across) is unwrapped at unit size:
+    xatlas gives NaN UVs for meshes a few thousandths of a unit across."""
     t0 = time.perf_counter()
     note = "xatlas skipped (unwrap_timeout 0)"
     if timeout > 0:
-        v = np.asarray(v, dtype=np.float64)
-        lo = v.min(0) if len(v) else np.zeros(3)
+        v = np.asarray(v, dtype=np.float32)
+        lo = v.min(0) if len(v) else np.zeros(3, np.float32)
         extent = float((v.max(0) - lo).max()) if len(v) else 0.0
-        v = ((v - lo) / (extent if extent > 0 else 1.0)).astype(np.float32)
+        if extent > 0 and not 1e-2 <= extent <= 1e3:
+            v = ((v.astype(np.float64) - lo) / extent).astype(np.float32)
         out, note = xatlas_atlas(v, f, resolution, timeout)
         if out is not None and not np.isfinite(out[2]).all():
             out, note = None, "xatlas returned non-finite UVs"

@@ -9,12 +9,49 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import MeshFormatError
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .files import atomic_write_bytes
 from .image import linear_to_srgb
 from .png import encode_png
 
-__all__ = ["save_glb", "unify_vertices"]
+__all__ = ["check_glb", "save_glb", "unify_vertices"]
+
+
+def check_glb(data: bytes, name: str = "<bytes>") -> None:
+    """Raise MeshFormatError unless ``data`` is a well-formed binary glTF 2.0 container:
+    header (magic, version 2, total length), a JSON chunk that parses to an object with
+    an ``asset``, and chunk lengths that add up."""
+    import json
+    import struct
+
+    def bad(why):
+        return MeshFormatError(f"'{name}' is not a valid GLB file: {why}")
+
+    if len(data) < 20:
+        raise bad(f"{len(data)} bytes is too short")
+    magic, version, length = struct.unpack_from("<4sII", data, 0)
+    if magic != b"glTF" or version != 2:
+        raise bad("no 'glTF' version 2 header")
+    if length != len(data):
+        raise bad(f"the header says {length} bytes, the file has {len(data)} (truncated?)")
+    pos, chunks = 12, []
+    while pos < length:
+        if pos + 8 > length:
+            raise bad("a chunk header runs past the end")
+        size, kind = struct.unpack_from("<I4s", data, pos)
+        if pos + 8 + size > length:
+            raise bad("a chunk runs past the end")
+        chunks.append((kind, data[pos + 8 : pos + 8 + size]))
+        pos += 8 + size
+    if not chunks or chunks[0][0] != b"JSON":
+        raise bad("the first chunk is not JSON")
+    try:
+        doc = json.loads(chunks[0][1].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise bad(f"its JSON chunk does not parse ({e})") from None
+    if not isinstance(doc, dict) or "asset" not in doc:
+        raise bad("its JSON has no 'asset'")
 
 
 def unify_vertices(mesh: Mesh):

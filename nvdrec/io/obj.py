@@ -24,6 +24,7 @@ from .image import linear_to_srgb, read_image, srgb_to_linear, write_image
 __all__ = ["load_mesh", "load_mtl", "save_mesh", "save_mtl"]
 
 _DEFAULT_KD = (0.8, 0.8, 0.8)
+_F32_MAX = float(np.finfo(np.float32).max)
 _DEFAULT_KS = (0.0, 0.5, 0.0)
 
 
@@ -36,6 +37,8 @@ def _floats(tokens: list[str], n_min: int, n_max: int, where: str) -> list[float
         raise MeshFormatError(f"{where}: '{' '.join(tokens)}' is not a list of numbers") from None
     if not all(np.isfinite(vals)):
         raise MeshFormatError(f"{where}: non-finite value in '{' '.join(tokens)}'")
+    if any(abs(v) > _F32_MAX for v in vals):
+        raise MeshFormatError(f"{where}: value out of the float32 range in '{' '.join(tokens)}'")
     return vals
 
 

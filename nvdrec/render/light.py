@@ -16,6 +16,7 @@ import os
 import torch
 from torch import nn
 
+from ..errors import DataError
 from ..ops._common import pick_backend
 from ..ops.cubemap import (
     cube_filter_operator,
@@ -30,6 +31,8 @@ from ..ops.texture import build_mips, texture
 __all__ = ["EnvironmentLight", "split_sum_lut", "ggx_directional_albedo_terms"]
 
 LUT_SIZE = 256
+# brighter than any captured light (the sun is ~1e5 in linear HDR maps): a damaged file
+MAX_RADIANCE = 1e9
 
 
 def _smith_lambda(cos_t: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
@@ -153,6 +156,14 @@ class EnvironmentLight(nn.Module):
         if img.shape[-1] < 3:  # grey (or grey + alpha): the same radiance in R, G and B
             img = img[..., :1].repeat(3, axis=-1)
         img = torch.from_numpy(img[..., :3].copy())
+        peak = float(img.abs().max()) if img.numel() else 0.0
+        if not math.isfinite(peak) or peak > MAX_RADIANCE:
+            raise DataError(
+                f"environment map '{path}': radiance up to {peak:.3g}, beyond any real light "
+                f"(at most {MAX_RADIANCE:.0e}); the file is damaged or not linear radiance"
+            )
+        if not (math.isfinite(scale) and scale >= 0):
+            raise DataError(f"environment map '{path}': scale must be finite and >= 0, got {scale}")
         return cls(latlong_to_cubemap(img, res) * scale, **kw)
 
     @classmethod

@@ -14,10 +14,16 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io.files import atomic_path
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "check_compatible", "IGNORED_KEYS"]
+__all__ = [
+    "save_checkpoint",
+    "latest_checkpoint",
+    "check_compatible",
+    "check_state",
+    "IGNORED_KEYS",
+]
 
 VERSION = 1
 PASS_ORDER = {"dmtet_pass1": 0, "mesh_pass": 1}
@@ -29,6 +35,7 @@ IGNORED_KEYS = (
     "device",
     "save_interval",
     "display_interval",
+    "out_dir",  # a run folder that was moved or copied resumes where it is
 )
 
 
@@ -62,6 +69,55 @@ def latest_checkpoint(folder: Path) -> tuple[dict, Path] | None:
         if isinstance(state, dict) and state.get("version") == VERSION:
             return state, p
     return None
+
+
+def _damaged(path: Path, why: str) -> DataError:
+    return DataError(
+        f"checkpoint {path} is damaged: {why}. Delete it to resume from the one before, "
+        "or start a new out_dir"
+    )
+
+
+def check_state(state: dict, path: Path, n_iter: int) -> None:
+    """Refuse a checkpoint whose structure is not what :func:`save_checkpoint` writes:
+    missing entries, an unknown pass, an iteration outside [0, ``n_iter``], tensors that
+    are not finite. (Shapes are checked against the run's parameters on restore.)"""
+    need = ("pass", "iteration", "params", "optimizer", "rng", "config", "extra")
+    missing = [k for k in need if k not in state]
+    if missing:
+        raise _damaged(path, f"missing {', '.join(missing)}")
+    if state["pass"] not in PASS_ORDER:
+        raise _damaged(path, f"unknown pass {state['pass']!r}")
+    it = state["iteration"]
+    if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it <= n_iter:
+        raise _damaged(path, f"iteration {it!r} is outside 0..{n_iter} (config key 'iter')")
+    for group in ("params", "extra"):
+        if not isinstance(state[group], dict):
+            raise _damaged(path, f"'{group}' is not a mapping")
+        for k, t in state[group].items():
+            if not isinstance(t, torch.Tensor):
+                raise _damaged(path, f"{group} '{k}' is not a tensor")
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise _damaged(path, f"{group} '{k}' holds NaN or inf")
+    if not isinstance(state["config"], str):
+        raise _damaged(path, "'config' is not the config text")
+    try:
+        json.loads(state["config"])
+    except ValueError:
+        raise _damaged(path, "its config does not parse") from None
+
+
+def check_params(state: dict, path: Path, named: dict) -> None:
+    """Every tensor the run restores is in the checkpoint with the run's shape."""
+    for k, t in named.items():
+        if k not in state["params"]:
+            raise _damaged(path, f"parameter '{k}' is missing")
+        if tuple(state["params"][k].shape) != tuple(t.shape):
+            raise _damaged(
+                path,
+                f"parameter '{k}' has shape {tuple(state['params'][k].shape)}, the run's is "
+                f"{tuple(t.shape)}",
+            )
 
 
 def check_compatible(state: dict, cfg_dict: dict, path: Path) -> None:

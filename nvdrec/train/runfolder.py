@@ -57,10 +57,16 @@ def _check_writable_folder(out: Path) -> None:
         )
 
 
+# what makes an earlier run worth keeping: results or checkpoints (a run that stopped
+# before any of them left only its config and previews, which a new run replaces)
+RESULTS = ("run.json", "mesh", "dmtet_mesh", "validate", "dmtet_validate")
+
+
 def earlier_run(out: Path) -> str | None:
-    """What an earlier run left in ``out`` ("a finished run", "an interrupted run
-    (checkpoint ...)", "an earlier run's files"), or None for a folder without run
-    outputs."""
+    """What an earlier run left in ``out`` that a new run must not silently replace
+    ("the results of a finished run", "an interrupted run (checkpoint ...)", "the
+    results of an earlier run"), or None (no run outputs, or only the config and
+    previews of a run that ended before any result or checkpoint)."""
     if not out.is_dir():
         return None
     if (out / "run.json").is_file() or (out / "mesh" / "mesh.obj").is_file():
@@ -68,11 +74,15 @@ def earlier_run(out: Path) -> str | None:
     ckpts = sorted((out / "checkpoints").glob("*.pt")) if (out / "checkpoints").is_dir() else []
     if ckpts:
         return f"an interrupted run (checkpoint {ckpts[-1].name})"
-    if any((out / name).exists() for name in RUN_OUTPUTS) or any(
-        next(out.glob(g), None) is not None for g in RUN_OUTPUT_GLOBS
-    ):
-        return "an earlier run's files"
+    if any((out / name).exists() for name in RESULTS):
+        return "the results of an earlier run"
     return None
+
+
+def _has_leftovers(out: Path) -> bool:
+    return any((out / name).exists() for name in RUN_OUTPUTS) or any(
+        next(out.glob(g), None) is not None for g in RUN_OUTPUT_GLOBS
+    )
 
 
 def _is_demo_run(out: Path) -> bool:
@@ -132,8 +142,13 @@ class RunFolder:
             raise
 
     def _check_earlier(self) -> None:
+        if self.resume:
+            return
         what = earlier_run(self.out)
-        if what is None or self.resume:
+        if what is None:
+            if _has_leftovers(self.out):  # a run that ended before any result
+                self._clear()
+                self.replaced = "the files of a run that ended before any result"
             return
         replace = self.overwrite is True or (self.overwrite == "demo" and _is_demo_run(self.out))
         if not replace:
@@ -146,6 +161,11 @@ class RunFolder:
                 f"config key 'out_dir': '{self.out}' holds {what}; {hint} (Python: "
                 "Trainer(cfg, resume=True / overwrite=True)), or choose another out_dir"
             )
+        self._clear()
+        self.replaced = what
+
+    def _clear(self) -> None:
+        """Delete the run outputs (and only those) from the folder."""
         for name in RUN_OUTPUTS:
             p = self.out / name
             if p.is_dir() and not p.is_symlink():
@@ -155,7 +175,6 @@ class RunFolder:
         for g in RUN_OUTPUT_GLOBS:
             for p in self.out.glob(g):
                 p.unlink()
-        self.replaced = what
 
     def release(self) -> None:
         if self._lock is not None:

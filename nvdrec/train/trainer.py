@@ -60,6 +60,30 @@ from .runfolder import RunFolder
 __all__ = ["Trainer"]
 
 
+MAX_COORDINATE = 1e6  # beyond it a mesh's projections overflow float32 arithmetic
+
+
+def _check_input_mesh(mesh: Mesh, key: str, path) -> None:
+    """Refuse an input mesh nothing can be rendered from: no triangles, every triangle
+    degenerate, coordinates far outside any sensible scene."""
+    v = mesh.v_pos.double()
+    if mesh.t_pos_idx.shape[0] == 0:
+        raise DataError(f"config key '{key}': '{path}' has no triangles")
+    peak = float(v.abs().max())
+    if peak > MAX_COORDINATE:
+        raise DataError(
+            f"config key '{key}': '{path}' has coordinates up to {peak:.3g}; the object "
+            f"must lie within {MAX_COORDINATE:.0e} of the origin (rescale the mesh)"
+        )
+    t = mesh.t_pos_idx.long()
+    area = torch.linalg.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]], dim=-1).norm(dim=-1)
+    extent = float((v.max(0).values - v.min(0).values).max())
+    if not extent > 0 or float(area.sum()) <= 1e-12 * extent**2:
+        raise DataError(
+            f"config key '{key}': '{path}' has zero area (every triangle is degenerate)"
+        )
+
+
 class Trainer(ReportMixin):
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`.
 
@@ -104,6 +128,11 @@ class Trainer(ReportMixin):
                 )
             self.device = torch.device(cfg.device)
         self.out = Path(cfg.out_dir)
+        # before anything large is allocated: a config that cannot fit stops at once
+        from ..data.nerf import available_memory
+        from .budget import check_memory
+
+        check_memory(cfg, available_memory(self.device), str(self.device))
         # before any data loads: a bad, busy or taken folder fails at once
         self.folder = RunFolder(self.out, resume=resume, overwrite=overwrite)
         if self.dist.is_main:
@@ -180,7 +209,7 @@ class Trainer(ReportMixin):
 
     # ------------------------------------------------------------------ checkpoints
     def _load_resume(self) -> None:
-        from .checkpoint import check_compatible, latest_checkpoint
+        from .checkpoint import check_compatible, check_state, latest_checkpoint
 
         found = latest_checkpoint(self.out / "checkpoints")
         say = print if self.dist.is_main else (lambda *a, **k: None)
@@ -188,8 +217,10 @@ class Trainer(ReportMixin):
             say(f"nvdrec: no checkpoint in {self.out / 'checkpoints'}; starting from the beginning")
             return
         state, path = found
+        check_state(state, path, self.cfg.iter)
         check_compatible(state, self.cfg.to_dict(), path)
         self._resume = state
+        self._resume_path = path
         say(
             f"nvdrec: resumed from pass {1 if state['pass'] == 'dmtet_pass1' else 2} "
             f"iteration {state['iteration']} ({path})",
@@ -226,18 +257,34 @@ class Trainer(ReportMixin):
         return True
 
     def _restore(self, name, named, opt) -> int:
+        from .checkpoint import check_params
+
         r = self._resume
         if r is None or r["pass"] != name:
             return 0
+        check_params(r, self._resume_path, named)
         with torch.no_grad():
             for k, t in named.items():
                 t.copy_(r["params"][k].to(t.device))
         if opt is not None and r["optimizer"]:
-            opt.load_state_dict(r["optimizer"])
-        self.gen.set_state(r["rng"]["gen"])
-        torch.set_rng_state(r["rng"]["torch"])
-        if "cuda" in r["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(r["rng"]["cuda"], self.device)
+            try:
+                opt.load_state_dict(r["optimizer"])
+            except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
+                raise DataError(
+                    f"checkpoint {self._resume_path} is damaged: its optimizer state does not "
+                    f"fit the run ({e}). Delete it to resume from the one before, or start a "
+                    "new out_dir"
+                ) from None
+        try:
+            self.gen.set_state(r["rng"]["gen"])
+            torch.set_rng_state(r["rng"]["torch"])
+            if "cuda" in r["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(r["rng"]["cuda"], self.device)
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise DataError(
+                f"checkpoint {self._resume_path} is damaged: its random-number state cannot be "
+                f"restored ({e}). Delete it to resume from the one before, or start a new out_dir"
+            ) from None
         self._resume = None
         return int(r["iteration"])
 
@@ -288,6 +335,7 @@ class Trainer(ReportMixin):
                 self.val_dataset = NeRFDataset(path, "test", **kw)
                 return NeRFDataset(path, "train", **kw)
             mesh = load_mesh(path, mtl_override=cfg.mtl_override)
+            _check_input_mesh(mesh, "ref_mesh", path)
             if cfg.envmap is None:
                 raise ConfigError(
                     "config key 'envmap': a reference mesh needs an HDR environment map "
@@ -835,6 +883,32 @@ class Trainer(ReportMixin):
 
     def _mesh_from_resume(self) -> tuple[Mesh, EnvironmentLight]:
         r = self._resume
+        ex, path = r["extra"], self._resume_path
+        shapes = {"v_init": 3, "t_pos_idx": 3, "v_tex": 2, "t_tex_idx": 3}
+        for k, n in shapes.items():
+            t = ex.get(k)
+            if t is None or t.ndim != 2 or t.shape[1] != n or t.shape[0] == 0:
+                raise DataError(
+                    f"checkpoint {path} is damaged: the pass-2 mesh entry '{k}' is missing or "
+                    "malformed. Delete it to resume from the one before, or start a new out_dir"
+                )
+        for k in ("tex.kd", "tex.ks", "tex.normal"):  # those the material has (kd: all)
+            t = r["params"].get(k)
+            if (t is None and k == "tex.kd") or (
+                t is not None and (t.ndim != 4 or t.shape[0] != 1 or min(t.shape) == 0)
+            ):
+                raise DataError(
+                    f"checkpoint {path} is damaged: the texture '{k}' is missing or malformed. "
+                    "Delete it to resume from the one before, or start a new out_dir"
+                )
+        for idx, v in (("t_pos_idx", "v_init"), ("t_tex_idx", "v_tex")):
+            if ex[idx].is_floating_point() or not (
+                0 <= int(ex[idx].min()) and int(ex[idx].max()) < ex[v].shape[0]
+            ):
+                raise DataError(
+                    f"checkpoint {path} is damaged: '{idx}' indexes outside '{v}'. Delete it "
+                    "to resume from the one before, or start a new out_dir"
+                )
         return self._mesh_from_state(r["extra"], r["params"]), self._light()
 
     def _mesh_from_state(self, ex: dict, params: dict) -> Mesh:
@@ -871,6 +945,7 @@ class Trainer(ReportMixin):
             if not os.path.exists(cfg.base_mesh):
                 raise MissingFileError(f"config key 'base_mesh': '{cfg.base_mesh}' does not exist")
             mesh = load_mesh(cfg.base_mesh)
+            _check_input_mesh(mesh, "base_mesh", cfg.base_mesh)
             if mesh.v_tex is None:
                 mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, self._note)
             mesh = compute_tangents(auto_normals(mesh) if mesh.v_nrm is None else mesh).to(

@@ -26,7 +26,11 @@ CHANNELS = ("shaded", "basecolor", "roughness", "metallic", "normals", "wirefram
 def _glb_bytes(run: Path) -> bytes:
     glb = run / "mesh" / "mesh.glb"
     if glb.is_file():
-        return glb.read_bytes()
+        from ..io.gltf import check_glb
+
+        data = glb.read_bytes()
+        check_glb(data, str(glb))  # a damaged file is named, not embedded
+        return data
     obj = run / "mesh" / "mesh.obj"
     if not obj.is_file():
         raise MissingFileError(
@@ -51,6 +55,9 @@ def write_viewer(run_dir, output=None) -> Path:
     glb = _glb_bytes(run)
     if not probe.is_file():
         raise MissingFileError(f"'{probe}' not found (the run's learned light)")
+    from ..io.hdr import read_hdr
+
+    read_hdr(probe)  # a damaged light is named here (ImageFormatError), not embedded
     here = resources.files(__name__)
     page = here.joinpath("viewer.html").read_text(encoding="utf-8")
     bundle = here.joinpath("three_viewer.min.js").read_text(encoding="utf-8")
