@@ -550,3 +550,86 @@ def test_memory_bound_is_a_lower_bound_that_fits_real_configs():
     check_memory(heavy, None, "cpu")  # unknown: no check
     with pytest.raises(ConfigError, match="are available"):
         check_memory(heavy, 2**30, "cuda")
+
+
+# ------------------------------------------------------------------ property tests
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_any_float = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -1.0, 1e-30, 1e30, float("nan"), float("inf")]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fx=_any_float,
+    fy=_any_float,
+    cx=_any_float,
+    cy=_any_float,
+    w=_any_float,
+    h=_any_float,
+    t=st.lists(_any_float, min_size=3, max_size=3),
+    scale=st.floats(-1e3, 1e3),
+)
+def test_camera_check_accepts_exactly_the_renderable(fx, fy, cx, cy, w, h, t, scale):
+    """Any numbers: a DataError naming the camera, or accepted exactly when every value is
+    finite, sizes and focal lengths are positive and the rotation is not singular."""
+    import math
+
+    import torch
+
+    from nvdrec.data.nerf import check_camera
+    from nvdrec.errors import DataError
+
+    c2w = torch.eye(4, dtype=torch.float64)
+    c2w[:3, :3] *= scale  # det = scale^3
+    c2w[:3, 3] = torch.tensor(t, dtype=torch.float64)
+    ok = (
+        all(math.isfinite(v) for v in (fx, fy, cx, cy, w, h, *t))
+        and w > 0
+        and h > 0
+        and fx > 0
+        and fy > 0
+        and abs(float(torch.linalg.det(c2w[:3, :3]))) >= 1e-9  # scale^3
+    )
+    try:
+        check_camera("cam", c2w, fx, fy, cx, cy, w, h)
+        accepted = True
+    except DataError as e:
+        assert str(e).startswith("cam: ")
+        accepted = False
+    assert accepted == ok
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    batch=st.integers(1, 10**12),
+    res=st.integers(1, 10**6),
+    log2=st.integers(8, 64),
+    grid=st.integers(2, 10**4),
+    avail=st.integers(0, 2**50),
+)
+def test_memory_check_only_refuses_with_a_named_key(batch, res, log2, grid, avail):
+    from nvdrec.train.budget import check_memory, memory_lower_bound
+
+    cfg = nvdrec.load_config(
+        {"batch": batch, "train_res": [res, res], "hash_log2_size": log2, "dmtet_grid": grid}
+    )
+    need = sum(memory_lower_bound(cfg).values())
+    try:
+        check_memory(cfg, avail, "cpu")
+        assert need <= avail
+    except ConfigError as e:
+        assert need > avail and "lower config key(s)" in str(e)
+    bigger = nvdrec.load_config({**cfg.to_dict(), "batch": batch + 1})
+    assert sum(memory_lower_bound(bigger).values()) > need
+
+
+def test_one_texel_textures_bake_and_export(tmp_path):
+    out = tmp_path / "run"
+    Trainer(nvdrec.load_config({**TINY, "texture_res": [1, 1], "out_dir": str(out)})).fit()
+    mtl = (out / "mesh" / "mesh.mtl").read_text()
+    assert "\nKd " in mtl and "map_Kd" not in mtl  # one texel: written as a constant
+    assert (out / "mesh" / "mesh.glb").is_file()
