@@ -190,6 +190,35 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _poses(args: argparse.Namespace, extra: list[str]) -> int:
+    import time
+    from pathlib import Path
+
+    from .data.sfm import estimate_poses
+
+    src = Path(args.photos)
+    out = Path(args.out) if args.out else src.parent / f"{src.resolve().name}_colmap"
+    if args.max_side < 64:
+        raise ConfigError(f"--max-side must be at least 64, got {args.max_side}")
+    _writable(out, "--out", "folder")
+    t0 = time.time()
+
+    def progress(line):
+        print(f"nvdrec poses: {line} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    report = estimate_poses(
+        src,
+        out,
+        max_side=args.max_side,
+        matcher=args.matcher,
+        progress=progress,
+        verbose=args.verbose,
+    )
+    print("\n".join(report.lines()))
+    print(f'next: nvdrec check {out}   then train with "ref_mesh": "{out}"')
+    return 0
+
+
 def _build(args: argparse.Namespace, extra: list[str]) -> int:
     from ._ext.build import build_dir, load
 
@@ -369,6 +398,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="reduced-image cache: auto (default folder), off, or a folder",
     )
     s.set_defaults(func=_check)
+    s = sub.add_parser(
+        "poses",
+        help="camera poses from the photos alone (structure from motion; needs pycolmap)",
+        description="Writes a COLMAP folder (images/, sparse/0, masks/ when the photos have "
+        "them) that 'ref_mesh' reads. Runs on the CPU.",
+    )
+    s.add_argument("photos", help="folder of photos (or with images/ and masks/)")
+    s.add_argument("--out", help="folder to write (default: PHOTOS_colmap next to PHOTOS)")
+    s.add_argument(
+        "--max-side",
+        dest="max_side",
+        type=int,
+        default=1024,
+        help="reduce the photos to this many pixels on the long side (default 1024)",
+    )
+    s.add_argument(
+        "--matcher",
+        choices=("auto", "exhaustive", "sequential"),
+        default="auto",
+        help="pairs to match: every pair (exhaustive), neighbours in name order "
+        "(sequential, for video frames), or auto (exhaustive up to 120 photos)",
+    )
+    s.add_argument("--verbose", action="store_true", help="show COLMAP's log")
+    s.set_defaults(func=_poses)
     s = sub.add_parser("build", help="compile the CUDA kernels now (otherwise done on first use)")
     s.add_argument("--verbose", action="store_true", help="show the compiler output")
     s.set_defaults(func=_build)

@@ -1,0 +1,337 @@
+"""Camera poses from the photos themselves (structure from motion through pycolmap).
+
+``estimate_poses(PHOTOS, OUT)`` turns a folder of photos into a COLMAP folder that
+``ref_mesh`` reads (``OUT/images``, ``OUT/sparse`` with PINHOLE cameras, and ``OUT/masks``
+when the photos came with masks): the photos are reduced to ``max_side`` as they load,
+SIFT features are extracted and matched (every pair for small sets, neighbours in name
+order plus the quadratic overlap for large ones), the incremental mapper registers the
+cameras (one shared camera, focal length and radial distortion refined), and the images
+are undistorted to the pinhole model the loaders expect.
+
+Needs the optional ``pycolmap`` package (``pip install 'nvdrec[photos]'``), which ships
+COLMAP's feature extraction, matching and mapping as wheels; it runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, MissingDependencyError, MissingFileError
+
+__all__ = ["PosesReport", "compare_poses", "estimate_poses", "list_photos", "similarity_align"]
+
+PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+EXHAUSTIVE_MAX = 120  # up to this many photos every pair is matched (N^2 / 2 pairs)
+
+
+def _pycolmap():
+    try:
+        import pycolmap
+    except ImportError:
+        raise MissingDependencyError(
+            "camera poses from photos need the optional pycolmap package: pip install "
+            "pycolmap (or pip install 'nvdrec[photos]'); or bring poses (COLMAP, LLFF, "
+            "NeRF transforms)"
+        ) from None
+    return pycolmap
+
+
+def list_photos(folder: Path) -> tuple[Path, list[Path]]:
+    """(the folder holding the photos, the photos sorted by name): ``folder/images`` when
+    it exists, else ``folder`` itself."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingFileError(f"photo folder '{folder}' does not exist")
+    src = folder / "images" if (folder / "images").is_dir() else folder
+    photos = sorted(p for p in src.iterdir() if p.suffix.lower() in PHOTO_EXTS and p.is_file())
+    if not photos:
+        raise DataError(f"'{src}' holds no photos ({', '.join(PHOTO_EXTS)})")
+    return src, photos
+
+
+@dataclasses.dataclass
+class PosesReport:
+    """What :func:`estimate_poses` did: counts, errors and seconds per stage."""
+
+    photos: int
+    registered: int
+    points: int
+    reprojection_error: float  # mean, pixels at the working size
+    size: tuple  # (H, W) of the images written
+    seconds: dict
+    unregistered: list
+    out: Path
+
+    def lines(self) -> list[str]:
+        t = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+        out = [
+            f"registered   {self.registered} of {self.photos} photos",
+            f"points       {self.points} "
+            f"(mean reprojection error {self.reprojection_error:.2f} px)",
+            f"images       {self.size[1]}x{self.size[0]} (undistorted, PINHOLE) in {self.out}",
+            f"time         {t}",
+        ]
+        if self.unregistered:
+            more = f" and {len(self.unregistered) - 5} more" if len(self.unregistered) > 5 else ""
+            out.append(f"not placed   {', '.join(self.unregistered[:5])}{more}")
+        return out
+
+
+def _reduce(photos: list[Path], dest: Path, max_side: int, masks: Path | None) -> tuple:
+    """Write each photo (and its mask) at most ``max_side`` pixels on its long side into
+    ``dest/images`` (``dest/masks``), EXIF orientation applied. Returns (names, mask
+    names or None)."""
+    from ..io.image import read_image, write_image
+
+    (dest / "images").mkdir(parents=True)
+    if masks is not None:
+        (dest / "masks").mkdir()
+    names, mask_names = [], []
+    by_stem = {}  # masks named like the photo, any extension or case (IMG_1.JPG: img_1.png)
+    for q in sorted(masks.iterdir()) if masks is not None else ():
+        by_stem.setdefault(q.name.lower(), q)
+        by_stem.setdefault(q.stem.lower(), q)
+    for p in photos:
+        img = read_image(p)[..., :3]  # float [H, W, 3] in [0, 1], oriented
+        img = _fit(img, max_side)
+        name = p.stem + ".png"  # lossless: SIFT sees the photo, not compression noise
+        write_image(dest / "images" / name, img)
+        names.append(name)
+        if masks is not None:
+            m = by_stem.get(p.name.lower()) or by_stem.get(p.stem.lower())
+            if m is None:
+                raise MissingFileError(f"no mask for '{p.name}' in '{masks}'")
+            mk = read_image(m)
+            mk = _fit(mk[..., :1] if mk.ndim == 3 else mk[..., None], max_side, img.shape[:2])
+            write_image(dest / "masks" / (Path(name).stem + ".png"), mk)
+            mask_names.append(Path(name).stem + ".png")
+    return names, (mask_names if masks is not None else None)
+
+
+def _fit(img: np.ndarray, max_side: int, shape: tuple | None = None) -> np.ndarray:
+    import torch
+
+    h, w = img.shape[:2]
+    if shape is None:
+        s = min(1.0, max_side / max(h, w))
+        shape = (max(1, round(h * s)), max(1, round(w * s)))
+    if tuple(shape) == (h, w):
+        return img
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    t = torch.nn.functional.interpolate(t, size=tuple(shape), mode="area")
+    return t[0].permute(1, 2, 0).numpy()
+
+
+def estimate_poses(
+    photos_dir,
+    out,
+    max_side: int = 1024,
+    matcher: str = "auto",
+    max_features: int = 8192,
+    num_threads: int = -1,
+    progress=print,
+    verbose: bool = False,
+) -> PosesReport:
+    """Camera poses of a folder of photos, written as a COLMAP folder ``out``.
+
+    Args:
+        photos_dir: a folder of photos (or with ``images/``, and optionally ``masks/``).
+        out: the folder to write (``images/``, ``sparse/``, ``masks/``); must not exist
+            or be empty.
+        max_side: the photos are reduced to at most this many pixels on the long side.
+        matcher: "exhaustive" (every pair), "sequential" (neighbours in name order, for
+            video frames or walks around the object), or "auto" (exhaustive up to
+            120 photos).
+        max_features: SIFT features per photo.
+        progress: called with one line per stage.
+        verbose: show COLMAP's own log.
+
+    Returns:
+        A :class:`PosesReport`.
+
+    Raises:
+        MissingDependencyError: pycolmap is not installed.
+        DataError: too few photos, or too few of them could be placed.
+    """
+    pycolmap = _pycolmap()
+    if not verbose:  # COLMAP's own log (thousands of lines) only when asked for
+        pycolmap.logging.minloglevel = 2  # errors only
+    src, photos = list_photos(Path(photos_dir))
+    if len(photos) < 3:
+        raise DataError(f"'{src}' holds {len(photos)} photo(s); poses need at least 3")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise DataError(f"--out '{out}' is not empty; choose a new folder")
+    if matcher not in ("auto", "exhaustive", "sequential"):
+        raise DataError(f"matcher must be auto, exhaustive or sequential, got {matcher!r}")
+    masks = Path(photos_dir) / "masks"
+    masks = masks if masks.is_dir() else None
+    seconds: dict = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".nvdrec-poses-", dir=out.parent))
+    try:
+        t0 = time.time()
+        progress(f"reducing {len(photos)} photos to at most {max_side} px ...")
+        names, mask_names = _reduce(photos, work, max_side, masks)
+        seconds["load"] = time.time() - t0
+
+        db = work / "database.db"
+        t0 = time.time()
+        progress("features (SIFT) ...")
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = "SIMPLE_RADIAL"
+        extraction = pycolmap.FeatureExtractionOptions()
+        extraction.max_image_size = max_side
+        extraction.num_threads = num_threads
+        extraction.sift.max_num_features = max_features
+        pycolmap.extract_features(
+            db,
+            work / "images",
+            image_names=names,
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=extraction,
+            device=pycolmap.Device.cpu,
+        )
+        seconds["features"] = time.time() - t0
+
+        t0 = time.time()
+        kind = (
+            matcher
+            if matcher != "auto"
+            else ("exhaustive" if len(names) <= EXHAUSTIVE_MAX else "sequential")
+        )
+        progress(f"matching ({kind}) ...")
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.num_threads = num_threads
+        if kind == "exhaustive":
+            pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+        else:
+            pairing = pycolmap.SequentialPairingOptions()
+            pairing.overlap = 15
+            pairing.quadratic_overlap = True
+            pycolmap.match_sequential(
+                db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+            )
+        seconds["matching"] = time.time() - t0
+
+        t0 = time.time()
+        progress("placing the cameras (incremental mapping) ...")
+        opts = pycolmap.IncrementalPipelineOptions()
+        opts.num_threads = num_threads
+        opts.multiple_models = False
+        opts.random_seed = 0
+        (work / "sparse").mkdir()
+        models = pycolmap.incremental_mapping(db, work / "images", work / "sparse", opts)
+        seconds["mapping"] = time.time() - t0
+        if not models:
+            raise DataError(
+                f"no camera could be placed from the {len(names)} photos of '{src}': they "
+                "share too few features. Take photos with more overlap (each part of the "
+                "object in 3+ photos, 10-20 degrees apart), in focus, of a textured object"
+            )
+        rec = max(models.values(), key=lambda r: r.num_reg_images())
+        registered = rec.num_reg_images()
+        if registered < max(3, len(names) // 2):
+            raise DataError(
+                f"only {registered} of {len(names)} photos of '{src}' could be placed; take "
+                "photos with more overlap (10-20 degrees apart) or try --matcher exhaustive"
+            )
+        placed = {img.name for img in rec.images.values() if _is_registered(img)}
+        model_dir = work / "model"
+        model_dir.mkdir()
+        rec.write(model_dir)
+
+        t0 = time.time()
+        progress("undistorting to pinhole cameras ...")
+        undist = work / "undistorted"
+        pycolmap.undistort_images(undist, model_dir, work / "images", output_type="COLMAP")
+        if mask_names is not None:  # the masks go through the same undistortion
+            mask_out = work / "undistorted_masks"
+            renamed = work / "mask_images"
+            renamed.mkdir()
+            for n, m in zip(names, mask_names):
+                shutil.copy(work / "masks" / m, renamed / n)
+            pycolmap.undistort_images(mask_out, model_dir, renamed, output_type="COLMAP")
+        seconds["undistort"] = time.time() - t0
+
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(undist / "images"), str(out / "images"))
+        (out / "sparse").mkdir()
+        shutil.move(str(undist / "sparse"), str(out / "sparse" / "0"))
+        if mask_names is not None:
+            shutil.move(str(mask_out / "images"), str(out / "masks"))
+        final = pycolmap.Reconstruction(out / "sparse" / "0")
+        cam = next(iter(final.cameras.values()))
+        report = PosesReport(
+            photos=len(names),
+            registered=registered,
+            points=rec.num_points3D(),
+            reprojection_error=float(rec.compute_mean_reprojection_error()),
+            size=(cam.height, cam.width),
+            seconds=seconds,
+            unregistered=sorted(set(names) - placed),
+            out=out,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _is_registered(img) -> bool:
+    reg = getattr(img, "has_pose", None)
+    if reg is None:
+        reg = getattr(img, "registered", True)
+    return bool(reg() if callable(reg) else reg)
+
+
+def similarity_align(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R, t) minimising sum |s R src_i + t - dst_i|^2 over points [N, 3] (Umeyama's
+    least-squares similarity, no reflection)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    cov = b.T @ a / len(src)
+    u, d, vt = np.linalg.svd(cov)
+    e = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[2, 2] = -1
+    r = u @ e @ vt
+    var = (a**2).sum() / len(src)
+    s = float(np.trace(np.diag(d) @ e) / var) if var > 0 else 1.0
+    return s, r, mu_d - s * r @ mu_s
+
+
+def compare_poses(c2w_est: np.ndarray, c2w_ref: np.ndarray, target=None) -> dict:
+    """Camera poses [N, 4, 4] (camera-to-world, same cameras in the same order) after a
+    similarity alignment of the estimated centres to the reference ones: median and max
+    rotation error (degrees) and centre error relative to the median distance from the
+    cameras to ``target`` (default: the point closest to all optical axes)."""
+    import torch
+
+    from .llff import axes_focus_point
+
+    c_est, c_ref = c2w_est[:, :3, 3], c2w_ref[:, :3, 3]
+    s, r, t = similarity_align(c_est, c_ref)
+    aligned = (s * (r @ c_est.T)).T + t
+    if target is None:
+        ref = torch.from_numpy(np.ascontiguousarray(c2w_ref, dtype=np.float64))
+        target = axes_focus_point(ref[:, :3, 3], -ref[:, :3, 2]).numpy()
+    dist = np.median(np.linalg.norm(c_ref - target, axis=-1))
+    centre_err = np.linalg.norm(aligned - c_ref, axis=-1) / dist
+    rel = np.einsum("nji,njk->nik", c2w_ref[:, :3, :3], r @ c2w_est[:, :3, :3])  # R_ref^T R
+    cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)
+    rot_err = np.degrees(np.arccos(cos))
+    return {
+        "rotation_median_deg": float(np.median(rot_err)),
+        "rotation_max_deg": float(rot_err.max()),
+        "centre_median_rel": float(np.median(centre_err)),
+        "centre_max_rel": float(centre_err.max()),
+        "scale": s,
+    }
