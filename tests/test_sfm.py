@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from _helpers import sphere
 
 from nvdrec.data.sfm import compare_poses, similarity_align
 from nvdrec.errors import MissingDependencyError
