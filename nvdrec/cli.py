@@ -213,6 +213,7 @@ def _poses(args: argparse.Namespace, extra: list[str]) -> int:
         matcher=args.matcher,
         progress=progress,
         verbose=args.verbose,
+        use_masks=not args.ignore_masks,
     )
     print("\n".join(report.lines()))
     print(f'next: nvdrec check {out}   then train with "ref_mesh": "{out}"')
@@ -419,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="pairs to match: every pair (exhaustive), neighbours in name order "
         "(sequential, for video frames), or auto (exhaustive up to 120 photos)",
+    )
+    s.add_argument(
+        "--ignore-masks",
+        dest="ignore_masks",
+        action="store_true",
+        help="do not use PHOTOS/masks (by default features come from the masked object "
+        "only, and the masks are written with the result)",
     )
     s.add_argument("--verbose", action="store_true", help="show COLMAP's log")
     s.set_defaults(func=_poses)

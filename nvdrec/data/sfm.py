@@ -114,6 +114,26 @@ def _reduce(photos: list[Path], dest: Path, max_side: int, masks: Path | None) -
     return names, (mask_names if masks is not None else None)
 
 
+def _feature_masks(work: Path, names: list, mask_names: list) -> Path:
+    """COLMAP's feature masks (``NAME.png`` per image ``NAME``, 0 = no features): the
+    object masks grown by 2% of the image size, so the silhouette's edge keeps its
+    features."""
+    import imageio.v3 as iio
+    import torch
+
+    from ..io.image import read_image
+
+    folder = work / "feature_masks"
+    folder.mkdir()
+    for n, m in zip(names, mask_names):
+        a = torch.from_numpy(np.ascontiguousarray(read_image(work / "masks" / m)[..., 0]))
+        r = max(1, round(0.02 * max(a.shape)))
+        grown = torch.nn.functional.max_pool2d((a > 0.5).float()[None, None], 2 * r + 1, 1, r)
+        img = (grown[0, 0].numpy() * 255).astype(np.uint8)
+        iio.imwrite(folder / f"{n}.png", img)
+    return folder
+
+
 def _fit(img: np.ndarray, max_side: int, shape: tuple | None = None) -> np.ndarray:
     import torch
 
@@ -137,6 +157,7 @@ def estimate_poses(
     num_threads: int = -1,
     progress=print,
     verbose: bool = False,
+    use_masks: bool = True,
 ) -> PosesReport:
     """Camera poses of a folder of photos, written as a COLMAP folder ``out``.
 
@@ -151,6 +172,8 @@ def estimate_poses(
         max_features: SIFT features per photo.
         progress: called with one line per stage.
         verbose: show COLMAP's own log.
+        use_masks: with ``masks/`` beside the photos, extract features on the object
+            only and write the masks (undistorted) with the result; False ignores them.
 
     Returns:
         A :class:`PosesReport`.
@@ -171,7 +194,7 @@ def estimate_poses(
     if matcher not in ("auto", "exhaustive", "sequential"):
         raise DataError(f"matcher must be auto, exhaustive or sequential, got {matcher!r}")
     masks = Path(photos_dir) / "masks"
-    masks = masks if masks.is_dir() else None
+    masks = masks if masks.is_dir() and use_masks else None
     seconds: dict = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".nvdrec-poses-", dir=out.parent))
@@ -186,6 +209,9 @@ def estimate_poses(
         progress("features (SIFT) ...")
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "SIMPLE_RADIAL"
+        if mask_names is not None:  # features on the object only (a static background
+            # would pull the cameras towards "no motion"): masks grown by 2% of the size
+            reader.mask_path = str(_feature_masks(work, names, mask_names))
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.max_image_size = max_side
         extraction.num_threads = num_threads
