@@ -51,13 +51,15 @@ def main():
     c_ref = torch.linalg.inv(ref.mv.double()).numpy()[idx]
     err = compare_poses(c_est, c_ref, target=np.zeros(3))  # both recentred on the object
     print(
-        f"machine     {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        f"machine     {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads"
     )
     print(f"capture     {cap} ({len(ref_names)} photos, max side {a.max_side})")
     print("\n".join(rep.lines()))
     print(f"total       {total:.0f} s")
     print(
-        f"rotation    median {err['rotation_median_deg']:.2f} deg, max {err['rotation_max_deg']:.2f}"
+        f"rotation    median {err['rotation_median_deg']:.2f} deg, "
+        f"max {err['rotation_max_deg']:.2f}"
     )
     print(
         f"centre      median {100 * err['centre_median_rel']:.2f} %, "
