@@ -301,13 +301,15 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
             f"--output '{args.output}' does not fit --format {fmt}"
             + (" (png writes a folder of frames)" if fmt == "png" else "")
         )
+    # named after the light: a relit turntable does not replace the learned-light one
+    stem = "turntable" + (f"_{Path(args.envmap).stem}" if args.envmap else "")
     out = (
         Path(args.output)
         if args.output
-        else run / "render" / ("turntable" if fmt == "png" else f"turntable.{fmt}")
+        else run / "render" / (stem if fmt == "png" else f"{stem}.{fmt}")
     )
     if fmt != "png" and out.suffix.lower() != f".{fmt}":
-        out = out / f"turntable.{fmt}"
+        out = out / f"{stem}.{fmt}"
     _writable(out, "--output", "folder" if fmt == "png" else "file")
     check_writer(fmt)
     t0 = time.time()
@@ -345,6 +347,16 @@ def _view(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" where the help does not already say what the default is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nvdrec",
@@ -353,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"nvdrec {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub_add = sub.add_parser
+
+    def add_parser(name, **kw):  # every command's --help shows the defaults
+        return sub_add(name, formatter_class=_DefaultsHelp, **kw)
+
+    sub.add_parser = add_parser
     s = sub.add_parser("info", help="versions, GPU and which backends are available")
     s.set_defaults(func=_info)
     s = sub.add_parser(
@@ -441,17 +459,23 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("render", help="turntable / relighting of a finished run's mesh")
     s.add_argument("run_dir", help="out_dir of a finished run")
     s.add_argument("--envmap", help="lat-long HDR to relight with (default: the learned probe)")
-    s.add_argument("--env-scale", dest="env_scale", type=float, default=1.0)
-    s.add_argument("--frames", type=int, default=60)
-    s.add_argument("--res", type=int, default=512)
+    s.add_argument(
+        "--env-scale", dest="env_scale", type=float, default=1.0, help="radiance scale of --envmap"
+    )
+    s.add_argument("--frames", type=int, default=60, help="frames of one turn")
+    s.add_argument("--res", type=int, default=512, help="frame size in pixels")
     s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees")
-    s.add_argument("--fps", type=int, default=30)
+    s.add_argument("--fps", type=int, default=30, help="frames per second (gif, mp4)")
     s.add_argument(
         "--format",
         choices=("png", "gif", "mp4"),
         help="gif (default, or the --output file's extension), mp4, or png (a folder of frames)",
     )
-    s.add_argument("--output", help="output file (gif/mp4) or folder (png); default RUN_DIR/render")
+    s.add_argument(
+        "--output",
+        help="output file (gif/mp4) or folder (png); default RUN_DIR/render/turntable.gif, "
+        "or turntable_MAP.gif with --envmap MAP.hdr",
+    )
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_render)
     s = sub.add_parser("view", help="write (and serve) an offline HTML viewer of a finished run")

@@ -88,3 +88,28 @@ def test_turntable_on_the_gpu_matches_the_cpu(tiny_run):  # noqa: F811
     gpu = turntable(*load_run(out, light_res=64, device="cuda"), frames=3, res=64)
     diff = np.abs(cpu.astype(int) - gpu.astype(int))
     assert diff.mean() < 1.0 and (diff > 8).mean() < 0.01, (diff.mean(), (diff > 8).mean())
+
+
+def test_render_names_outputs_after_the_light_and_help_shows_defaults(tiny_run, tmp_path):  # noqa: F811
+    """A relit turntable does not replace the learned-light one; --help gives defaults."""
+    import shutil
+
+    from nvdrec.cli import main
+
+    out, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    red = _envmap(tmp_path / "red.hdr", (3.0, 0.2, 0.2))
+    args = ["render", str(run), "--frames", "2", "--res", "16", "--device", "cpu"]
+    assert main(args) == 0
+    assert main([*args, "--envmap", str(red)]) == 0
+    import imageio.v3 as iio
+
+    learned = iio.imread(run / "render" / "turntable.gif").astype(float)  # [F, H, W, C]
+    relit = iio.imread(run / "render" / "turntable_red.gif").astype(float)
+    assert learned.shape[:3] == relit.shape[:3] == (2, 16, 16)
+    assert np.abs(learned - relit).mean() > 1
+    r = subprocess.run(
+        [sys.executable, "-m", "nvdrec", "render", "--help"], capture_output=True, text=True
+    )
+    assert "(default: 60)" in r.stdout and "(default: 512)" in r.stdout
