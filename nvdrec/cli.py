@@ -284,6 +284,11 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {dev}: no CUDA GPU is visible; use --device cpu")
     run = Path(args.run_dir)
+    on_cpu = not dev.startswith("cuda")  # CPU defaults: a turntable in about a minute
+    if args.frames is None:
+        args.frames = 36 if on_cpu else 60
+    if args.res is None:
+        args.res = 256 if on_cpu else 512
     if args.frames < 1 or args.frames > 100000:
         raise ConfigError(f"--frames must be in [1, 100000], got {args.frames}")
     if args.res < 8 or args.res > 8192:
@@ -317,13 +322,64 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
     what = args.envmap or "the learned probe"
     print(f"nvdrec render: {args.frames} frames of {args.res}x{args.res} under {what} on {dev}")
 
-    def progress(done):
-        print(f"  {done}/{args.frames} frames ({time.time() - t0:.1f} s)", flush=True)
+    t_frames = [None]
 
-    frames = turntable(
-        mesh, light, args.frames, args.res, args.elevation, progress=progress, batch=8
-    )
-    path = write_frames(frames, out, fps=args.fps)
+    def progress(done):
+        now = time.time()
+        if t_frames[0] is None:  # the first batch: light filtering and warm-up included
+            t_frames[0] = (now, done)
+            left = ""
+        else:
+            t1, d1 = t_frames[0]
+            rate = (now - t1) / max(done - d1, 1)
+            left = f", about {rate * (args.frames - done):.0f} s left"
+        print(f"  {done}/{args.frames} frames ({now - t0:.1f} s{left})", flush=True)
+
+    # frames are written as they are made: PNGs into the output folder, or into a
+    # folder beside a GIF/MP4 that is assembled at the end (kept if interrupted)
+    frame_dir = out if fmt == "png" else out.parent / f".{out.name}.frames"
+    if fmt != "png" and frame_dir.exists():  # left by a crash: not this run's frames
+        import shutil
+
+        shutil.rmtree(frame_dir)
+    frame_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def on_frames(start, batch):
+        import imageio.v3 as iio
+
+        for k, f in enumerate(batch):
+            iio.imwrite(frame_dir / f"frame_{start + k:04d}.png", f)
+        written.append(len(batch))
+
+    try:
+        frames = turntable(
+            mesh,
+            light,
+            args.frames,
+            args.res,
+            args.elevation,
+            progress=progress,
+            batch=8,
+            on_frames=on_frames,
+        )
+    except KeyboardInterrupt:
+        kept = frame_dir
+        if fmt != "png":
+            kept = out.parent / f"{out.stem}_frames_partial"
+            if kept.exists():
+                import shutil
+
+                shutil.rmtree(kept)
+            frame_dir.rename(kept)
+        raise KeyboardInterrupt(f"{sum(written)} of {args.frames} frames kept in {kept}") from None
+    if fmt == "png":
+        path = out
+    else:
+        import shutil
+
+        path = write_frames(frames, out, fps=args.fps)
+        shutil.rmtree(frame_dir, ignore_errors=True)
     print(f"nvdrec: wrote {path} ({time.time() - t0:.1f} s)")
     return 0
 
@@ -462,8 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--env-scale", dest="env_scale", type=float, default=1.0, help="radiance scale of --envmap"
     )
-    s.add_argument("--frames", type=int, default=60, help="frames of one turn")
-    s.add_argument("--res", type=int, default=512, help="frame size in pixels")
+    s.add_argument(
+        "--frames", type=int, help="frames of one turn (default: 60 on a GPU, 36 on the CPU)"
+    )
+    s.add_argument(
+        "--res", type=int, help="frame size in pixels (default: 512 on a GPU, 256 on the CPU)"
+    )
     s.add_argument("--elevation", type=float, default=20.0, help="camera elevation, degrees")
     s.add_argument("--fps", type=int, default=30, help="frames per second (gif, mp4)")
     s.add_argument(

@@ -112,4 +112,30 @@ def test_render_names_outputs_after_the_light_and_help_shows_defaults(tiny_run, 
     r = subprocess.run(
         [sys.executable, "-m", "nvdrec", "render", "--help"], capture_output=True, text=True
     )
-    assert "(default: 60)" in r.stdout and "(default: 512)" in r.stdout
+    text = " ".join(r.stdout.split())  # help lines wrap
+    assert "(default: 60 on a GPU, 36 on the CPU)" in text and "(default: 30)" in text
+
+
+def test_render_writes_frames_as_made_and_keeps_them_on_ctrl_c(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    """Frames reach the disk batch by batch; Ctrl-C keeps those made (exit 130, says
+    where); a finished GIF leaves no frame folder behind."""
+    from nvdrec.cli import main
+
+    tt = sys.modules["nvdrec.render.turntable"]  # (nvdrec.render.turntable is the function)
+    out, _ = tiny_run
+    args = ["render", str(out), "--frames", "12", "--res", "16", "--device", "cpu"]
+    assert main([*args, "--output", str(tmp_path / "ok.gif")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.gif"]
+    real, calls = tt.render_mesh, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # during the second batch of 8
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tt, "render_mesh", interrupted)
+    assert main([*args, "--output", str(tmp_path / "t.gif")]) == 130
+    kept = tmp_path / "t_frames_partial"
+    assert sorted(p.name for p in kept.iterdir()) == [f"frame_{i:04d}.png" for i in range(8)]
+    assert not (tmp_path / "t.gif").exists() and not (tmp_path / ".t.gif.frames").exists()

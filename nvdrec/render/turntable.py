@@ -94,6 +94,7 @@ def turntable(
     batch: int = 8,
     backend: str = "auto",
     progress=None,
+    on_frames=None,
 ) -> np.ndarray:
     """Render ``frames`` views of ``mesh`` under ``light`` around its vertical axis.
 
@@ -104,6 +105,8 @@ def turntable(
         background: linear RGB behind the object (default white), or None for black.
         spp: supersampling per axis (antialiasing of texture detail and edges).
         progress: called with the number of frames done.
+        on_frames: called with (index of the first, uint8 frames [n, res, res, 3]) as
+            each batch is made (to write them at once).
 
     Returns:
         sRGB frames, uint8 [frames, res, res, 3].
@@ -132,6 +135,8 @@ def turntable(
         )["shaded"][..., :3]
         srgb = linear_to_srgb(img.clamp(0, 1)).clamp(0, 1)
         out[i : i + n] = (srgb * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        if on_frames is not None:
+            on_frames(i, out[i : i + n])
         if progress is not None:
             progress(i + n)
     return out
