@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from test_trainer import TINY, tiny_run  # noqa: F401  (the module's finished tiny run)
 
 import nvdrec
@@ -139,3 +140,33 @@ def test_render_writes_frames_as_made_and_keeps_them_on_ctrl_c(tiny_run, tmp_pat
     kept = tmp_path / "t_frames_partial"
     assert sorted(p.name for p in kept.iterdir()) == [f"frame_{i:04d}.png" for i in range(8)]
     assert not (tmp_path / "t.gif").exists() and not (tmp_path / ".t.gif.frames").exists()
+
+
+def test_cpu_light_filtering_is_cached_per_map(tiny_run, tmp_path, monkeypatch):  # noqa: F811
+    """The second render of a map on the CPU reads its filtered levels from the cache
+    (no filtering) and they equal the first's; another scale is another entry."""
+    from nvdrec.render import EnvironmentLight
+
+    out, _ = tiny_run
+    monkeypatch.setenv("NVDREC_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    real = EnvironmentLight.build_mips
+
+    def counting(self):
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(EnvironmentLight, "build_mips", counting)
+    _, first = load_run(out, light_res=32)
+    assert len(calls) == 1 and len(list((tmp_path / "cache" / "lights").glob("*.pt"))) == 1
+    mesh, again = load_run(out, light_res=32)
+    assert len(calls) == 1  # from the cache
+    for a, b in zip(first.specular + [first.diffuse], again.specular + [again.diffuse]):
+        assert torch.equal(a, b)
+    frames = turntable(mesh, again, frames=2, res=16)
+    assert len(calls) == 1 and frames.shape == (2, 16, 16, 3)
+    load_run(out, env_scale=2.0, envmap=out / "mesh" / "probe.hdr", light_res=32)
+    assert len(calls) == 2 and len(list((tmp_path / "cache" / "lights").glob("*.pt"))) == 2
+    monkeypatch.setenv("NVDREC_LIGHT_CACHE", "off")  # filtered when the turntable starts
+    turntable(*load_run(out, light_res=32), frames=1, res=16)
+    assert len(calls) == 3

@@ -27,6 +27,50 @@ __all__ = ["load_run", "orbit", "turntable", "write_frames", "check_writer", "FO
 FORMATS = ("png", "gif", "mp4")
 
 
+FILTER_CACHE_VERSION = 1
+
+
+def filter_cache_dir() -> Path | None:
+    """``$NVDREC_CACHE_DIR/lights`` (else ``~/.cache/nvdrec/lights``); None when
+    ``$NVDREC_LIGHT_CACHE`` is "off"."""
+    if os.environ.get("NVDREC_LIGHT_CACHE") == "off":
+        return None
+    env = os.environ.get("NVDREC_CACHE_DIR")
+    return (Path(env) if env else Path.home() / ".cache" / "nvdrec") / "lights"
+
+
+def _cached_filter(light: EnvironmentLight, hdr: Path, scale: float) -> None:
+    """Fill ``light``'s filtered levels from the cache (key: the map's bytes, scale,
+    cube size, sample counts, cache version), or filter and store them. A cache that
+    cannot be read or written is skipped."""
+    import hashlib
+
+    from ..io.files import atomic_path
+
+    root = filter_cache_dir()
+    if root is None:
+        return
+    h = hashlib.sha256(Path(hdr).read_bytes())
+    h.update(repr((scale, light.base.shape[1], light.samples, FILTER_CACHE_VERSION)).encode())
+    path = root / f"{h.hexdigest()[:32]}.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        light.specular, light.diffuse = list(state["specular"]), state["diffuse"]
+        return
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError):
+        pass  # not there yet, or damaged: filter again
+    light.build_mips()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(
+                {"specular": [s.contiguous() for s in light.specular], "diffuse": light.diffuse},
+                tmp,
+            )
+    except OSError:
+        pass
+
+
 def load_run(
     run_dir, envmap=None, env_scale: float = 1.0, light_res: int | None = None, device="cpu"
 ) -> tuple[Mesh, EnvironmentLight]:
@@ -53,6 +97,8 @@ def load_run(
     if light_res is None:
         light_res = 256 if torch.device(device).type == "cuda" else 128
     light = EnvironmentLight.load(hdr, scale=env_scale, res=light_res, trainable=False)
+    if torch.device(device).type == "cpu":  # filtering takes seconds there: cached per map
+        _cached_filter(light, hdr, env_scale)
     for mat in {id(m): m for m in [mesh.material, *(mesh.materials or [])] if m}.values():
         for t in (mat.kd, mat.ks, mat.normal):  # textures loaded here: moved in place
             if t is not None:
@@ -115,7 +161,8 @@ def turntable(
 
     if frames < 1 or res < 8:
         raise NvdrecError(f"turntable needs frames >= 1 and res >= 8, got {frames}, {res}")
-    light.build_mips()
+    if light.diffuse is None or light.base.requires_grad:  # not filtered yet
+        light.build_mips()
     ctx = RasterContext(backend)
     mvp, campos = orbit(mesh, frames, res, elevation_deg)
     dev = mesh.v_pos.device
