@@ -96,33 +96,30 @@ def test_poses_without_pycolmap_say_what_to_install(tmp_path, monkeypatch):
 
 
 @pytest.mark.extras
-def test_poses_of_a_rendered_scene_match_the_known_cameras(tmp_path):
+def test_poses_of_a_rendered_scene_match_the_known_cameras(tmp_path, capsys):
+    """`nvdrec poses` on 24 rendered photos (+ masks) places every camera where it was."""
     pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install pycolmap)")
+    from nvdrec.cli import main
     from nvdrec.data.colmap import ColmapDataset, _sparse, read_images
-    from nvdrec.data.sfm import estimate_poses
 
     truth = write_photos(tmp_path / "photos")
-    lines = []
-    report = estimate_poses(
-        tmp_path / "photos", tmp_path / "out", max_side=RES, progress=lines.append
-    )
-    assert report.registered == 24 and not report.unregistered, report.lines()
-    assert report.reprojection_error < 1.0
-    assert [ln.split(" ")[0] for ln in lines] == [
-        "reducing",
-        "features",
-        "matching",
-        "placing",
-        "undistorting",
-    ]
-    ds = ColmapDataset(tmp_path / "out", resolution=(64, 64))  # the folder training reads
-    names = sorted(e[0] for e in read_images(_sparse(tmp_path / "out")))
+    out = tmp_path / "out"
+    assert main(["poses", str(tmp_path / "photos"), "--out", str(out), "--max-side", "320"]) == 0
+    std = capsys.readouterr()
+    stages = [ln.split(": ")[1].split(" ")[0] for ln in std.err.splitlines() if "poses: " in ln]
+    assert stages == ["reducing", "features", "matching", "placing", "undistorting"], std.err
+    assert "registered   24 of 24 photos" in std.out and "not placed" not in std.out
+    ds = ColmapDataset(out, resolution=(64, 64))  # the folder training reads
+    names = sorted(e[0] for e in read_images(_sparse(out)))
     order = [int(n[1:4]) for n in names]
     est = torch.linalg.inv(ds.mv.double()).numpy()
     err = compare_poses(est, truth[order], target=np.zeros(3))
     assert err["rotation_median_deg"] < 1.0 and err["centre_median_rel"] < 0.01, err
     assert err["rotation_max_deg"] < 2.0 and err["centre_max_rel"] < 0.02, err
     # the masks went through the same undistortion: they still cover the object
-    assert (tmp_path / "out" / "masks").is_dir()
+    assert (out / "masks").is_dir()
     cover = (ds.images[..., 3] > 0.5).float().mean((1, 2))
     assert 0.1 < float(cover.min()) and float(cover.max()) < 0.6
+    # a second run into the same folder is refused, nothing is touched
+    assert main(["poses", str(tmp_path / "photos"), "--out", str(out)]) == 1
+    assert "is not empty" in capsys.readouterr().err
