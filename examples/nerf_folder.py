@@ -46,7 +46,7 @@ def main():
     over = {"ref_mesh": str(folder.resolve()), "out_dir": str(Path(a.out).resolve())}
     if a.tiny:
         over.update(TINY)
-    result = nvdrec.Trainer(nvdrec.load_config(a.config, over)).fit()
+    result = nvdrec.Trainer(nvdrec.load_config(a.config, over), overwrite=True).fit()
     m = result["metrics"]
     print(f"test views: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
     print(f"result: {result['paths']['obj']}")

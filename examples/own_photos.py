@@ -1,7 +1,8 @@
-"""Reconstruct from your own photos: a COLMAP (or LLFF) folder with one mask per photo.
-`nvdrec check` first (cameras, masks, sizes, framing), then training.
+"""Reconstruct from your own photos: a folder of photos with one mask per photo (masks/,
+same names), or a COLMAP / LLFF folder that already has poses. Photos without poses get
+them first (`nvdrec poses`, needs `pip install pycolmap`), then `nvdrec check` (cameras,
+masks, sizes, framing), then training.
 
-    colmap ... && colmap image_undistorter ...       # PINHOLE cameras, see docs/data.md
     python examples/own_photos.py FOLDER [--train-res 512] [--iter 2000] [--out DIR] [--tiny]
 
 The object is framed automatically (mesh_scale "auto": the grid box is fitted to the
@@ -20,6 +21,10 @@ from _common import TINY  # noqa: E402
 
 import nvdrec  # noqa: E402
 from nvdrec.data.check import preflight  # noqa: E402
+from nvdrec.data.colmap import is_colmap_folder  # noqa: E402
+from nvdrec.data.llff import is_llff_folder  # noqa: E402
+from nvdrec.data.nerf import is_nerf_folder  # noqa: E402
+from nvdrec.data.sfm import estimate_poses  # noqa: E402
 
 
 def main():
@@ -30,12 +35,19 @@ def main():
     ap.add_argument("--out", default="out/own_photos")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
-    lines, warnings = preflight(a.folder)  # what `nvdrec check FOLDER` prints
+    folder = Path(a.folder)
+    if not (is_colmap_folder(folder) or is_llff_folder(folder) or is_nerf_folder(folder)):
+        posed = Path(a.out).resolve().parent / (Path(a.out).name + "_colmap")
+        if not (posed / "sparse").is_dir():  # poses from the photos (once)
+            report = estimate_poses(folder, posed, progress=lambda s: print("poses:", s))
+            print("\n".join(report.lines()))
+        folder = posed
+    lines, warnings = preflight(folder)  # what `nvdrec check FOLDER` prints
     print("\n".join(lines))
     for w in warnings:
         print(f"warning: {w}")
     cfg = {
-        "ref_mesh": str(Path(a.folder).resolve()),
+        "ref_mesh": str(folder.resolve()),
         "train_res": [a.train_res, a.train_res],
         "iter": a.iter,
         "mesh_scale": "auto",
@@ -44,10 +56,13 @@ def main():
     }
     if a.tiny:
         cfg.update(TINY)
-    result = nvdrec.Trainer(nvdrec.load_config(cfg)).fit()
+    result = nvdrec.Trainer(nvdrec.load_config(cfg), overwrite=True).fit()
     m = result["metrics"]
     print(f"PSNR {m['psnr']:.2f} dB on the first views; result: {result['paths']['obj']}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except nvdrec.NvdrecError as e:  # a missing package, a bad folder: one line, not a trace
+        sys.exit(f"own_photos: {e}")

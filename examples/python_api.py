@@ -44,7 +44,9 @@ def main():
     if a.tiny:
         keys.update(TINY)
     cfg = nvdrec.load_config(keys, {"out_dir": str(Path(a.out).resolve())})
-    trainer = nvdrec.Trainer(cfg, callbacks=[Progress(every=max(cfg.iter // 4, 1), target=1e-4)])
+    trainer = nvdrec.Trainer(
+        cfg, callbacks=[Progress(every=max(cfg.iter // 4, 1), target=1e-4)], overwrite=True
+    )
     try:
         result = trainer.fit()
     except KeyboardInterrupt as stop:  # the callback's early stop (or Ctrl-C)

@@ -28,7 +28,7 @@ def main():
     a = ap.parse_args()
     over = {"ref_mesh": a.mesh, "envmap": a.envmap, "out_dir": str(Path(a.out).resolve())}
     cfg = nvdrec.load_config(ROOT / "configs" / "bob.json", {**over, **(TINY if a.tiny else {})})
-    result = nvdrec.Trainer(cfg).fit()
+    result = nvdrec.Trainer(cfg, overwrite=True).fit()  # replaces its earlier result
     m = result["metrics"]
     print(f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['views']} views")
     print(f"mesh, textures and light: {result['paths']['obj']} ({result['seconds']:.0f} s)")

@@ -64,6 +64,19 @@ def test_own_photos(tmp_path):
     assert "colmap" in out and "PSNR" in out and (tmp_path / "r" / "mesh" / "mesh.obj").is_file()
 
 
+@pytest.mark.extras
+def test_own_photos_from_photos_alone(tmp_path):
+    """Photos + masks without poses: the example places the cameras, then trains."""
+    pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install pycolmap)")
+    from test_sfm import write_photos
+
+    write_photos(tmp_path / "photos")
+    out = _run([EX / "own_photos.py", "photos", "--tiny", "--out", "r"], tmp_path)
+    assert "registered   24 of 24 photos" in out and "PSNR" in out
+    assert (tmp_path / "r_colmap" / "sparse" / "0").is_dir()
+    assert (tmp_path / "r" / "mesh" / "mesh.obj").is_file()
+
+
 def test_python_api(tmp_path):
     out = _run([EX / "python_api.py", "--tiny", "--out", "r"], tmp_path)
     assert "dmtet_pass1" in out and "mesh_pass" in out and "final:" in out
