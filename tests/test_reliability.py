@@ -633,3 +633,21 @@ def test_one_texel_textures_bake_and_export(tmp_path):
     mtl = (out / "mesh" / "mesh.mtl").read_text()
     assert "\nKd " in mtl and "map_Kd" not in mtl  # one texel: written as a constant
     assert (out / "mesh" / "mesh.glb").is_file()
+
+
+def test_progress_rate_leaves_out_the_warm_up_and_follows_recent_iterations(monkeypatch, capsys):
+    """A 70 s first iteration (kernel compile) then 150 ms iterations: the line says so,
+    and the rate and ETA are the recent ones (they used to be a mean since the start)."""
+    import nvdrec.train.helpers as helpers
+
+    clock = [1000.0]
+    monkeypatch.setattr(helpers.time, "time", lambda: clock[0])
+    prog = helpers.Progress(500, "dmtet_pass1", "log", interval=50)
+    for it in range(100):
+        clock[0] += 70.0 if it == 0 else (0.15 if it < 60 else 0.3)  # slower from 60 on
+        prog.update(it, {"img": 0.1})
+    lines = capsys.readouterr().out.splitlines()
+    assert "first iteration 70.0 s (warm-up, not in the rate)" in lines[0]
+    assert "[dmtet_pass1] 50/500" in lines[1] and " 150 ms/it eta 68s" in lines[1]
+    # iterations 51-100: the last 50 (40 of them at 300 ms) set the rate
+    assert "[dmtet_pass1] 100/500" in lines[2] and " 270 ms/it eta 108s" in lines[2]

@@ -4,6 +4,7 @@ and the report of nvdiffrec keys nvdrec does not act on."""
 
 from __future__ import annotations
 
+import collections
 import sys
 import time
 from pathlib import Path
@@ -93,27 +94,34 @@ def pass_lrs(cfg: Config, pass_idx: int) -> tuple[float, float]:
 
 class Progress:
     """One line per iteration (a live bar on a terminal) or every ``interval`` iterations:
-    losses, ms per iteration and time remaining."""
+    losses, ms per iteration and time remaining. The rate is that of the last ``window``
+    iterations; the first iteration of a run (kernel compilation, caches: it can take a
+    minute) is shown on its own and left out of the rate."""
 
-    def __init__(self, total: int, name: str, mode: str, interval: int) -> None:
+    def __init__(self, total: int, name: str, mode: str, interval: int, window: int = 50):
         self.total, self.name, self.interval = total, name, interval
         self.tty = sys.stdout.isatty()
         self.mode = ("bar" if self.tty else "log") if mode == "auto" else mode
         self.start = time.time()
         self.first: int | None = None
+        self.recent: collections.deque = collections.deque(maxlen=window + 1)
 
     def update(self, it: int, losses: dict) -> None:
         if self.mode == "none":
             return
+        now = time.time()
         if self.first is None:  # first iteration of this run (later than 0 when resumed)
             self.first = it
         done = it + 1
-        el = time.time() - self.start
-        ran = done - self.first
-        ms = el / ran * 1000
-        eta = (self.total - done) * el / ran
+        self.recent.append((now, done))
         text = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
-        line = f"[{self.name}] {done}/{self.total} {text} {ms:.0f} ms/it eta {eta:.0f}s"
+        if len(self.recent) < 2:  # the warm-up iteration: no rate yet
+            speed = f"first iteration {now - self.start:.1f} s (warm-up, not in the rate)"
+        else:
+            (t0, d0), (t1, d1) = self.recent[0], self.recent[-1]
+            per_it = (t1 - t0) / (d1 - d0)
+            speed = f"{per_it * 1000:.0f} ms/it eta {(self.total - done) * per_it:.0f}s"
+        line = f"[{self.name}] {done}/{self.total} {text} {speed}"
         if self.mode == "bar":
             print("\r" + line[:150].ljust(150), end="", flush=True)
             if done == self.total:
