@@ -1,6 +1,7 @@
 """nvdrec view: the offline HTML viewer, checked in a real headless Chromium."""
 
 import base64
+import html
 import shutil
 import socket
 import subprocess
@@ -159,3 +160,38 @@ def test_server_serves_the_page_and_nothing_else(tmp_path):
     for bad in (0, 70000):
         with pytest.raises(ConfigError, match="1 to 65535"):
             serve(page, bad)
+
+
+def _dom(page, fragment):
+    """The page's DOM after loading with ``#fragment`` (headless Chromium)."""
+    r = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
+        + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=20000"]
+        + ["--dump-dom", f"file://{page}#{fragment}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return html.unescape(r.stdout)
+
+
+@pytest.mark.extras
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_viewer_link_round_trip_bad_values_and_exposure(tiny_run, tmp_path):  # noqa: F811
+    """The hash follows the view (channel, exposure, camera), so a link reopens it; bad
+    values are named in a visible note and not used; exposure changes the shaded
+    channel only."""
+    run, _ = tiny_run
+    page = write_viewer(run, tmp_path / "viewer.html")
+    view = "channel=roughness&exposure=1.5&cam=0.5,0.3,0.9,0,0.1,0"
+    dom = _dom(page, view)
+    assert f'data-hash="{view}"' in dom and 'data-channel="roughness"' in dom
+    assert '<div id="note"></div>' in dom
+    dom = _dom(page, "channel=albedo&exposure=abc&cam=1,2")
+    note = dom.split('<div id="note">')[1].split("</div>")[0]
+    assert note.startswith("ignored from the link: channel=albedo (one of shaded, basecolor")
+    assert "exposure=abc (a number from -4 to 4)" in note and "cam=1,2 (six numbers" in note
+    assert 'data-channel="shaded"' in dom and "exposure=0.0&cam=" in dom
+    dim = _shot(page, "basecolor", tmp_path / "b0.png", exposure=0)
+    bright = _shot(page, "basecolor", tmp_path / "b2.png", exposure=2)
+    assert np.abs(dim[60:220] - bright[60:220]).mean() < 0.002  # data: not exposed
