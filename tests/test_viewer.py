@@ -57,11 +57,12 @@ def test_view_command_serves_the_page(tiny_run, tmp_path):  # noqa: F811
     assert body == out.read_bytes()
 
 
-def _shot(page, channel, path, exposure=0):
+def _shot(page, channel, path, exposure=0, check=True):
     subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
         + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=20000"]
-        + [f"--screenshot={path}", f"file://{page}#channel={channel}&exposure={exposure}"],
+        + [f"--screenshot={path}"]
+        + [f"file://{page}#channel={channel}&exposure={exposure}" + ("&check" if check else "")],
         capture_output=True,
         timeout=120,
     )
@@ -195,3 +196,6 @@ def test_viewer_link_round_trip_bad_values_and_exposure(tiny_run, tmp_path):  # 
     dim = _shot(page, "basecolor", tmp_path / "b0.png", exposure=0)
     bright = _shot(page, "basecolor", tmp_path / "b2.png", exposure=2)
     assert np.abs(dim[60:220] - bright[60:220]).mean() < 0.002  # data: not exposed
+    # the load flag for scripted checks is not shown to users
+    plain = _shot(page, "basecolor", tmp_path / "plain.png", check=False)
+    assert np.allclose(plain[-4, -4], 64 / 255, atol=0.02), plain[-4, -4]  # neutral grey
