@@ -4,8 +4,9 @@
         ../shared/data/envmaps/royal_esplanade_1k.hdr
 """
 
-import sys
+import argparse
 
+from nvdrec.errors import NvdrecError
 from nvdrec.io import load_mesh, read_image
 
 
@@ -22,4 +23,11 @@ def main(mesh_path: str, hdr_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    ap = argparse.ArgumentParser(description="print what nvdrec reads from a mesh and a map")
+    ap.add_argument("mesh", help="OBJ file")
+    ap.add_argument("hdr", help="lat-long HDR map")
+    a = ap.parse_args()
+    try:
+        main(a.mesh, a.hdr)
+    except NvdrecError as e:  # a missing or malformed file: one line, not a traceback
+        ap.exit(2, f"load_and_inspect: {e}\n")

@@ -26,6 +26,12 @@ def main():
     ap.add_argument("--out", default="out/reconstruct_mesh")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
+    for what, path in (("MESH", a.mesh), ("ENVMAP", a.envmap)):
+        if not Path(path).is_file():
+            ap.error(
+                f"{what} '{path}' not found: give MESH.obj ENVMAP.hdr (the defaults are in "
+                "this repository's ../shared/data)"
+            )
     over = {"ref_mesh": a.mesh, "envmap": a.envmap, "out_dir": str(Path(a.out).resolve())}
     cfg = nvdrec.load_config(ROOT / "configs" / "bob.json", {**over, **(TINY if a.tiny else {})})
     result = nvdrec.Trainer(cfg, overwrite=True).fit()  # replaces its earlier result

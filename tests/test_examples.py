@@ -125,3 +125,28 @@ def test_load_and_inspect(tmp_path, tiny_run):  # noqa: F811
         tmp_path,
     )
     assert "triangles" in out and "max radiance" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["load_and_inspect.py"],
+        ["load_and_inspect.py", "missing.obj", "missing.hdr"],
+        ["reconstruct_mesh.py", "missing.obj", "missing.hdr"],
+        ["relight_turntable.py"],
+        ["export_formats.py"],
+        ["nerf_folder.py"],
+        ["own_photos.py"],
+    ],
+)
+def test_examples_without_their_inputs_say_so(tmp_path, args):
+    """Missing arguments or files: a usage line or one message, exit 2, no traceback."""
+    r = subprocess.run(
+        [sys.executable, str(EX / args[0]), *args[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip(), "says what is missing"
