@@ -44,7 +44,7 @@ def main(argv=None):
     variants = args.variant or [["as_given", "{}"], ["plain_steps", '{"pos_smoothing": 0}']]
     cfg = nvdrec.load_config(args.config, overrides=overrides)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, overwrite=True)  # a benchmark replaces its earlier run
     trainer.keep_pass1_state = True
     trainer.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
