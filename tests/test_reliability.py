@@ -80,7 +80,7 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path):
 
 def _fake_run(folder, finished=True):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"demo_grid": None}))
+    (folder / "config.json").write_text(json.dumps({"ref_mesh": "bob.obj", "demo_grid": 96}))
     (folder / "img_dmtet_pass1_000099.png").write_bytes(b"old")
     (folder / "checkpoints").mkdir()
     (folder / "checkpoints" / "mesh_pass_000400.pt").write_bytes(b"old")
@@ -122,7 +122,7 @@ def test_a_folder_with_another_runs_results_is_refused_or_replaced(tmp_path):
     with pytest.raises(ConfigError, match="--overwrite"):
         RunFolder(tmp_path / "d1", overwrite="demo").claim()
     _fake_run(tmp_path / "d2")
-    (tmp_path / "d2" / "config.json").write_text(json.dumps({"demo_grid": 80}))
+    (tmp_path / "d2" / "config.json").write_text(json.dumps({"ref_mesh": None, "demo_grid": 80}))
     f = RunFolder(tmp_path / "d2", overwrite="demo")
     f.claim()
     f.release()

@@ -86,9 +86,12 @@ def _has_leftovers(out: Path) -> bool:
 
 
 def _is_demo_run(out: Path) -> bool:
+    """Whether the folder's run reconstructed the built-in demo scene (no ``ref_mesh``;
+    every saved config has a ``demo_grid`` value, so that key does not tell)."""
     try:
-        return bool(json.loads((out / "config.json").read_text()).get("demo_grid"))
-    except (OSError, ValueError, AttributeError):
+        cfg = json.loads((out / "config.json").read_text())
+        return isinstance(cfg, dict) and "ref_mesh" in cfg and cfg["ref_mesh"] is None
+    except (OSError, ValueError):
         return False
 
 
