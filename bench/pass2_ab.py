@@ -7,6 +7,8 @@ that got worse).
 
 Without ``--variant`` it compares the config as given with nvdiffrec's plain vertex steps
 (``pos_smoothing`` 0). Trailing ``--key value`` pairs override the config for every run.
+It writes to the config's out_dir + ``_pass2ab`` (replacing an earlier A/B there), unless
+``--out_dir`` is given.
 """
 
 import argparse
@@ -43,6 +45,8 @@ def main(argv=None):
     overrides = _overrides(rest)
     variants = args.variant or [["as_given", "{}"], ["plain_steps", '{"pos_smoothing": 0}']]
     cfg = nvdrec.load_config(args.config, overrides=overrides)
+    if "out_dir" not in overrides:  # its own folder: never the config's real run
+        cfg = cfg.replace(out_dir=f"{cfg.out_dir}_pass2ab")
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     trainer = Trainer(cfg, overwrite=True)  # a benchmark replaces its earlier run
     trainer.keep_pass1_state = True

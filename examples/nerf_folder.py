@@ -37,6 +37,7 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--config", default=str(ROOT / "configs" / "nerf_lego.json"))
     ap.add_argument("--out", default="out/nerf_folder")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     ap.add_argument("--make-demo", action="store_true")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
@@ -46,11 +47,14 @@ def main():
     over = {"ref_mesh": str(folder.resolve()), "out_dir": str(Path(a.out).resolve())}
     if a.tiny:
         over.update(TINY)
-    result = nvdrec.Trainer(nvdrec.load_config(a.config, over), overwrite=True).fit()
+    result = nvdrec.Trainer(nvdrec.load_config(a.config, over), overwrite=a.overwrite).fit()
     m = result["metrics"]
     print(f"test views: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
     print(f"result: {result['paths']['obj']}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except nvdrec.NvdrecError as e:  # e.g. --out holds an earlier result: one line
+        sys.exit(f"nerf_folder: {e}")

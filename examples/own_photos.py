@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--train-res", type=int, default=512)
     ap.add_argument("--iter", type=int, default=2000)
     ap.add_argument("--out", default="out/own_photos")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
     folder = Path(a.folder)
@@ -56,7 +57,7 @@ def main():
     }
     if a.tiny:
         cfg.update(TINY)
-    result = nvdrec.Trainer(nvdrec.load_config(cfg), overwrite=True).fit()
+    result = nvdrec.Trainer(nvdrec.load_config(cfg), overwrite=a.overwrite).fit()
     m = result["metrics"]
     print(f"PSNR {m['psnr']:.2f} dB on the first views; result: {result['paths']['obj']}")
 

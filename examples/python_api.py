@@ -39,13 +39,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--out", default="out/python_api")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     a = ap.parse_args()
     keys = {"iter": 200, "train_res": [256, 256], "progress": "none"}
     if a.tiny:
         keys.update(TINY)
     cfg = nvdrec.load_config(keys, {"out_dir": str(Path(a.out).resolve())})
     trainer = nvdrec.Trainer(
-        cfg, callbacks=[Progress(every=max(cfg.iter // 4, 1), target=1e-4)], overwrite=True
+        cfg, callbacks=[Progress(every=max(cfg.iter // 4, 1), target=1e-4)], overwrite=a.overwrite
     )
     try:
         result = trainer.fit()
@@ -62,4 +63,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except nvdrec.NvdrecError as e:  # e.g. --out holds an earlier result: one line
+        sys.exit(f"python_api: {e}")

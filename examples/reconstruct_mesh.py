@@ -24,6 +24,7 @@ def main():
     ap.add_argument("mesh", nargs="?", default=str(SHARED / "meshes" / "bob" / "bob_tri.obj"))
     ap.add_argument("envmap", nargs="?", default=str(SHARED / "envmaps" / "royal_esplanade_1k.hdr"))
     ap.add_argument("--out", default="out/reconstruct_mesh")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier result in --out")
     ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
     for what, path in (("MESH", a.mesh), ("ENVMAP", a.envmap)):
@@ -34,11 +35,14 @@ def main():
             )
     over = {"ref_mesh": a.mesh, "envmap": a.envmap, "out_dir": str(Path(a.out).resolve())}
     cfg = nvdrec.load_config(ROOT / "configs" / "bob.json", {**over, **(TINY if a.tiny else {})})
-    result = nvdrec.Trainer(cfg, overwrite=True).fit()  # replaces its earlier result
+    result = nvdrec.Trainer(cfg, overwrite=a.overwrite).fit()
     m = result["metrics"]
     print(f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['views']} views")
     print(f"mesh, textures and light: {result['paths']['obj']} ({result['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except nvdrec.NvdrecError as e:  # e.g. --out holds an earlier result: one line
+        sys.exit(f"reconstruct_mesh: {e}")

@@ -43,10 +43,15 @@ def test_reconstruct_mesh(tmp_path):
     env = np.ones((16, 32, 3), np.float32)
     env[8:] = 0.2
     write_image(tmp_path / "env.hdr", env)
-    out = _run(
-        [EX / "reconstruct_mesh.py", mesh, tmp_path / "env.hdr", "--tiny", "--out", "r"], tmp_path
-    )
+    args = [EX / "reconstruct_mesh.py", mesh, tmp_path / "env.hdr", "--tiny", "--out", "r"]
+    out = _run(args, tmp_path)
     assert "PSNR" in out and (tmp_path / "r" / "mesh" / "mesh.obj").is_file()
+    # again into the same folder: refused in one line (the result stays), or replaced
+    r = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "--overwrite" in r.stderr
+    assert "PSNR" in _run([*args, "--overwrite"], tmp_path)
 
 
 def test_nerf_folder(tmp_path):
