@@ -1,3 +1,4 @@
-"""nvdrec.data (see DESIGN.md)."""
+"""nvdrec.data: datasets, image cache, preflight, framing, poses from photos (see
+docs/architecture.md)."""
 
 __all__: list[str] = []
