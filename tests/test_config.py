@@ -182,3 +182,12 @@ def test_example_configs_load():
         assert cfg.iter > 0, f
     metal = nvdrec.load_config(root / "spot_metal.json")
     assert metal.lock_pos and Path(metal.mtl_override).is_file()
+
+
+def test_every_config_key_says_what_it_does():
+    import dataclasses
+
+    from nvdrec.train.config import Config
+
+    missing = [f.name for f in dataclasses.fields(Config) if not f.metadata.get("doc")]
+    assert missing == []

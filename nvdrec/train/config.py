@@ -240,13 +240,22 @@ class Config:
     min_roughness: float = field(default=0.08, metadata=_meta(_float(0.0), "roughness floor"))
     custom_mip: bool = field(default=False, metadata=_meta(_bool, "trainable mip levels"))
     random_textures: bool = field(default=False, metadata=_meta(_bool, "random init"))
-    background: str = field(default="checker", metadata=_meta(_choice(_BACKGROUNDS), ""))
+    background: str = field(
+        default="checker",
+        metadata=_meta(
+            _choice(_BACKGROUNDS),
+            "validation background: white, else black (training uses random noise)",
+        ),
+    )
     loss: str = field(default="logl1", metadata=_meta(_choice(_LOSSES), "image loss"))
     out_dir: str | None = field(default=None, metadata=_meta(_opt_str, "under out/"))
     ref_mesh: str | None = field(default=None, metadata=_meta(_opt_str, "data"))
     base_mesh: str | None = field(default=None, metadata=_meta(_opt_str, "skip pass 1"))
     validate: bool = field(default=True, metadata=_meta(_bool, "validation metrics"))
-    isosurface: str = field(default="dmtet", metadata=_meta(_choice(_ISOSURFACES), ""))
+    isosurface: str = field(
+        default="dmtet",
+        metadata=_meta(_choice(_ISOSURFACES), "pass-1 surface: dmtet or flexicubes"),
+    )
     mtl_override: str | None = field(default=None, metadata=_meta(_opt_str, "MTL path"))
     dmtet_grid: int = field(default=64, metadata=_meta(_int(2), "tet grid resolution"))
     mesh_scale: Any = field(default=2.1, metadata=_meta(_mesh_scale, "grid box size"))
@@ -256,26 +265,51 @@ class Config:
     camera_space_light: bool = field(
         default=False, metadata=_meta(_bool, "the light turns with the camera")
     )
-    lock_light: bool = field(default=False, metadata=_meta(_bool, ""))
-    lock_pos: bool = field(default=False, metadata=_meta(_bool, ""))
-    sdf_regularizer: float = field(default=0.2, metadata=_meta(_float(0.0), ""))
-    laplace: str = field(default="relative", metadata=_meta(_choice(_LAPLACE), ""))
-    laplace_scale: float = field(default=10000.0, metadata=_meta(_float(0.0), ""))
-    pre_load: bool = field(default=True, metadata=_meta(_bool, ""))
+    lock_light: bool = field(default=False, metadata=_meta(_bool, "keep the light fixed"))
+    lock_pos: bool = field(default=False, metadata=_meta(_bool, "pass 2: keep vertices fixed"))
+    sdf_regularizer: float = field(
+        default=0.2, metadata=_meta(_float(0.0), "SDF sign-change weight (pass 1)")
+    )
+    laplace: str = field(
+        default="relative",
+        metadata=_meta(_choice(_LAPLACE), "pass-2 Laplacian of the offsets or of the positions"),
+    )
+    laplace_scale: float = field(
+        default=10000.0, metadata=_meta(_float(0.0), "pass-2 Laplacian weight")
+    )
+    pre_load: bool = field(
+        default=True, metadata=_meta(_bool, "accepted; images always load up front")
+    )
     kd_min: list = field(
-        default_factory=lambda: [0.0, 0.0, 0.0, 0.0], metadata=_meta(_vec((3, 4)), "")
+        default_factory=lambda: [0.0, 0.0, 0.0, 0.0],
+        metadata=_meta(_vec((3, 4)), "base colour lower bound"),
     )
     kd_max: list = field(
-        default_factory=lambda: [1.0, 1.0, 1.0, 1.0], metadata=_meta(_vec((3, 4)), "")
+        default_factory=lambda: [1.0, 1.0, 1.0, 1.0],
+        metadata=_meta(_vec((3, 4)), "base colour upper bound"),
     )
-    ks_min: list = field(default_factory=lambda: [0.0, 0.08, 0.0], metadata=_meta(_vec(3), ""))
-    ks_max: list = field(default_factory=lambda: [1.0, 1.0, 1.0], metadata=_meta(_vec(3), ""))
-    nrm_min: list = field(default_factory=lambda: [-1.0, -1.0, 0.0], metadata=_meta(_vec(3), ""))
-    nrm_max: list = field(default_factory=lambda: [1.0, 1.0, 1.0], metadata=_meta(_vec(3), ""))
+    ks_min: list = field(
+        default_factory=lambda: [0.0, 0.08, 0.0],
+        metadata=_meta(_vec(3), "occlusion/roughness/metallic lower bound"),
+    )
+    ks_max: list = field(
+        default_factory=lambda: [1.0, 1.0, 1.0],
+        metadata=_meta(_vec(3), "occlusion/roughness/metallic upper bound"),
+    )
+    nrm_min: list = field(
+        default_factory=lambda: [-1.0, -1.0, 0.0],
+        metadata=_meta(_vec(3), "tangent-space normal lower bound"),
+    )
+    nrm_max: list = field(
+        default_factory=lambda: [1.0, 1.0, 1.0],
+        metadata=_meta(_vec(3), "tangent-space normal upper bound"),
+    )
     cam_near_far: list = field(
         default_factory=lambda: [0.1, 1000.0], metadata=_meta(_vec(2, lo=0.0), "[near, far]")
     )
-    learn_light: bool = field(default=True, metadata=_meta(_bool, ""))
+    learn_light: bool = field(
+        default=True, metadata=_meta(_bool, "learn the light (false: envmap is known)")
+    )
     local_rank: int = field(default=0, metadata=_meta(_int(0), "set by launchers"))
     multi_gpu: bool = field(default=False, metadata=_meta(_bool, "set by launchers"))
 
@@ -288,7 +322,9 @@ class Config:
         default_factory=lambda: ["obj", "glb"], metadata=_meta(_exports, "mesh/ outputs")
     )
     validate_views: int = field(default=50, metadata=_meta(_int(1), "orbit views"))
-    progress: str = field(default="auto", metadata=_meta(_choice(_PROGRESS), ""))
+    progress: str = field(
+        default="auto", metadata=_meta(_choice(_PROGRESS), "auto, bar, log or none")
+    )
     log_interval: int = field(default=50, metadata=_meta(_int(1), "log line every N iters"))
     light_res: int = field(default=512, metadata=_meta(_int(16), "cube size of the learned light"))
     hash_log2_size: int = field(default=19, metadata=_meta(_int(8), "log2 hash table entries"))
