@@ -164,16 +164,22 @@ def test_server_serves_the_page_and_nothing_else(tmp_path):
 
 
 def _dom(page, fragment):
-    """The page's DOM after loading with ``#fragment`` (headless Chromium)."""
-    r = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
-        + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=20000"]
-        + ["--dump-dom", f"file://{page}#{fragment}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return html.unescape(r.stdout)
+    """The page's DOM once the mesh is loaded (``data-hash`` set), with ``#fragment``
+    (headless Chromium). --dump-dom can dump before the asynchronous load finishes on
+    a busy machine: up to three tries with longer virtual-time budgets."""
+    for budget in (20000, 60000, 180000):
+        r = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
+            + ["--enable-unsafe-swiftshader", "--window-size=320,240"]
+            + [f"--virtual-time-budget={budget}", "--dump-dom", f"file://{page}#{fragment}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        dom = html.unescape(r.stdout)
+        if "data-hash=" in dom:
+            break
+    return dom
 
 
 @pytest.mark.extras
