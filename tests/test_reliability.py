@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_trainer import TINY as TRAINER_TINY
 
 import nvdrec
 from nvdrec.errors import ConfigError, OutputError
@@ -33,21 +34,16 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask):
 
 # ------------------------------------------------------------------ one run per folder
 
+# test_trainer's tiny scene, smaller still, with checkpoints every 2 iterations
 TINY = {
+    **TRAINER_TINY,
     "iter": 4,
-    "batch": 1,
     "train_res": [32, 32],
     "texture_res": [32, 32],
     "dmtet_grid": 16,
-    "light_res": 16,
-    "hash_log2_size": 10,
     "save_interval": 0,
     "validate_views": 1,
-    "demo_grid": 32,
-    "learning_rate": [0.03, 0.01],
-    "progress": "none",
     "checkpoint_interval": 2,
-    "seed": 3,
 }
 
 
