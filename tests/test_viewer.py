@@ -18,6 +18,7 @@ from nvdrec.io import read_image
 from nvdrec.viewer import CHANNELS, write_viewer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BELOW_UI = slice(112, 200)  # rows of a 320x240 screenshot between the controls and the status
 
 
 def test_page_is_self_contained(tiny_run, tmp_path):  # noqa: F811
@@ -57,12 +58,13 @@ def test_view_command_serves_the_page(tiny_run, tmp_path):  # noqa: F811
     assert body == out.read_bytes()
 
 
-def _shot(page, channel, path, exposure=0, check=True):
+def _shot(page, channel, path, exposure=0, check=True, extra=""):
+    """A 320x240 screenshot with ``#channel=..&exposure=..`` (+ ``extra``, ``&check``)."""
+    fragment = f"channel={channel}&exposure={exposure}{extra}" + ("&check" if check else "")
     subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
         + ["--enable-unsafe-swiftshader", "--window-size=320,240", "--virtual-time-budget=20000"]
-        + [f"--screenshot={path}"]
-        + [f"file://{page}#channel={channel}&exposure={exposure}" + ("&check" if check else "")],
+        + [f"--screenshot={path}", f"file://{page}#{fragment}"],
         capture_output=True,
         timeout=120,
     )
@@ -80,12 +82,12 @@ def test_viewer_draws_every_channel_in_chromium(tiny_run, tmp_path):  # noqa: F8
     shots = {c: _shot(page, c, tmp_path / f"{c}.png") for c in CHANNELS}
     for c, img in shots.items():
         assert np.allclose(img[-4, -4], [0, 200 / 255, 0], atol=0.02), (c, img[-4, -4])
-        assert img[60:220].std() > 0.02, c  # something is drawn below the controls
+        assert img[BELOW_UI].std() > 0.02, c  # something is drawn
     for i, a in enumerate(CHANNELS):
         for b in CHANNELS[i + 1 :]:
-            assert np.abs(shots[a][60:220] - shots[b][60:220]).mean() > 0.003, (a, b)
+            assert np.abs(shots[a][BELOW_UI] - shots[b][BELOW_UI]).mean() > 0.003, (a, b)
     brighter = _shot(page, "shaded", tmp_path / "ev.png", exposure=1.5)  # exposure works
-    assert brighter[60:220].mean() > shots["shaded"][60:220].mean() + 0.01
+    assert brighter[BELOW_UI].mean() > shots["shaded"][BELOW_UI].mean() + 0.01
     # an error is reported: a damaged mesh turns the flag red
     bad = tmp_path / "bad.html"
     text = page.read_text()
@@ -164,7 +166,7 @@ def test_server_serves_the_page_and_nothing_else(tmp_path):
 
 
 def _dom(page, fragment):
-    """The page's DOM once the mesh is loaded (``data-hash`` set), with ``#fragment``
+    """The page's DOM once the mesh is drawn (``data-ready`` set), with ``#fragment``
     (headless Chromium). --dump-dom can dump before the asynchronous load finishes on
     a busy machine: up to three tries with longer virtual-time budgets."""
     for budget in (20000, 60000, 180000):
@@ -177,7 +179,7 @@ def _dom(page, fragment):
             timeout=300,
         )
         dom = html.unescape(r.stdout)
-        if "data-hash=" in dom:
+        if 'data-ready="1"' in dom:
             break
     return dom
 
@@ -185,23 +187,115 @@ def _dom(page, fragment):
 @pytest.mark.extras
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_viewer_link_round_trip_bad_values_and_exposure(tiny_run, tmp_path):  # noqa: F811
-    """The hash follows the view (channel, exposure, camera), so a link reopens it; bad
+    """The hash follows the view (channel, exposure, background, camera), so a link reopens it; bad
     values are named in a visible note and not used; exposure changes the shaded
     channel only."""
     run, _ = tiny_run
     page = write_viewer(run, tmp_path / "viewer.html")
-    view = "channel=roughness&exposure=1.5&cam=0.5,0.3,0.9,0,0.1,0"
+    view = "channel=roughness&exposure=1.5&bg=grey&cam=0.5,0.3,0.9,0,0.1,0"
     dom = _dom(page, view)
     assert f'data-hash="{view}"' in dom and 'data-channel="roughness"' in dom
     assert '<div id="note"></div>' in dom
-    dom = _dom(page, "channel=albedo&exposure=abc&cam=1,2")
+    dom = _dom(page, "channel=albedo&exposure=abc&cam=1,2&bg=pink")
     note = dom.split('<div id="note">')[1].split("</div>")[0]
     assert note.startswith("ignored from the link: channel=albedo (one of shaded, basecolor")
     assert "exposure=abc (a number from -4 to 4)" in note and "cam=1,2 (six numbers" in note
-    assert 'data-channel="shaded"' in dom and "exposure=0.0&cam=" in dom
+    assert "bg=pink (env or grey)" in note
+    assert 'data-channel="shaded"' in dom and "exposure=0.0&bg=env&cam=" in dom
     dim = _shot(page, "basecolor", tmp_path / "b0.png", exposure=0)
     bright = _shot(page, "basecolor", tmp_path / "b2.png", exposure=2)
-    assert np.abs(dim[60:220] - bright[60:220]).mean() < 0.002  # data: not exposed
+    assert np.abs(dim[BELOW_UI] - bright[BELOW_UI]).mean() < 0.002  # data: not exposed
     # the load flag for scripted checks is not shown to users
     plain = _shot(page, "basecolor", tmp_path / "plain.png", check=False)
     assert np.allclose(plain[-4, -4], 64 / 255, atol=0.02), plain[-4, -4]  # neutral grey
+
+
+def test_run_info_of_the_panel(tiny_run, tmp_path):  # noqa: F811
+    """The panel's data: each pass's validation metrics as the run wrote them, iterations,
+    and the first validation views as (photo, render) PNGs of at most 256 px; damaged
+    files are left out instead of failing the page."""
+    import json
+    import shutil as sh
+
+    import imageio.v3 as iio
+
+    from nvdrec.viewer import run_info
+
+    run, _ = tiny_run
+    info = run_info(run)
+    final = json.loads((run / "validate" / "metrics.json").read_text())
+    assert info["final"]["psnr"] == final["psnr"] and info["final"]["views"] == final["views"]
+    pass1 = json.loads((run / "dmtet_validate" / "metrics.json").read_text())
+    assert info["pass1"]["ssim"] == pass1["ssim"]
+    assert info["iter"] == json.loads((run / "config.json").read_text())["iter"]
+    assert len(info["views"]) == min(final["views"], 8)
+    for v in info["views"]:
+        photo, render = (iio.imread(base64.b64decode(v[k])) for k in ("photo", "render"))
+        assert photo.shape == render.shape and max(photo.shape[:2]) <= 256
+    ref = iio.imread(run / "validate" / "val_000000_ref.png")[..., :3]
+    photo = iio.imread(base64.b64decode(info["views"][0]["photo"]))
+    if ref.shape == photo.shape:  # small views travel unchanged
+        assert np.array_equal(ref, photo)
+    copy = tmp_path / "run"
+    sh.copytree(run, copy)
+    (copy / "validate" / "metrics.json").write_text("{not json")
+    (copy / "validate" / "val_000000_opt.png").write_bytes(b"damaged")
+    info = run_info(copy)
+    assert "final" not in info and info["views"] == [] and "pass1" in info
+    page = write_viewer(copy, tmp_path / "v.html").read_text()
+    assert "</script>" not in page.split("const INFO = ")[1].split(";\n")[0]
+
+
+@pytest.mark.extras
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_viewer_panel_buttons_background_wireframe_and_normals(tiny_run, tmp_path):  # noqa: F811
+    """save PNG gives the picture on screen; copy link gives the URL of the view; the panel
+    shows the run's metrics, texture sizes and photo / render / difference; the
+    background toggle, the depth-tested wireframe over the shaded mesh and object-space
+    normals (which turn with the camera, unlike view-space ones) are drawn."""
+    import json
+
+    import imageio.v3 as iio
+
+    run, _ = tiny_run
+    page = write_viewer(run, tmp_path / "viewer.html")
+    dom = _dom(page, "channel=normals&bg=grey&check&click=save")
+    assert 'data-hash="channel=normals&exposure=0.0&bg=grey&cam=' in dom
+    png = dom.split('data-png="data:image/png;base64,')[1].split('"')[0]
+    saved = iio.imread(base64.b64decode(png))
+    import re
+
+    w, h = re.search(r"<canvas [^>]*width: (\d+)px; height: (\d+)px", dom).groups()
+    assert saved.shape[:2] == (int(h), int(w)) and saved[..., :3].std() > 5  # the drawn view
+    m = json.loads((run / "validate" / "metrics.json").read_text())
+    assert f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} ({m['views']} views)" in dom
+    res = json.loads((run / "config.json").read_text())["texture_res"]
+    assert f"base colour {res[1]}x{res[0]}" in dom
+    assert "difference x4, PSNR" in dom and 'data-view="0"' in dom  # the diff was computed
+    dom = _dom(page, "check&click=copy")
+    copied = dom.split('data-copied="')[1].split('"')[0]
+    assert copied.endswith("#" + dom.split('data-hash="')[1].split('"')[0])
+    assert "link copied: " in dom or "copy this link: " + copied in dom
+
+    def shot(channel, extra=""):
+        return _shot(page, channel, tmp_path / f"{channel}{len(extra)}.png", extra=extra)
+
+    shaded, grey = shot("shaded"), shot("shaded", "&bg=grey")
+    assert np.allclose(grey[150, 5], 64 / 255, atol=0.02)  # neutral grey behind the mesh
+    assert np.abs(shaded[150, 5] - grey[150, 5]).max() > 0.1  # the environment
+    # wireframe over the shaded mesh: the same picture except at the (visible) edges
+    wire = shot("wireframe")
+    d = np.abs(wire[BELOW_UI] - shaded[BELOW_UI]).max(-1)
+    assert np.median(d) < 0.01 and 0.005 < (d > 0.1).mean() < 0.4, (np.median(d), (d > 0.1).mean())
+    # seen from the opposite side, object-space normals change colour, view-space do not
+    cam = dom.split('data-hash="')[1].split('"')[0].split("cam=")[1]
+    p = [float(x) for x in cam.split(",")]
+    back = f"&cam={2 * p[3] - p[0]},{p[1]},{2 * p[5] - p[2]},{p[3]},{p[4]},{p[5]}"
+
+    def mean_normal(img):
+        reg = img[115:200, :, :3]
+        return reg[(np.abs(reg - 64 / 255) > 0.03).any(-1)].mean(0)
+
+    obj = mean_normal(shot("normals")) - mean_normal(shot("normals", back))
+    view = mean_normal(shot("normals_view")) - mean_normal(shot("normals_view", back))
+    assert abs(obj[2]) > 0.2 and abs(view[2]) < 0.1, (obj, view)

@@ -5,22 +5,101 @@ One self-contained HTML page: three.js (the parts used, bundled inline; MIT lice
 ``probe.hdr`` embedded as base64. It opens from disk or from a small local server (for a
 machine reached over SSH: ``ssh -L 8000:127.0.0.1:8000 host``), needs no network, and
 shows the asset shaded under its light or one channel at a time (base colour,
-roughness, metallic, normals, wireframe) with an exposure slider. The URL hash selects
-them at load (``viewer.html#channel=roughness&exposure=1``).
+roughness, metallic, normals in object or view space, a depth-tested wireframe over the
+shaded mesh) with an exposure slider and a background toggle. The URL hash follows the
+view (``viewer.html#channel=roughness&exposure=1&bg=grey&cam=...``); "copy link" and
+"save PNG" share it. A panel shows the run's numbers (triangles, texture sizes,
+validation metrics, iterations, time) and its first validation views as photo, render
+and difference.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 from importlib import resources
 from pathlib import Path
 
 from ..errors import MissingFileError
 
-__all__ = ["write_viewer", "serve", "CHANNELS"]
+__all__ = ["write_viewer", "serve", "run_info", "CHANNELS"]
 
-CHANNELS = ("shaded", "basecolor", "roughness", "metallic", "normals", "wireframe")
+CHANNELS = (
+    "shaded",
+    "basecolor",
+    "roughness",
+    "metallic",
+    "normals",  # object space (geometry and normal map)
+    "normals_view",  # view space
+    "wireframe",
+)
+VIEW_SIDE = 256  # validation images embedded at most this many pixels on a side
+MAX_VIEWS = 8  # the run writes its first 8 validation views
+
+
+def _read_json(path: Path):
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or damaged: the panel leaves it out
+    return value if isinstance(value, dict) else None
+
+
+def _png_b64(img) -> str:
+    import io
+
+    import imageio.v3 as iio
+
+    buf = io.BytesIO()
+    iio.imwrite(buf, img, extension=".png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _small(img, side: int = VIEW_SIDE):
+    """An 8-bit RGB image [H, W, 3] reduced (box filter, whole factor) to ``side``."""
+    import numpy as np
+
+    img = np.asarray(img)[..., :3]
+    k = max(1, -(-max(img.shape[:2]) // side))
+    if k > 1:
+        h, w = img.shape[0] // k * k, img.shape[1] // k * k
+        img = img[:h, :w].reshape(h // k, k, w // k, k, 3).astype(np.float32).mean((1, 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def run_info(run: Path) -> dict:
+    """What the page's panel shows about a run: validation metrics of each pass
+    (``validate/metrics.json``, ``dmtet_validate/metrics.json``), iterations, time and
+    backend (``run.json``), and up to 8 validation views as (photo, render) PNGs in
+    base64. Missing or damaged files are left out."""
+    import imageio.v3 as iio
+
+    info: dict = {"name": run.resolve().name}
+    for key, folder in (("final", "validate"), ("pass1", "dmtet_validate")):
+        m = _read_json(run / folder / "metrics.json")
+        if m is not None:
+            info[key] = {k: m[k] for k in ("views", "psnr", "ssim", "lpips") if k in m}
+    r = _read_json(run / "run.json")
+    cfg = _read_json(run / "config.json")
+    if r is not None:
+        info["seconds"] = r.get("seconds")
+    if cfg is not None:
+        info["iter"] = cfg.get("iter")
+    views = []
+    for k in range(MAX_VIEWS):
+        pair = [run / "validate" / f"val_{k:06d}_{s}.png" for s in ("ref", "opt")]
+        if not all(p.is_file() for p in pair):
+            break
+        try:
+            ref, opt = (_small(iio.imread(p, extension=".png")) for p in pair)
+        except (OSError, ValueError):
+            break
+        if ref.shape != opt.shape:
+            break
+        views.append({"photo": _png_b64(ref), "render": _png_b64(opt)})
+    info["views"] = views
+    return info
 
 
 def _glb_bytes(run: Path) -> bytes:
@@ -65,6 +144,8 @@ def write_viewer(run_dir, output=None) -> Path:
         "__TITLE__": html.escape(run.resolve().name),
         "__GLB_B64__": base64.b64encode(glb).decode("ascii"),
         "__HDR_B64__": base64.b64encode(probe.read_bytes()).decode("ascii"),
+        # inside a <script>: "</" may not appear, so it is escaped
+        "__INFO_JSON__": json.dumps(run_info(run)).replace("</", "<\\/"),
         "__THREE_BUNDLE__": bundle,
     }
     for key, value in fills.items():  # each placeholder once; values are not rescanned
