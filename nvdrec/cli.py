@@ -306,6 +306,8 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
             f"--output '{args.output}' does not fit --format {fmt}"
             + (" (png writes a folder of frames)" if fmt == "png" else "")
         )
+    if args.sheet:
+        return _render_sheet(args, run, dev)
     # named after the light: a relit turntable does not replace the learned-light one
     stem = "turntable" + (f"_{Path(args.envmap).stem}" if args.envmap else "")
     out = (
@@ -381,6 +383,45 @@ def _render(args: argparse.Namespace, extra: list[str]) -> int:
         path = write_frames(frames, out, fps=args.fps)
         shutil.rmtree(frame_dir, ignore_errors=True)
     print(f"nvdrec: wrote {path} ({time.time() - t0:.1f} s)")
+    return 0
+
+
+def _render_sheet(args: argparse.Namespace, run, dev: str) -> int:
+    """``nvdrec render RUN --sheet``: the contact sheet PNG (4 views; shaded under the
+    learned light, and under --envmap when given; base colour, roughness, metallic,
+    normals)."""
+    import time
+    from pathlib import Path
+
+    from .io.files import atomic_path
+    from .render.turntable import contact_sheet, load_light, load_run
+
+    stem = "sheet" + (f"_{Path(args.envmap).stem}" if args.envmap else "")
+    out = Path(args.output) if args.output else run / "render" / f"{stem}.png"
+    if args.output and out.suffix.lower() != ".png":
+        if out.suffix:
+            raise ConfigError(f"--output '{args.output}': a contact sheet is a .png file")
+        out = out / f"{stem}.png"
+    _writable(out, "--output", "file")
+    t0 = time.time()
+    mesh, probe = load_run(run, device=dev)
+    lights = [("learned light", probe)]
+    if args.envmap:
+        lights.append((Path(args.envmap).name, load_light(args.envmap, args.env_scale, device=dev)))
+    sheet = contact_sheet(
+        mesh,
+        lights,
+        views=4,
+        res=args.res,
+        elevation_deg=args.elevation,
+        title=f"{run.resolve().name}: {mesh.num_triangles} triangles",
+    )
+    import imageio.v3 as iio
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        iio.imwrite(tmp, sheet, extension=".png")
+    print(f"nvdrec: wrote {out} ({sheet.shape[1]}x{sheet.shape[0]}, {time.time() - t0:.1f} s)")
     return 0
 
 
@@ -535,6 +576,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         help="output file (gif/mp4) or folder (png); default RUN_DIR/render/turntable.gif, "
         "or turntable_MAP.gif with --envmap MAP.hdr",
+    )
+    s.add_argument(
+        "--sheet",
+        action="store_true",
+        help="write a contact sheet instead (RUN_DIR/render/sheet.png, sheet_MAP.png with "
+        "--envmap): 4 views of the mesh shaded (learned light, and --envmap) and its base "
+        "colour, roughness, metallic and normals, labelled; --res is the cell size",
     )
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_render)

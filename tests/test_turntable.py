@@ -170,3 +170,44 @@ def test_cpu_light_filtering_is_cached_per_map(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("NVDREC_LIGHT_CACHE", "off")  # filtered when the turntable starts
     turntable(*load_run(out, light_res=32), frames=1, res=16)
     assert len(calls) == 3
+
+
+def test_contact_sheet_rows_columns_and_labels(tiny_run, tmp_path):  # noqa: F811
+    """--sheet: one PNG with a row per light (shaded) and per channel, four views, labels
+    on the left; the relit row shows the map's colour; a bad --output is refused."""
+    import shutil
+
+    from nvdrec.cli import main
+    from nvdrec.render.turntable import SHEET_CHANNELS
+
+    out, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    red = _envmap(tmp_path / "red.hdr", (3.0, 0.2, 0.2))
+    res = 32
+    assert main(["render", str(run), "--sheet", "--res", str(res), "--envmap", str(red)]) == 0
+    sheet = read_image(run / "render" / "sheet_red.png")  # [H, W, 3] in [0, 1]
+    rows = 2 + len(SHEET_CHANNELS)  # learned light, red map, then the channels
+    h, w = sheet.shape[:2]
+    grid = sheet[h - rows * res :, w - 4 * res :]  # the cells: bottom right
+    cells = grid.reshape(rows, res, 4, res, 3).transpose(0, 2, 1, 3, 4)  # [R, V, res, res, 3]
+    labels = sheet[h - rows * res :, : w - 4 * res]
+    assert (labels < 0.5).any(axis=-1).mean() > 0.005  # text in the label column
+    assert labels[:, :, 0].std() > 0.05
+    learned, relit = cells[0], cells[1]
+    obj = (learned < 0.99).any(-1)  # the object on white
+    assert obj.mean() > 0.02
+    assert (relit[..., 0][obj] - relit[..., 1][obj]).mean() > 0.1  # red light on the surface
+    assert np.abs(cells[0, 0] - cells[0, 2]).mean() > 0.005  # the views differ
+    names = [label for label, _, _ in SHEET_CHANNELS]
+    for r, name in enumerate(names, start=2):  # channel rows on mid grey, same silhouette
+        assert np.allclose(cells[r, 0, 0, 0], 0.5, atol=0.01), name
+        assert np.allclose(cells[r][~obj], 0.5, atol=0.01), name
+    for name in ("roughness", "metallic"):  # one value per pixel: grey levels
+        c = cells[2 + names.index(name)]
+        assert np.abs(c - c[..., :1]).max() < 0.01, name
+    colour, normals = (cells[2 + names.index(n)] for n in ("base colour", "normals (object space)"))
+    assert np.abs(normals[obj] - 0.5).mean() > 0.05  # the normals show on the object
+    assert np.abs(colour[obj] - normals[obj]).mean() > 0.05
+    rc = main(["render", str(run), "--sheet", "--res", "16", "--output", str(tmp_path / "s.gif")])
+    assert rc != 0

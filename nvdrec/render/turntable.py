@@ -22,7 +22,16 @@ from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .light import EnvironmentLight
 from .renderer import RasterContext, render_mesh
 
-__all__ = ["load_run", "orbit", "turntable", "write_frames", "check_writer", "FORMATS"]
+__all__ = [
+    "load_run",
+    "load_light",
+    "orbit",
+    "turntable",
+    "contact_sheet",
+    "write_frames",
+    "check_writer",
+    "FORMATS",
+]
 
 FORMATS = ("png", "gif", "mp4")
 
@@ -94,16 +103,24 @@ def load_run(
         mesh = auto_normals(mesh)
     if mesh.v_tex is not None:
         mesh = compute_tangents(mesh)
-    if light_res is None:
-        light_res = 256 if torch.device(device).type == "cuda" else 128
-    light = EnvironmentLight.load(hdr, scale=env_scale, res=light_res, trainable=False)
-    if torch.device(device).type == "cpu":  # filtering takes seconds there: cached per map
-        _cached_filter(light, hdr, env_scale)
+    light = load_light(hdr, env_scale, light_res, device)
     for mat in {id(m): m for m in [mesh.material, *(mesh.materials or [])] if m}.values():
         for t in (mat.kd, mat.ks, mat.normal):  # textures loaded here: moved in place
             if t is not None:
                 t.to(device)
-    return mesh.to(device), light.to(device)
+    return mesh.to(device), light
+
+
+def load_light(hdr, env_scale: float = 1.0, light_res: int | None = None, device="cpu"):
+    """A lat-long HDR map times ``env_scale`` as a fixed :class:`EnvironmentLight` on
+    ``device``, cube faces of ``light_res`` (default 256 on a GPU, 128 on the CPU, where
+    its filtered levels are cached per map)."""
+    if light_res is None:
+        light_res = 256 if torch.device(device).type == "cuda" else 128
+    light = EnvironmentLight.load(hdr, scale=env_scale, res=light_res, trainable=False)
+    if torch.device(device).type == "cpu":  # filtering takes seconds there: cached per map
+        _cached_filter(light, Path(hdr), env_scale)
+    return light.to(device)
 
 
 def orbit(mesh: Mesh, frames: int, res: int, elevation_deg: float = 20.0, fovy_deg: float = 40.0):
@@ -187,6 +204,122 @@ def turntable(
         if progress is not None:
             progress(i + n)
     return out
+
+
+SHEET_CHANNELS = (  # (label, debug bsdf, channel of its output or None for RGB)
+    ("base colour", "kd", None),
+    ("roughness", "ks", 1),
+    ("metallic", "ks", 2),
+    ("normals (object space)", "normal", None),
+)
+
+
+@torch.no_grad()
+def contact_sheet(
+    mesh: Mesh,
+    lights: list,
+    views: int = 4,
+    res: int = 256,
+    elevation_deg: float = 20.0,
+    spp: int = 2,
+    title: str = "",
+    backend: str = "auto",
+) -> np.ndarray:
+    """One labelled picture of a result: a row per light (the mesh shaded under it, on
+    white) and per channel (base colour, roughness, metallic, object-space normals, on
+    neutral grey), a column per view around the vertical axis.
+
+    Args:
+        mesh: a textured mesh (as :func:`load_run` gives).
+        lights: [(label, EnvironmentLight)], on the mesh's device.
+        views: columns, evenly spaced around the object.
+        res: size of each square cell.
+
+    Returns:
+        sRGB picture, uint8 [H, W, 3]: a header line, then the rows with their labels
+        on the left.
+    """
+    from ..io.image import linear_to_srgb
+
+    if views < 1 or res < 8 or not lights:
+        raise NvdrecError(
+            f"a contact sheet needs views >= 1, res >= 8 and a light, got {views}, {res}"
+        )
+    ctx = RasterContext(backend)
+    mvp, campos = orbit(mesh, views, res, elevation_deg)
+    dev = mesh.v_pos.device
+    rows, labels = [], []
+
+    def draw(light, bsdf, bg):
+        background = torch.tensor(bg, device=dev, dtype=torch.float32)
+        out = render_mesh(
+            ctx,
+            mesh,
+            mvp,
+            campos,
+            light,
+            (res, res),
+            spp=spp,
+            bsdf=bsdf,
+            background=background.expand(views, res, res, 3).contiguous(),
+        )["shaded"][..., :3]
+        return out
+
+    for label, light in lights:
+        if light.diffuse is None or light.base.requires_grad:
+            light.build_mips()
+        rows.append(linear_to_srgb(draw(light, None, (1.0, 1.0, 1.0)).clamp(0, 1)))
+        labels.append(f"shaded: {label}")
+    grey = 0.2140  # linear value of sRGB 0.5
+    for label, bsdf, ch in SHEET_CHANNELS:
+        if bsdf == "kd":  # a colour: shown in sRGB, as textures are
+            img = linear_to_srgb(draw(lights[0][1], bsdf, (grey,) * 3).clamp(0, 1))
+        else:  # data shown as stored, on mid grey
+            img = draw(lights[0][1], bsdf, (0.5, 0.5, 0.5))
+            if ch is not None:
+                img = img[..., ch : ch + 1].expand(*img.shape[:-1], 3)
+        rows.append(img)
+        labels.append(label)
+    cells = torch.stack(rows).clamp(0, 1)  # [R, V, res, res, 3]
+    grid = cells.permute(0, 2, 1, 3, 4).reshape(len(rows) * res, views * res, 3)
+    grid = (grid * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    return _label_sheet(grid, labels, res, views, title)
+
+
+def _label_sheet(grid: np.ndarray, labels: list, res: int, views: int, title: str):
+    """Add a header (title, view angles) and the row labels to a sheet's grid."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(11, min(18, res // 12))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        font = ImageFont.load_default()
+    left, top = 12 * size, 2 * size + 8
+    sheet = Image.new("RGB", (left + grid.shape[1], top + grid.shape[0]), (255, 255, 255))
+    sheet.paste(Image.fromarray(grid), (left, top))
+    pen = ImageDraw.Draw(sheet)
+    pen.text((6, 4), title, fill=(0, 0, 0), font=font)
+    for v in range(views):
+        pen.text(
+            (left + v * res + 4, size + 6), f"{360 * v / views:.0f} deg", fill=(0, 0, 0), font=font
+        )
+    for r, label in enumerate(labels):
+        y = top + r * res + res // 2 - size
+        for k, line in enumerate(_wrap(label, 11)):
+            pen.text((6, y + k * (size + 2)), line, fill=(0, 0, 0), font=font)
+    return np.asarray(sheet)
+
+
+def _wrap(text: str, width: int) -> list:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + [line] if line else lines
 
 
 def check_writer(suffix: str) -> None:
