@@ -299,3 +299,27 @@ def test_viewer_panel_buttons_background_wireframe_and_normals(tiny_run, tmp_pat
     obj = mean_normal(shot("normals")) - mean_normal(shot("normals", back))
     view = mean_normal(shot("normals_view")) - mean_normal(shot("normals_view", back))
     assert abs(obj[2]) > 0.2 and abs(view[2]) < 0.1, (obj, view)
+
+
+@pytest.mark.extras
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_a_page_over_10_mb_draws_in_a_scripted_screenshot(tiny_run, tmp_path):  # noqa: F811
+    """A run with three 1024^2 textures of noise (they do not compress) gives a page over
+    10 MB; a scripted screenshot under a virtual-time budget shows it drawn (green flag),
+    and the panel names the texture sizes."""
+    import imageio.v3 as iio
+
+    run, _ = tiny_run
+    big = tmp_path / "big"
+    shutil.copytree(run, big)
+    (big / "mesh" / "mesh.glb").unlink()  # the page converts the OBJ with its textures
+    rng = np.random.default_rng(0)
+    for name in ("kd", "ks", "n"):
+        noise = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+        iio.imwrite(big / "mesh" / f"texture_{name}.png", noise)
+    page = write_viewer(big, tmp_path / "big.html")
+    assert page.stat().st_size > 10 * 2**20
+    img = _shot(page, "shaded", tmp_path / "big.png")
+    assert np.allclose(img[-4, -4], [0, 200 / 255, 0], atol=0.02), img[-4, -4]
+    assert img[BELOW_UI].std() > 0.02
+    assert "base colour 1024x1024" in _dom(page, "check")
