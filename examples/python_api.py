@@ -20,7 +20,7 @@ import nvdrec  # noqa: E402
 
 class Progress:
     """Prints one line every ``every`` iterations; asks to stop when the image loss of
-    pass 2 falls below ``target`` (the trainer then checkpoints and stops)."""
+    pass 2 falls below ``target`` (the trainer then exports the result so far)."""
 
     def __init__(self, every: int, target: float) -> None:
         self.every, self.target, self.t0 = every, target, time.time()
@@ -50,9 +50,12 @@ def main():
     )
     try:
         result = trainer.fit()
-    except KeyboardInterrupt as stop:  # the callback's early stop (or Ctrl-C)
-        print(f"stopped early: {stop}")
+    except KeyboardInterrupt as stop:  # Ctrl-C: checkpointed, --resume continues
+        print(f"interrupted: {stop}")
         return
+    if result["stopped_early"]:  # the callback's stop: the result so far was exported
+        done = result["stopped_early"]
+        print(f"stopped early in {done['pass']} after {done['iterations']} iterations")
     print(
         f"PSNR after pass 1: {result['metrics_pass1']['psnr']:.2f} dB, final: "
         f"{result['metrics']['psnr']:.2f} dB"

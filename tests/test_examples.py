@@ -88,6 +88,11 @@ def test_python_api(tmp_path):
 
 
 def test_python_api_callback_stops_the_run(tmp_path):
+    """A callback's stop ends the run with a result: in pass 1 the surface is still
+    unwrapped, baked, exported and validated (pass 2 runs no iteration); in pass 2 the
+    current mesh is exported; the result and run.json say where it stopped."""
+    import json
+
     import nvdrec
     from nvdrec.train.trainer import Trainer
 
@@ -96,11 +101,27 @@ def test_python_api_callback_stops_the_run(tmp_path):
 
     seen = []
     cfg = nvdrec.load_config({**TINY, "out_dir": str(tmp_path / "r"), "progress": "none"})
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, callbacks=[lambda ev: seen.append(ev) or ev["it"] == 1]).fit()
+    result = Trainer(cfg, callbacks=[lambda ev: seen.append(ev) or ev["it"] == 1]).fit()
     assert [e["it"] for e in seen] == [0, 1] and seen[0]["pass"] == "dmtet_pass1"
     assert {"img_loss", "reg_loss", "ms", "total"} <= set(seen[0])
-    assert list((tmp_path / "r" / "checkpoints").glob("dmtet_pass1_*.pt"))
+    assert result["stopped_early"] == {"pass": "dmtet_pass1", "iterations": 2}
+    run = tmp_path / "r"
+    assert (run / "mesh" / "mesh.glb").is_file() and (run / "mesh" / "probe.hdr").is_file()
+    assert result["metrics"]["views"] > 0 and (run / "validate" / "metrics.json").is_file()
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["stopped_early"] == result["stopped_early"]
+    assert len(saved["losses"]["dmtet_pass1"]) == 2 and not saved["losses"].get("mesh_pass")
+
+    def late(ev):
+        return ev["pass"] == "mesh_pass" and ev["it"] == 2
+
+    cfg = cfg.replace(out_dir=str(tmp_path / "r2"))
+    result = Trainer(cfg, callbacks=[late]).fit()
+    assert result["stopped_early"] == {"pass": "mesh_pass", "iterations": 3}
+    saved = json.loads((tmp_path / "r2" / "run.json").read_text())
+    losses = saved["losses"]
+    assert len(losses["dmtet_pass1"]) == cfg.iter and len(losses["mesh_pass"]) == 3
+    assert (tmp_path / "r2" / "mesh" / "mesh.glb").is_file()
 
 
 def test_relight_turntable_and_export(tiny_run, tmp_path):  # noqa: F811

@@ -96,8 +96,12 @@ class Trainer(ReportMixin):
         callbacks: functions called after every optimisation step (on rank 0) with one
             dict: ``pass`` ("dmtet_pass1" or "mesh_pass"), ``it`` (0-based), ``total``,
             ``img_loss``, ``reg_loss``, ``ms`` (this iteration's wall time). A callback
-            that returns True stops the run after that step, as Ctrl-C does (a
-            checkpoint is written; ``fit`` raises KeyboardInterrupt).
+            that returns True ends the run after that step with a result: the pass
+            ends there (in pass 1 the surface is then extracted, unwrapped and baked,
+            and pass 2 runs no iteration), the mesh is exported and validated as usual,
+            and the result (and ``run.json``) says ``stopped_early``: pass and
+            iterations done. Under ``torchrun`` it stops as Ctrl-C does (a checkpoint
+            is written; ``fit`` raises KeyboardInterrupt).
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class Trainer(ReportMixin):
         self.cfg = cfg
         self.callbacks = list(callbacks)
         self._stop_asked = False  # a callback asked to stop
+        self.stopped_early: dict | None = None  # {"pass", "iterations"} after such a stop
         self._resume: dict | None = None
         self._stop = False
         for i, item in enumerate(cfg.display or []):
@@ -541,7 +546,9 @@ class Trainer(ReportMixin):
         self._save_end = lambda: self._save_ckpt(name, cfg.iter, named, opt, extra)
         t_start = time.time()
         t_prev, iter_ms = t_start, []
-        for it in range(start, cfg.iter):
+        # after a callback's stop in pass 1, pass 2 runs no iteration (its start is the bake)
+        end = start if self.stopped_early else cfg.iter
+        for it in range(start, end):
             batch, bg, jitter = self._train_batch(it, pass_idx)
             h, w = batch["resolution"]
 
@@ -618,8 +625,8 @@ class Trainer(ReportMixin):
                 for cb in self.callbacks:
                     if cb(event) is True:
                         self._stop_asked = True
-            if self._stop_asked and not self.dist.enabled:
-                self._stop = True  # under DDP it reaches every rank at the next all_sum
+            if self._stop_asked and not self.dist.enabled:  # the run ends with a result
+                self.stopped_early = {"pass": name, "iterations": it + 1}
             if main and cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
                 self._save_preview(
                     f"img_{name}_{it:06d}.png",
@@ -633,6 +640,8 @@ class Trainer(ReportMixin):
             if self._stop or (interval and (it + 1) % interval == 0 and it + 1 < cfg.iter):
                 if main:
                     saved = self._save_ckpt(name, it + 1, named, opt, extra)
+            if self.stopped_early:
+                break
             if self._stop:
                 raise KeyboardInterrupt(
                     f"checkpoint saved in {self.out / 'checkpoints'}; continue with --resume"
@@ -642,7 +651,7 @@ class Trainer(ReportMixin):
                 )
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        ms = (time.time() - t_start) * 1000 / max(cfg.iter - start, 1)
+        ms = (time.time() - t_start) * 1000 / max(len(iter_ms), 1)
         self.timing[name] = {
             "ms_per_iter": ms,
             "ms_per_iter_median": float(np.median(iter_ms)) if iter_ms else None,
@@ -989,12 +998,15 @@ class Trainer(ReportMixin):
             "seconds": time.time() - t0,
             "world_size": self.dist.world,
             "rank": self.dist.rank,
+            "stopped_early": self.stopped_early,
         }
         if self.dist.is_main:
             from ..io.files import atomic_write_text
 
             run = {k: result[k] for k in ("timing", "seconds", "world_size")}
             run["batch_per_process"] = cfg.batch
+            if self.stopped_early:
+                run["stopped_early"] = self.stopped_early
             run["losses"] = self.losses
             run["cleanup"] = self.cleanup
             # rendered / reference coverage over each pass's last iterations
