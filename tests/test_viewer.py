@@ -323,3 +323,86 @@ def test_a_page_over_10_mb_draws_in_a_scripted_screenshot(tiny_run, tmp_path):  
     assert np.allclose(img[-4, -4], [0, 200 / 255, 0], atol=0.02), img[-4, -4]
     assert img[BELOW_UI].std() > 0.02
     assert "base colour 1024x1024" in _dom(page, "check")
+
+
+def _camera_folder(folder, n=6):
+    """A NeRF-synthetic folder of ``n`` cameras on a circle (radius 4, 1 up) looking at
+    the origin, with 16x16 images (only the cameras matter here)."""
+    import json
+    import math
+
+    from nvdrec.io import write_image
+
+    (folder / "train").mkdir(parents=True)
+    frames = []
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        eye = np.array([4 * math.cos(a), 4 * math.sin(a), 1.0])  # Blender world: +z up
+        back = eye / np.linalg.norm(eye)  # the camera looks down its -z axis
+        right = np.cross([0.0, 0.0, 1.0], back)
+        right /= np.linalg.norm(right)
+        c2w = np.eye(4)
+        c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, np.cross(back, right), back, eye
+        write_image(folder / "train" / f"r_{i}.png", np.full((16, 16, 4), 0.5, np.float32))
+        frames.append({"file_path": f"./train/r_{i}", "transform_matrix": c2w.tolist()})
+    doc = {"camera_angle_x": 0.69, "frames": frames}
+    (folder / "transforms_train.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_camera_frusta_of_a_run_on_an_image_folder(tmp_path):
+    """The frusta are the training cameras in the mesh's (training) coordinates: each
+    starts at a camera centre, its image plane lies 15% of the median camera distance
+    along the viewing direction and spans the field of view; a run without a dataset
+    folder has none."""
+    import json
+
+    import torch
+
+    from nvdrec.data.nerf import NeRFDataset
+    from nvdrec.viewer import camera_frusta
+
+    folder = _camera_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"ref_mesh": str(folder)}))
+    pts = np.array(camera_frusta(run)).reshape(6, 16, 3)  # 8 segments per camera
+    ds = NeRFDataset(folder, "train")
+    c2w = torch.linalg.inv(ds.mv.double()).numpy()
+    centre, fwd = c2w[:, :3, 3], -c2w[:, :3, 2]
+    assert np.allclose(pts[:, 0], centre, atol=1e-4)
+    depth = 0.15 * np.median(np.linalg.norm(centre, axis=1))
+    corners = pts[:, 1::4]  # the 4 corners: each segment from the centre ends at one
+    assert np.allclose(corners.mean(1), centre + depth * fwd, atol=1e-3)
+    half_x = np.tan(0.69 / 2) * depth  # camera_angle_x of the folder
+    width = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=-1)
+    assert np.allclose(width, 2 * half_x, rtol=1e-3)
+    (run / "config.json").write_text(json.dumps({"ref_mesh": "some/mesh.obj"}))
+    assert camera_frusta(run) is None
+    (run / "config.json").write_text("{damaged")
+    assert camera_frusta(run) is None
+
+
+@pytest.mark.extras
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_viewer_draws_the_training_cameras(tiny_run, tmp_path):  # noqa: F811
+    """With a dataset folder behind the run, "cameras" draws its frusta; the hash keeps
+    the toggle (cams=1), a bad value is named in the note."""
+    import json
+
+    run, _ = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    cfg["ref_mesh"] = str(_camera_folder(tmp_path / "data"))
+    (copy / "config.json").write_text(json.dumps(cfg))
+    page = write_viewer(copy, tmp_path / "viewer.html")
+    far = "&cam=6,5,9,0,0,0"  # far enough to see the cameras around the object
+    on = _shot(page, "shaded", tmp_path / "on.png", extra="&cams=1" + far)
+    off = _shot(page, "shaded", tmp_path / "off.png", extra="&cams=0" + far)
+    blue = (on[..., 2] > on[..., 0] + 0.3) & (on[..., 2] > 0.6)  # the frusta's colour
+    assert blue[BELOW_UI].sum() > 20 and not ((off[..., 2] > off[..., 0] + 0.3)[BELOW_UI]).any()
+    dom = _dom(page, "cams=1" + far)
+    assert "&cams=1&cam=6,5,9,0,0,0" in dom and "6 training views" in dom
+    dom = _dom(page, "cams=yes")
+    assert "cams=yes (0 or 1)" in dom and "&cams=0&cam=" in dom

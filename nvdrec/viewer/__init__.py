@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import MissingFileError
 
-__all__ = ["write_viewer", "serve", "run_info", "CHANNELS"]
+__all__ = ["write_viewer", "serve", "run_info", "camera_frusta", "CHANNELS"]
 
 CHANNELS = (
     "shaded",
@@ -68,11 +68,56 @@ def _small(img, side: int = VIEW_SIDE):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
+MAX_FRUSTA = 1000  # cameras drawn at most (evenly picked)
+
+
+def camera_frusta(run: Path) -> list | None:
+    """Line segments of the training cameras of a run on an image dataset (the
+    ``ref_mesh`` folder of its ``config.json``: NeRF-synthetic, LLFF or COLMAP), in the
+    mesh's coordinates: per camera 8 segments (centre to the 4 corners of the image
+    plane, and its outline) at a depth of 15% of the median camera distance, as a flat
+    list of [x, y, z] endpoints (16 per camera). None when the run was not trained on a
+    dataset folder or the folder cannot be read any more."""
+    import numpy as np
+    import torch
+
+    cfg = _read_json(run / "config.json")
+    ref = cfg.get("ref_mesh") if cfg else None
+    if not isinstance(ref, str) or not Path(ref).is_dir():
+        return None
+    from ..data.check import load_dataset_folder
+    from ..errors import NvdrecError
+
+    try:  # small images: only the cameras are used
+        _, ds = load_dataset_folder(ref, max_side=32)
+    except (NvdrecError, OSError, ValueError):
+        return None
+    mv = ds.mv.double().cpu()
+    proj = ds.proj.double().cpu()
+    pick = torch.linspace(0, len(mv) - 1, min(len(mv), MAX_FRUSTA)).round().long()
+    mv, proj = mv[pick], proj[pick]
+    c2w = torch.linalg.inv(mv)
+    centre = c2w[:, :3, 3]
+    depth = 0.15 * float(centre.norm(dim=-1).median())
+    # image-plane corners in camera space (OpenGL: looking down -z) at that depth
+    tx, ty = 1.0 / proj[:, 0, 0], 1.0 / proj[:, 1, 1]  # tan of the half fields of view
+    corners = []
+    for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+        p = torch.stack([sx * tx * depth, sy * ty * depth, -depth * torch.ones_like(tx)], -1)
+        corners.append(torch.einsum("nij,nj->ni", c2w[:, :3, :3], p) + centre)
+    segments = []
+    for k in range(4):
+        segments += [centre, corners[k], corners[k], corners[(k + 1) % 4]]
+    pts = torch.stack(segments, 1).reshape(-1, 3)  # [N * 16, 3]
+    return np.round(pts.numpy(), 5).tolist()
+
+
 def run_info(run: Path) -> dict:
     """What the page's panel shows about a run: validation metrics of each pass
     (``validate/metrics.json``, ``dmtet_validate/metrics.json``), iterations, time and
-    backend (``run.json``), and up to 8 validation views as (photo, render) PNGs in
-    base64. Missing or damaged files are left out."""
+    backend (``run.json``), up to 8 validation views as (photo, render) PNGs in base64,
+    and the training cameras (:func:`camera_frusta`). Missing or damaged files are left
+    out."""
     import imageio.v3 as iio
 
     info: dict = {"name": run.resolve().name}
@@ -99,6 +144,7 @@ def run_info(run: Path) -> dict:
             break
         views.append({"photo": _png_b64(ref), "render": _png_b64(opt)})
     info["views"] = views
+    info["frusta"] = camera_frusta(run)
     return info
 
 
