@@ -437,10 +437,21 @@ def _view(args: argparse.Namespace, extra: list[str]) -> int:
         if out.suffix.lower() not in (".html", ".htm"):
             out = out / "viewer.html"
         _writable(out, "--output", "file")
-    page = write_viewer(args.run_dir, args.output)
+    from pathlib import Path
+
+    from .errors import MissingFileError
+
+    run = Path(args.run_dir)
+    if args.serve and not (run / "config.json").is_file():
+        raise MissingFileError(
+            f"'{run / 'config.json'}' not found: RUN_DIR must be the out_dir of a run "
+            "(running or finished)"
+        )
+    # served pages follow the run: they may start before any mesh exists
+    page = write_viewer(run, args.output, live=args.serve)
     print(f"nvdrec: wrote {page} ({page.stat().st_size / 2**20:.1f} MB, works offline)")
     if args.serve:
-        serve(page, args.port)
+        serve(page, args.port, run=run)
     return 0
 
 
@@ -586,10 +597,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     s.set_defaults(func=_render)
-    s = sub.add_parser("view", help="write (and serve) an offline HTML viewer of a finished run")
-    s.add_argument("run_dir", help="out_dir of a finished run")
+    s = sub.add_parser("view", help="write (and serve) an offline HTML viewer of a run")
+    s.add_argument("run_dir", help="out_dir of a finished run (or, with --serve, a running one)")
     s.add_argument("--output", help="the page to write (default RUN_DIR/viewer.html)")
-    s.add_argument("--serve", action="store_true", help="serve it on localhost")
+    s.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve it on localhost; the page follows the run as it trains (newest "
+        "preview image and mesh, checked every 2 s)",
+    )
     s.add_argument("--port", type=int, default=8000)
     s.set_defaults(func=_view)
     return p

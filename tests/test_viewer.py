@@ -167,13 +167,18 @@ def test_server_serves_the_page_and_nothing_else(tmp_path):
 
 def _dom(page, fragment):
     """The page's DOM once the mesh is drawn (``data-ready`` set), with ``#fragment``
-    (headless Chromium). --dump-dom can dump before the asynchronous load finishes on
-    a busy machine: up to three tries with longer virtual-time budgets."""
-    for budget in (20000, 60000, 180000):
+    (headless Chromium). --dump-dom can dump before the asynchronous load finishes (image
+    decoding runs in real time while virtual time runs out; about one load in three here):
+    up to six tries with longer virtual-time budgets."""
+    return _dom_url(f"file://{page}#{fragment}")
+
+
+def _dom_url(url):
+    for budget in (20000, 40000, 60000, 90000, 120000, 180000):
         r = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--use-angle=swiftshader"]
             + ["--enable-unsafe-swiftshader", "--window-size=320,240"]
-            + [f"--virtual-time-budget={budget}", "--dump-dom", f"file://{page}#{fragment}"],
+            + [f"--virtual-time-budget={budget}", "--dump-dom", url],
             capture_output=True,
             text=True,
             timeout=300,
@@ -406,3 +411,112 @@ def test_viewer_draws_the_training_cameras(tiny_run, tmp_path):  # noqa: F811
     assert "&cams=1&cam=6,5,9,0,0,0" in dom and "6 training views" in dom
     dom = _dom(page, "cams=yes")
     assert "cams=yes (0 or 1)" in dom and "&cams=0&cam=" in dom
+
+
+def _serving(page, port, **kw):
+    """Start ``serve`` in a thread; returns (thread, box with the server as "h")."""
+    import threading
+
+    from nvdrec.viewer import serve
+
+    box = {}
+    t = threading.Thread(
+        target=serve,
+        args=(page, port),
+        kwargs={"ready": lambda h: box.update(h=h), **kw},
+        daemon=True,
+    )
+    t.start()
+    for _ in range(100):
+        if "h" in box:
+            break
+        time.sleep(0.05)
+    return t, box
+
+
+def _get(port, path):
+    import http.client
+
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+    r = c.getresponse()
+    return r.status, r.read()
+
+
+def _live_run(finished, tmp_path):
+    """A run folder as it looks in pass 1: its config and one preview image, no mesh."""
+    run, _ = finished
+    live = tmp_path / "live"
+    live.mkdir()
+    shutil.copy(run / "config.json", live / "config.json")
+    shutil.copy(run / "img_dmtet_pass1_000000.png", live / "img_dmtet_pass1_000100.png")
+    return live
+
+
+def test_live_server_follows_a_running_run(tiny_run, tmp_path):  # noqa: F811
+    """nvdrec view RUN --serve on a run in pass 1: /live.json names the stage and the
+    newest preview; pass 1's mesh (OBJ) is served as GLB once written, then the final
+    GLB; the stamp changes with each; other paths stay unserved."""
+    import json
+
+    run, _ = tiny_run
+    live = _live_run(tiny_run, tmp_path)
+    page = write_viewer(live, tmp_path / "live.html", live=True)  # no mesh yet: allowed
+    port = _free_port()
+    t, box = _serving(page, port, run=live)
+    try:
+        status, body = _get(port, "/live.json")
+        state = json.loads(body)
+        assert status == 200 and state["stage"] == "pass 1, iteration 100"
+        assert state["mesh"] is None and state["preview"] == "img_dmtet_pass1_000100.png"
+        assert _get(port, "/live/mesh.glb")[0] == 404
+        preview = (live / "img_dmtet_pass1_000100.png").read_bytes()
+        assert _get(port, "/live/preview.png") == (200, preview)
+        shutil.copytree(run / "dmtet_mesh", live / "dmtet_mesh")  # pass 1 ends
+        later = json.loads(_get(port, "/live.json")[1])
+        assert later["mesh"] == "dmtet_mesh/mesh.obj" and later["stamp"] != state["stamp"]
+        status, glb = _get(port, "/live/mesh.glb")
+        assert status == 200 and glb[:4] == b"glTF"
+        assert _get(port, "/live/probe.hdr") == (
+            200,
+            (run / "dmtet_mesh" / "probe.hdr").read_bytes(),
+        )
+        shutil.copytree(run / "mesh", live / "mesh")  # the run ends
+        final = json.loads(_get(port, "/live.json")[1])
+        assert final["stage"] == "finished" and final["mesh"] == "mesh/mesh.glb"
+        assert _get(port, "/live/mesh.glb") == (200, (run / "mesh" / "mesh.glb").read_bytes())
+        for path in ("/live/config.json", "/live/../config.json", "/live/", "/dmtet_mesh/mesh.obj"):
+            assert _get(port, path)[0] == 404, path
+    finally:
+        box["h"].shutdown()
+        t.join(timeout=5)
+
+
+@pytest.mark.extras
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_live_page_shows_the_stage_preview_and_then_the_mesh(tiny_run, tmp_path):  # noqa: F811
+    """The served page of a run in pass 1 says the stage and shows the newest preview;
+    once pass 1's mesh is written, the page draws it."""
+    run, _ = tiny_run
+    live = _live_run(tiny_run, tmp_path)
+    page = write_viewer(live, tmp_path / "live.html", live=True)
+    port = _free_port()
+    t, box = _serving(page, port, run=live)
+    url = f"http://127.0.0.1:{port}/live.html"
+
+    def dom():
+        return _dom_url(url + "#check")
+
+    try:
+        text = dom()
+        assert "live: pass 1, iteration 100" in text and "no mesh yet" in text
+        assert 'id="live-preview"' in text and 'src="live/preview.png?' in text
+        shutil.copytree(run / "dmtet_mesh", live / "dmtet_mesh")
+        text = dom()
+        status = text.split('<div id="status"')[1].split("</div>")[0]
+        assert 'data-ready="1"' in status and "mesh dmtet_mesh/mesh.obj" in status, status
+        tris = text.split("triangles</td><td>")[1].split("<")[0]
+        assert int(tris.replace(",", "")) > 0
+    finally:
+        box["h"].shutdown()
+        t.join(timeout=5)

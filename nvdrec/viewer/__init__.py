@@ -170,28 +170,71 @@ def _glb_bytes(run: Path) -> bytes:
         return Path(save_glb(load_mesh(obj), Path(tmp) / "mesh.glb")).read_bytes()
 
 
-def write_viewer(run_dir, output=None) -> Path:
+def live_state(run) -> dict:
+    """What a live page polls (``/live.json``) while a run trains: the newest mesh
+    (``mesh/mesh.glb`` at the end, before that pass 1's ``dmtet_mesh/mesh.obj``), its
+    light, the newest preview image and the stage it shows, and a ``stamp`` that changes
+    whenever one of them does."""
+    run_dir, run = run, Path(run)
+    mesh = None
+    for cand in (run / "mesh/mesh.glb", run / "mesh/mesh.obj", run / "dmtet_mesh/mesh.obj"):
+        if cand.is_file():
+            mesh = cand
+            break
+    probe = mesh.parent / "probe.hdr" if mesh is not None else None
+    previews = sorted(run.glob("img_*.png"), key=lambda p: p.stat().st_mtime)
+    preview = previews[-1] if previews else None
+    stage = "waiting for the first preview"
+    if preview is not None:
+        name = preview.stem[4:]  # img_<pass>_<iteration>
+        pass_name, _, it = name.rpartition("_")
+        label = {"dmtet_pass1": "pass 1", "mesh_pass": "pass 2"}.get(pass_name, pass_name)
+        stage = f"{label}, iteration {int(it) if it.isdigit() else it}"
+    if (run / "mesh" / "mesh.glb").is_file() or (run / "mesh" / "mesh.obj").is_file():
+        stage = "finished"
+    parts = [
+        f"{p.relative_to(run)}@{p.stat().st_mtime_ns}"
+        for p in (mesh, probe, preview)
+        if p is not None and p.is_file()
+    ]
+    return {
+        "stamp": "|".join(parts),
+        "mesh_stamp": "|".join(parts[:2]) if mesh is not None else "",
+        "mesh": str(mesh.relative_to(run)) if mesh is not None else None,
+        "light": bool(probe is not None and probe.is_file()),
+        "preview": preview.name if preview is not None else None,
+        "stage": stage,
+        "run": str(run_dir),
+    }
+
+
+def write_viewer(run_dir, output=None, live: bool = False) -> Path:
     """Write the viewer page of a run (default ``RUN_DIR/viewer.html``) and return its
-    path. The page appears whole or not at all."""
+    path. The page appears whole or not at all. ``live``: a page for ``serve(...,
+    run=RUN_DIR)`` that follows a run while it trains (it may have no mesh yet)."""
     from ..io.files import atomic_write_text
 
     run = Path(run_dir)
     probe = run / "mesh" / "probe.hdr"
-    glb = _glb_bytes(run)
-    if not probe.is_file():
+    if live and not (run / "mesh" / "mesh.glb").is_file():
+        glb, probe = b"", None  # the page loads them from the server as they appear
+    else:
+        glb = _glb_bytes(run)
+    if probe is not None and not probe.is_file():
         raise MissingFileError(f"'{probe}' not found (the run's learned light)")
     from ..io.hdr import read_hdr
 
-    read_hdr(probe)  # a damaged light is named here (ImageFormatError), not embedded
+    if probe is not None:
+        read_hdr(probe)  # a damaged light is named here (ImageFormatError), not embedded
     here = resources.files(__name__)
     page = here.joinpath("viewer.html").read_text(encoding="utf-8")
     bundle = here.joinpath("three_viewer.min.js").read_text(encoding="utf-8")
     fills = {
         "__TITLE__": html.escape(run.resolve().name),
         "__GLB_B64__": base64.b64encode(glb).decode("ascii"),
-        "__HDR_B64__": base64.b64encode(probe.read_bytes()).decode("ascii"),
+        "__HDR_B64__": base64.b64encode(probe.read_bytes() if probe else b"").decode("ascii"),
         # inside a <script>: "</" may not appear, so it is escaped
-        "__INFO_JSON__": json.dumps(run_info(run)).replace("</", "<\\/"),
+        "__INFO_JSON__": json.dumps({**run_info(run), "live": live}).replace("</", "<\\/"),
         "__THREE_BUNDLE__": bundle,
     }
     for key, value in fills.items():  # each placeholder once; values are not rescanned
@@ -205,8 +248,43 @@ def write_viewer(run_dir, output=None) -> Path:
     return out
 
 
-def serve(page: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> None:
+def _live_files(run: Path, state: dict, cache: dict) -> dict:
+    """The bytes of ``/live/mesh.glb``, ``/live/probe.hdr`` and ``/live/preview.png`` for
+    a live state (an OBJ converted once per stamp)."""
+    if cache.get("stamp") == state["stamp"]:
+        return cache["files"]
+    files = {}
+    mesh = run / state["mesh"] if state["mesh"] else None
+    if mesh is not None:
+        try:
+            if mesh.suffix == ".glb":
+                files["/live/mesh.glb"] = mesh.read_bytes()
+            else:
+                import tempfile
+
+                from ..io.gltf import save_glb
+                from ..io.obj import load_mesh
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    glb = save_glb(load_mesh(mesh), Path(tmp) / "m.glb")
+                    files["/live/mesh.glb"] = Path(glb).read_bytes()
+            if state["light"]:
+                files["/live/probe.hdr"] = (mesh.parent / "probe.hdr").read_bytes()
+        except Exception:  # noqa: BLE001  (a file still being written: next poll)
+            return cache.get("files", {})
+    if state["preview"]:
+        try:
+            files["/live/preview.png"] = (run / state["preview"]).read_bytes()
+        except OSError:
+            pass
+    cache.update(stamp=state["stamp"], files=files)
+    return files
+
+
+def serve(page: Path, port: int = 8000, host: str = "127.0.0.1", ready=None, run=None) -> None:
     """Serve the page ``page`` (and nothing else) on ``host:port`` until interrupted.
+    With ``run`` (a run folder, live pages): also ``/live.json`` (:func:`live_state`) and
+    the newest ``/live/mesh.glb``, ``/live/probe.hdr`` and ``/live/preview.png``.
 
     The page is self-contained, so the server answers GET/HEAD of ``/`` and ``/NAME`` with
     it and 404 to every other path: no directory listings, no checkpoints or configs of
@@ -226,6 +304,8 @@ def serve(page: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> 
         raise ConfigError(f"--port {port}: a port is a number from 1 to 65535")
     body = Path(page).read_bytes()
     paths = {"/", "/" + urllib.parse.quote(Path(page).name)}
+    live_cache: dict = {}
+    types = {".json": "application/json", ".glb": "model/gltf-binary", ".png": "image/png"}
     hosts = {f"{h}:{port}" for h in (host, "127.0.0.1", "localhost", "[::1]")}
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -235,17 +315,30 @@ def serve(page: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> 
             if (self.headers.get("Host") or "").lower() not in hosts:
                 self.send_error(421, "unexpected Host header")
                 return
-            if urllib.parse.urlsplit(self.path).path not in paths:
+            path = urllib.parse.urlsplit(self.path).path
+            data, kind = body, "text/html; charset=utf-8"
+            if run is not None and (path == "/live.json" or path.startswith("/live/")):
+                state = live_state(run)
+                files = _live_files(Path(run), state, live_cache)
+                if path == "/live.json":
+                    data = json.dumps(state).encode()
+                elif path in files:
+                    data = files[path]
+                else:
+                    self.send_error(404, "not written yet")
+                    return
+                kind = types.get(Path(path).suffix, "application/octet-stream")
+            elif path not in paths:
                 self.send_error(404, "only the viewer page is served")
                 return
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
             if with_body:
-                self.wfile.write(body)
+                self.wfile.write(data)
 
         def do_GET(self):  # noqa: N802 (the http.server interface)
             self._answer(True)
