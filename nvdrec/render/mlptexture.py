@@ -107,8 +107,7 @@ class MLPTexture3D(nn.Module):
         x = (points.reshape(-1, 3) - self.aabb_min) / (self.aabb_max - self.aabb_min)
         if self._tcnn is not None:
             return self._tcnn(x.clamp(0, 1)).float()
-        backend = "auto" if self.backend == "auto" else self.backend
-        return hashgrid_encode(x, self.table, self.config, backend=backend)
+        return hashgrid_encode(x, self.table, self.config, backend=self.backend)
 
     def mlp(self, enc: torch.Tensor) -> torch.Tensor:
         """MLP on encodings [P, D] -> raw outputs [P, channels] (float16 on CUDA)."""

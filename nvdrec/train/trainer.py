@@ -485,7 +485,7 @@ class Trainer(ReportMixin):
             min_max=(lo, hi),
             config=HashGridConfig(log2_table_size=cfg.hash_log2_size),
             seed=cfg.seed,
-            backend="auto" if cfg.backend in ("auto", "cuda", "torch") else "auto",
+            backend="auto",  # the hash grid picks its kernels itself (cfg.backend: raster ops)
         ).to(self.device)
 
     def _run(
