@@ -393,7 +393,7 @@ def _render_sheet(args: argparse.Namespace, run, dev: str) -> int:
     import time
     from pathlib import Path
 
-    from .io.files import atomic_path
+    from .io import write_image
     from .render.turntable import contact_sheet, load_light, load_run
 
     stem = "sheet" + (f"_{Path(args.envmap).stem}" if args.envmap else "")
@@ -416,11 +416,7 @@ def _render_sheet(args: argparse.Namespace, run, dev: str) -> int:
         elevation_deg=args.elevation,
         title=f"{run.resolve().name}: {mesh.num_triangles} triangles",
     )
-    import imageio.v3 as iio
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        iio.imwrite(tmp, sheet, extension=".png")
+    write_image(out, sheet / 255.0)  # uint8 values: written back exactly
     print(f"nvdrec: wrote {out} ({sheet.shape[1]}x{sheet.shape[0]}, {time.time() - t0:.1f} s)")
     return 0
 

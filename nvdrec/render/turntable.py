@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -178,25 +179,13 @@ def turntable(
 
     if frames < 1 or res < 8:
         raise NvdrecError(f"turntable needs frames >= 1 and res >= 8, got {frames}, {res}")
-    if light.diffuse is None or light.base.requires_grad:  # not filtered yet
-        light.build_mips()
     ctx = RasterContext(backend)
     mvp, campos = orbit(mesh, frames, res, elevation_deg)
-    dev = mesh.v_pos.device
     out = np.empty((frames, res, res, 3), np.uint8)
-    bg = torch.tensor(background or (0.0, 0.0, 0.0), device=dev, dtype=torch.float32)
+    bg = background or (0.0, 0.0, 0.0)
     for i in range(0, frames, batch):
         n = min(batch, frames - i)
-        img = render_mesh(
-            ctx,
-            mesh,
-            mvp[i : i + n],
-            campos[i : i + n],
-            light,
-            (res, res),
-            spp=spp,
-            background=bg.expand(n, res, res, 3).contiguous(),
-        )["shaded"][..., :3]
+        img = _shade(ctx, mesh, mvp[i : i + n], campos[i : i + n], light, res, spp, bg)
         srgb = linear_to_srgb(img.clamp(0, 1)).clamp(0, 1)
         out[i : i + n] = (srgb * 255 + 0.5).to(torch.uint8).cpu().numpy()
         if on_frames is not None:
@@ -204,6 +193,27 @@ def turntable(
         if progress is not None:
             progress(i + n)
     return out
+
+
+def _shade(ctx, mesh, mvp, campos, light, res: int, spp: int, bg, bsdf=None) -> torch.Tensor:
+    """Linear RGB [V, res, res, 3] of the views ``mvp`` on the background colour ``bg``
+    (``bsdf``: a debug view of the renderer, or None for the shaded mesh); the light is
+    filtered first where it is not yet."""
+    if light.diffuse is None or light.base.requires_grad:  # not filtered yet
+        light.build_mips()
+    v = mvp.shape[0]
+    background = torch.tensor(bg, device=mesh.v_pos.device, dtype=torch.float32)
+    return render_mesh(
+        ctx,
+        mesh,
+        mvp,
+        campos,
+        light,
+        (res, res),
+        spp=spp,
+        bsdf=bsdf,
+        background=background.expand(v, res, res, 3).contiguous(),
+    )["shaded"][..., :3]
 
 
 SHEET_CHANNELS = (  # (label, debug bsdf, channel of its output or None for RGB)
@@ -247,27 +257,12 @@ def contact_sheet(
         )
     ctx = RasterContext(backend)
     mvp, campos = orbit(mesh, views, res, elevation_deg)
-    dev = mesh.v_pos.device
     rows, labels = [], []
 
     def draw(light, bsdf, bg):
-        background = torch.tensor(bg, device=dev, dtype=torch.float32)
-        out = render_mesh(
-            ctx,
-            mesh,
-            mvp,
-            campos,
-            light,
-            (res, res),
-            spp=spp,
-            bsdf=bsdf,
-            background=background.expand(views, res, res, 3).contiguous(),
-        )["shaded"][..., :3]
-        return out
+        return _shade(ctx, mesh, mvp, campos, light, res, spp, bg, bsdf)
 
     for label, light in lights:
-        if light.diffuse is None or light.base.requires_grad:
-            light.build_mips()
         rows.append(linear_to_srgb(draw(light, None, (1.0, 1.0, 1.0)).clamp(0, 1)))
         labels.append(f"shaded: {label}")
     grey = 0.2140  # linear value of sRGB 0.5
@@ -306,20 +301,10 @@ def _label_sheet(grid: np.ndarray, labels: list, res: int, views: int, title: st
         )
     for r, label in enumerate(labels):
         y = top + r * res + res // 2 - size
-        for k, line in enumerate(_wrap(label, 11)):
+        lines = textwrap.wrap(label, 11, break_long_words=False, break_on_hyphens=False)
+        for k, line in enumerate(lines):
             pen.text((6, y + k * (size + 2)), line, fill=(0, 0, 0), font=font)
     return np.asarray(sheet)
-
-
-def _wrap(text: str, width: int) -> list:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return lines + [line] if line else lines
 
 
 def check_writer(suffix: str) -> None:

@@ -161,12 +161,17 @@ def _glb_bytes(run: Path) -> bytes:
         raise MissingFileError(
             f"'{glb}' not found: RUN_DIR must be the out_dir of a finished 'nvdrec train'"
         )
+    return _obj_glb(obj)  # runs exported without GLB
+
+
+def _obj_glb(obj: Path) -> bytes:
+    """An OBJ (with its MTL and textures) as GLB bytes."""
     import tempfile
 
     from ..io.gltf import save_glb
     from ..io.obj import load_mesh
 
-    with tempfile.TemporaryDirectory() as tmp:  # runs exported without GLB
+    with tempfile.TemporaryDirectory() as tmp:
         return Path(save_glb(load_mesh(obj), Path(tmp) / "mesh.glb")).read_bytes()
 
 
@@ -175,7 +180,7 @@ def live_state(run) -> dict:
     (``mesh/mesh.glb`` at the end, before that pass 1's ``dmtet_mesh/mesh.obj``), its
     light, the newest preview image and the stage it shows, and a ``stamp`` that changes
     whenever one of them does."""
-    run_dir, run = run, Path(run)
+    run = Path(run)
     mesh = None
     for cand in (run / "mesh/mesh.glb", run / "mesh/mesh.obj", run / "dmtet_mesh/mesh.obj"):
         if cand.is_file():
@@ -190,21 +195,23 @@ def live_state(run) -> dict:
         pass_name, _, it = name.rpartition("_")
         label = {"dmtet_pass1": "pass 1", "mesh_pass": "pass 2"}.get(pass_name, pass_name)
         stage = f"{label}, iteration {int(it) if it.isdigit() else it}"
-    if (run / "mesh" / "mesh.glb").is_file() or (run / "mesh" / "mesh.obj").is_file():
+    if mesh is not None and mesh.parent.name == "mesh":
         stage = "finished"
-    parts = [
-        f"{p.relative_to(run)}@{p.stat().st_mtime_ns}"
-        for p in (mesh, probe, preview)
-        if p is not None and p.is_file()
-    ]
+
+    def stamp(*paths):
+        return "|".join(
+            f"{p.relative_to(run)}@{p.stat().st_mtime_ns}"
+            for p in paths
+            if p is not None and p.is_file()
+        )
+
     return {
-        "stamp": "|".join(parts),
-        "mesh_stamp": "|".join(parts[:2]) if mesh is not None else "",
+        "stamp": stamp(mesh, probe, preview),
+        "mesh_stamp": stamp(mesh, probe),
         "mesh": str(mesh.relative_to(run)) if mesh is not None else None,
         "light": bool(probe is not None and probe.is_file()),
         "preview": preview.name if preview is not None else None,
         "stage": stage,
-        "run": str(run_dir),
     }
 
 
@@ -257,17 +264,8 @@ def _live_files(run: Path, state: dict, cache: dict) -> dict:
     mesh = run / state["mesh"] if state["mesh"] else None
     if mesh is not None:
         try:
-            if mesh.suffix == ".glb":
-                files["/live/mesh.glb"] = mesh.read_bytes()
-            else:
-                import tempfile
-
-                from ..io.gltf import save_glb
-                from ..io.obj import load_mesh
-
-                with tempfile.TemporaryDirectory() as tmp:
-                    glb = save_glb(load_mesh(mesh), Path(tmp) / "m.glb")
-                    files["/live/mesh.glb"] = Path(glb).read_bytes()
+            glb = mesh.read_bytes() if mesh.suffix == ".glb" else _obj_glb(mesh)
+            files["/live/mesh.glb"] = glb
             if state["light"]:
                 files["/live/probe.hdr"] = (mesh.parent / "probe.hdr").read_bytes()
         except Exception:  # noqa: BLE001  (a file still being written: next poll)
