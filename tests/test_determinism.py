@@ -22,9 +22,15 @@ def _grads():
 
 
 def test_raster_chain_gradients_are_bit_reproducible_on_cpu():
-    torch.set_num_threads(max(torch.get_num_threads(), 2))
-    first = _grads()
-    for _ in range(2):
-        again = _grads()
-        for a, b in zip(first, again):
-            assert torch.equal(a, b), float((a - b).abs().max())
+    # At least two threads, and the process's count restored after: later tests compare
+    # in-process runs with runs in subprocesses, whose results depend on the thread count.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(threads, 2))
+    try:
+        first = _grads()
+        for _ in range(2):
+            again = _grads()
+            for a, b in zip(first, again):
+                assert torch.equal(a, b), float((a - b).abs().max())
+    finally:
+        torch.set_num_threads(threads)

@@ -1,6 +1,7 @@
 """End-to-end smoke tests of the reconstruction on a tiny built-in scene (CPU)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,10 +183,13 @@ def test_api_and_cli_produce_the_same_outputs(tmp_path, tiny_run):
     cfg_file = tmp_path / "tiny.json"
     cfg_file.write_text(json.dumps(TINY))
     out_cli = tmp_path / "cli"
+    # CPU float sums depend on the thread count: the subprocess gets this process's
+    threads = str(torch.get_num_threads())
     r = subprocess.run(
         [sys.executable, "-m", "nvdrec", "train", str(cfg_file), "--out-dir", str(out_cli)],
         capture_output=True,
         text=True,
+        env=dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads),
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Results in" in r.stdout
