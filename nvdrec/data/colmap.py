@@ -23,7 +23,14 @@ from ..structures import camera as cam
 from .llff import axes_focus_point
 from .nerf import NeRFDataset, check_camera
 
-__all__ = ["ColmapDataset", "is_colmap_folder", "read_cameras", "read_images"]
+__all__ = [
+    "ColmapDataset",
+    "is_colmap_folder",
+    "pinhole_intrinsics",
+    "read_cameras",
+    "read_images",
+    "read_points3d",
+]
 
 # model id -> (name, number of params)
 _MODELS = {
@@ -140,6 +147,52 @@ def read_images(sparse: Path) -> list:
     return out
 
 
+def pinhole_intrinsics(model: str, params: tuple, cid) -> tuple:
+    """(fx, fy, cx, cy) of a PINHOLE or SIMPLE_PINHOLE camera; other models are refused
+    (the images must be undistorted first)."""
+    if model == "PINHOLE":
+        return tuple(params[:4])
+    if model == "SIMPLE_PINHOLE":
+        return params[0], params[0], params[1], params[2]
+    raise DataError(
+        f"camera {cid} uses the {model} model; undistort the images first "
+        "(colmap image_undistorter, or nvdrec poses, writes PINHOLE cameras)"
+    )
+
+
+def read_points3d(sparse: Path) -> tuple:
+    """The sparse points of a COLMAP model: (xyz [P, 3] float64, track length [P] int64,
+    the number of images that observe each point). Empty arrays when the model has no
+    points3D file."""
+    import numpy as np
+
+    xyz, track = [], []
+    if (sparse / "points3D.bin").is_file():
+        r = _Reader(sparse / "points3D.bin")
+        (n,) = r.take("<Q")
+        for _ in range(n):
+            _, x, y, z, _, _, _, _, length = r.take("<QdddBBBdQ")
+            r.pos += length * struct.calcsize("<ii")
+            if r.pos > len(r.data):
+                raise DataError(f"'{r.path}' is truncated")
+            xyz.append((x, y, z))
+            track.append(length)
+    elif (sparse / "points3D.txt").is_file():
+        path = sparse / "points3D.txt"
+        for lineno, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+        ):
+            t = line.split()
+            if not t or line.startswith("#"):
+                continue
+            try:
+                xyz.append(tuple(float(v) for v in t[1:4]))
+                track.append((len(t) - 8) // 2)
+            except (IndexError, ValueError):
+                raise DataError(f"{path}:{lineno}: malformed point line") from None
+    return np.asarray(xyz, np.float64).reshape(-1, 3), np.asarray(track, np.int64)
+
+
 def _quat_to_rot(q, where: str = "COLMAP image") -> torch.Tensor:
     w, x, y, z = (float(v) for v in q)
     n = (w * w + x * x + y * y + z * z) ** 0.5
@@ -196,16 +249,7 @@ class ColmapDataset(NeRFDataset):
                     f"image '{name}' uses camera {cid}, which '{sparse}' does not define"
                 )
             model, w0, h0, params = cams[cid]
-            if model == "PINHOLE":
-                fx, fy, cx, cy = params[:4]
-            elif model == "SIMPLE_PINHOLE":
-                fx = fy = params[0]
-                cx, cy = params[1:3]
-            else:
-                raise DataError(
-                    f"camera {cid} uses the {model} model; undistort the images first "
-                    "(colmap image_undistorter writes PINHOLE cameras)"
-                )
+            fx, fy, cx, cy = pinhole_intrinsics(model, params, cid)
             rot = _quat_to_rot(q, where)
             c2w_cv = torch.eye(4, dtype=torch.float64)
             c2w_cv[:3, :3] = rot.T

@@ -158,6 +158,7 @@ def estimate_poses(
     progress=print,
     verbose: bool = False,
     use_masks: bool = True,
+    mask_features: bool = True,
 ) -> PosesReport:
     """Camera poses of a folder of photos, written as a COLMAP folder ``out``.
 
@@ -174,6 +175,9 @@ def estimate_poses(
         verbose: show COLMAP's own log.
         use_masks: with ``masks/`` beside the photos, extract features on the object
             only and write the masks (undistorted) with the result; False ignores them.
+        mask_features: False extracts features on the whole photo even with masks (the
+            masks are still undistorted and written), e.g. to compare automatic masks
+            with given ones on the same cameras.
 
     Returns:
         A :class:`PosesReport`.
@@ -209,7 +213,7 @@ def estimate_poses(
         progress("features (SIFT) ...")
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "SIMPLE_RADIAL"
-        if mask_names is not None:  # features on the object only (a static background
+        if mask_names is not None and mask_features:  # features on the object only (a static background
             # would pull the cameras towards "no motion"): masks grown by 2% of the size
             reader.mask_path = str(_feature_masks(work, names, mask_names))
         extraction = pycolmap.FeatureExtractionOptions()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "file_mode"]
+__all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text", "file_mode"]
 
 
 def _umask() -> int:
@@ -62,3 +63,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``folder``; on success its files (and
+    sub-folders) move into ``folder``, replacing files of the same name, so ``folder``
+    never holds a partial set from a failed run. The temporary folder is removed either
+    way."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in sorted(tmp.rglob("*")):
+            dest = folder / f.relative_to(tmp)
+            if f.is_dir():
+                dest.mkdir(exist_ok=True)
+            else:
+                os.replace(f, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -9,8 +9,6 @@ map stored as (n + 1) / 2. OBJ ``vt`` has v pointing up the image, our UVs point
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -301,10 +299,10 @@ def save_mesh(mesh: Mesh, folder: str | os.PathLike, save_material: bool = True)
     Files are first written to a temporary sibling folder and moved into place only
     when all of them are complete. Returns the OBJ path.
     """
+    from .files import atomic_dir
+
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         mat = mesh.material if save_material else None
         out = ["# written by nvdrec\n"]
         if mat is not None:
@@ -341,9 +339,4 @@ def save_mesh(mesh: Mesh, folder: str | os.PathLike, save_material: bool = True)
         (tmp / "mesh.obj").write_text("".join(out), encoding="utf-8")
         if mat is not None:
             save_mtl(mat, tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, folder / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder / "mesh.obj"
