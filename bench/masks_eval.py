@@ -44,8 +44,10 @@ def main():
     ious = np.array(ious)
     print(f"# automatic masks on {folder} ({platform.processor() or platform.machine()})")
     print("\n".join(rep.lines()))
-    print(f"IoU median {np.median(ious):.3f}  min {ious.min():.3f}  mean {ious.mean():.3f}  "
-          f">=0.9: {(ious >= 0.9).mean():.0%} of {len(ious)} views")
+    print(
+        f"IoU median {np.median(ious):.3f}  min {ious.min():.3f}  mean {ious.mean():.3f}  "
+        f">=0.9: {(ious >= 0.9).mean():.0%} of {len(ious)} views"
+    )
     worst = np.argsort(ious)[:5]
     print("worst: " + ", ".join(f"{names[i]} {ious[i]:.3f}" for i in worst))
 

@@ -123,3 +123,40 @@ def test_poses_of_a_rendered_scene_match_the_known_cameras(tmp_path, capsys):
     # a second run into the same folder is refused, nothing is touched
     assert main(["poses", str(tmp_path / "photos"), "--out", str(out)]) == 1
     assert "is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.extras
+def test_photos_alone_get_cameras_and_masks(tmp_path, capsys):
+    """Photos without masks: placed on the whole photos, object masks made (OpenCV),
+    placed again on the object, masks made again on the final cameras: the cameras match
+    the known ones and the masks the true silhouettes."""
+    pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install pycolmap)")
+    pytest.importorskip(
+        "cv2", reason="OpenCV is not installed (pip install opencv-python-headless)"
+    )
+    import shutil
+
+    from nvdrec.cli import main
+    from nvdrec.data.colmap import ColmapDataset, _sparse, read_images
+    from nvdrec.io import read_image
+
+    truth = write_photos(tmp_path / "photos")
+    shutil.move(tmp_path / "photos" / "masks", tmp_path / "true_masks")
+    out = tmp_path / "out"
+    assert main(["poses", str(tmp_path / "photos"), "--out", str(out), "--max-side", "320"]) == 0
+    std = capsys.readouterr()
+    assert "1/2 features" in std.err and "2/2 placing" in std.err and "masks from the" in std.err
+    assert "made from the photos" in std.out and (out / "masks" / "overview.png").is_file()
+    ds = ColmapDataset(out, resolution=(64, 64))
+    names = sorted(e[0] for e in read_images(_sparse(out)))
+    order = [int(n[1:4]) for n in names]
+    err = compare_poses(torch.linalg.inv(ds.mv.double()).numpy(), truth[order], np.zeros(3))
+    assert err["rotation_median_deg"] < 1.0 and err["centre_median_rel"] < 0.01, err
+    ious = []
+    for n in names:
+        a = torch.from_numpy(read_image(out / "masks" / n)[..., 0] > 0.5)
+        b = torch.from_numpy(read_image(tmp_path / "true_masks" / n)[..., 0] > 0.5)
+        a = torch.nn.functional.interpolate(a[None, None].float(), size=(128, 128))[0, 0] > 0.5
+        b = torch.nn.functional.interpolate(b[None, None].float(), size=(128, 128))[0, 0] > 0.5
+        ious.append(float((a & b).sum() / (a | b).sum()))
+    assert np.median(ious) >= 0.9, np.round(ious, 3)

@@ -140,7 +140,8 @@ def object_region(xyz, track, ks, rs, ts, sizes) -> ObjectRegion:
 
     Points that fall inside (nearly) every camera's frame lie in the region all cameras
     look at; the object is the bulk of them around the point the optical axes meet: the
-    ball holding half of them (the points in its inner 60% seed the segmentation).
+    ball holding half of them. The points in its inner 60% seed the segmentation (the
+    nearest 5% when that holds fewer than 10, as for a ball around its centre).
 
     Args:
         xyz: sparse points [P, 3]; track: images observing each [P].
@@ -174,7 +175,11 @@ def object_region(xyz, track, ks, rs, ts, sizes) -> ObjectRegion:
     centre = axes_focus_point(torch.from_numpy(centres), torch.from_numpy(rs[:, 2, :])).numpy()
     dist = np.linalg.norm(central - centre, axis=1)
     radius = float(np.median(dist))
-    return ObjectRegion(centre, radius, central[dist <= radius], central[dist <= 0.6 * radius])
+    near = np.argsort(dist, kind="stable")
+    n_core = int((dist <= 0.6 * radius).sum())
+    if n_core < 10:  # a hollow shell around the centre (a ball): its nearest points
+        n_core = min(len(near), max(10, len(near) // 20))
+    return ObjectRegion(centre, radius, central[dist <= radius], central[near[:n_core]])
 
 
 # --- 2./3. segmentation -----------------------------------------------------------------
@@ -186,6 +191,7 @@ def _grabcut(cv2, img8: np.ndarray, init: np.ndarray, iters: int = 5) -> np.ndar
     if not (labels == GC_BGD).any() or not np.isin(labels, (GC_FGD, GC_PR_FGD)).any():
         return np.isin(labels, (GC_FGD, GC_PR_FGD))
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # the colour models start from k-means: the same masks every run
     cv2.grabCut(img8, labels, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     return np.isin(labels, (GC_FGD, GC_PR_FGD))
 
@@ -386,6 +392,4 @@ def auto_masks(folder, out=None, max_side: int = 512, progress=print) -> MasksRe
             dest.parent.mkdir(parents=True, exist_ok=True)
             write_image(dest, (soft >= 0.5).astype(np.float32)[..., None])
         _overview(images, finals, Path(tmp) / "overview.png")
-    return MasksReport(
-        len(names), len(region.points), region.radius, coverage, seconds, out
-    )
+    return MasksReport(len(names), len(region.points), region.radius, coverage, seconds, out)

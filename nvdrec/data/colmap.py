@@ -6,8 +6,9 @@ file name). Poses are OpenCV cameras (x right, y down, z forward) and become Ope
 cameras; the scene is recentred on the point closest to all optical axes, as for LLFF.
 PINHOLE and SIMPLE_PINHOLE are supported; distorted models (SIMPLE_RADIAL, RADIAL, OPENCV,
 ...) must be undistorted first (``colmap image_undistorter`` writes PINHOLE cameras).
-Alpha comes from RGBA images or from ``masks/`` (``NAME`` or ``NAME.png``); without
-either the object cannot be separated from the background, which is an error.
+Alpha comes from ``masks/`` (``NAME`` or ``NAME.png``), else ``masks_auto/``, else RGBA
+images; without any, object masks are made from the photos, cameras and sparse points
+into ``masks_auto/`` (:mod:`nvdrec.data.automask`, needs OpenCV).
 """
 
 from __future__ import annotations
@@ -209,9 +210,45 @@ def _quat_to_rot(q, where: str = "COLMAP image") -> torch.Tensor:
     )
 
 
+def _mask_folder(folder: Path, first_image: Path, auto: bool) -> Path | None:
+    """The masks of a COLMAP folder: ``masks/`` when present, else ``masks_auto/``; when
+    neither exists and the images have no alpha, ``auto`` makes ``masks_auto/`` from the
+    photos (:func:`nvdrec.data.automask.auto_masks`). None: alpha comes from the images."""
+    if (folder / "masks").is_dir():
+        return folder / "masks"
+    made = folder / "masks_auto"
+    if made.is_dir():
+        return made
+    sparse = _sparse(folder)
+    has_points = any((sparse / f"points3D.{e}").is_file() for e in ("bin", "txt"))
+    if not auto or not has_points or not first_image.is_file():
+        return None  # alpha from the images, or the loader's "needs object masks" error
+    from ..io.image import read_image
+
+    if read_image(first_image).shape[-1] == 4:
+        return None
+    from .automask import auto_masks
+
+    def say(line):
+        print(f"nvdrec: masks: {line}", flush=True)
+
+    say(f"'{folder}' has no masks/; making object masks from the photos into '{made}'")
+    try:
+        auto_masks(folder, made, progress=say)
+    except DataError as e:
+        raise DataError(
+            f"'{folder}' has no masks/ and its images no alpha, and automatic masks failed: "
+            f"{e}. The method needs object masks: put one mask image per photo in masks/"
+        ) from None
+    say(f"done: check '{made / 'overview.png'}'; masks of your own in masks/ take precedence")
+    return made
+
+
 class ColmapDataset(NeRFDataset):
     """Cameras and masked images of a COLMAP reconstruction (all views train and
-    all are validated, as nvdiffrec does for LLFF captures)."""
+    all are validated, as nvdiffrec does for LLFF captures). Alpha comes from
+    ``masks/``, else ``masks_auto/``, else RGBA images; without any, masks are made from
+    the photos into ``masks_auto/`` (needs OpenCV; ``auto_masks=False`` refuses)."""
 
     def __init__(
         self,
@@ -222,6 +259,7 @@ class ColmapDataset(NeRFDataset):
         device="cpu",
         max_side=None,
         cache=None,
+        auto_masks: bool = True,
     ) -> None:
         folder = Path(folder)
         sparse = _sparse(folder)
@@ -265,24 +303,20 @@ class ColmapDataset(NeRFDataset):
         self.root = folder.resolve()
         self._start_loading(len(items), device, max_side, cache)
         projs = []
-        has_masks = (folder / "masks").is_dir()
+        mask_dir = _mask_folder(folder, folder / "images" / items[0][0], auto_masks)
+        has_masks = mask_dir is not None
         for name, w0, h0, fx, fy, cx, cy in items:
             ip = folder / "images" / name
             if not ip.is_file():
                 raise MissingFileError(f"image '{ip}' listed by the COLMAP model does not exist")
             if has_masks:
                 mp = next(
-                    (
-                        p
-                        for p in (folder / "masks" / name, folder / "masks" / (name + ".png"))
-                        if p.is_file()
-                    ),
+                    (p for p in (mask_dir / name, mask_dir / (name + ".png")) if p.is_file()),
                     None,
                 )
                 if mp is None:
                     raise MissingFileError(
-                        f"no mask for '{name}' in '{folder / 'masks'}' "
-                        f"(expected '{name}' or '{name}.png')"
+                        f"no mask for '{name}' in '{mask_dir}' (expected '{name}' or '{name}.png')"
                     )
             else:
                 mp = None
@@ -292,7 +326,8 @@ class ColmapDataset(NeRFDataset):
                 mp,
                 no_alpha=f"'{ip}' has no alpha channel and '{folder / 'masks'}' does not exist: "
                 "the method needs object masks. Put one mask image per photo in masks/ (same "
-                "names), or use RGBA images",
+                "names), or use RGBA images, or let nvdrec make them from the photos (a model "
+                "with sparse points, as 'nvdrec poses' writes; then 'nvdrec masks FOLDER')",
             )
             h, w = resolution
             self._store(t)

@@ -67,6 +67,7 @@ class PosesReport:
     seconds: dict
     unregistered: list
     out: Path
+    masks: str = "given"  # "given", "made from the photos" or "none"
 
     def lines(self) -> list[str]:
         t = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
@@ -77,6 +78,9 @@ class PosesReport:
             f"images       {self.size[1]}x{self.size[0]} (undistorted, PINHOLE) in {self.out}",
             f"time         {t}",
         ]
+        if self.masks == "made from the photos":
+            pic = self.out / "masks" / "overview.png"
+            out.append(f"masks        made from the photos: check {pic}")
         if self.unregistered:
             more = f" and {len(self.unregistered) - 5} more" if len(self.unregistered) > 5 else ""
             out.append(f"not placed   {', '.join(self.unregistered[:5])}{more}")
@@ -148,6 +152,113 @@ def _fit(img: np.ndarray, max_side: int, shape: tuple | None = None) -> np.ndarr
     return t[0].permute(1, 2, 0).numpy()
 
 
+def _place_cameras(pycolmap, work: Path, tag: str, names, feature_masks, opts: dict, progress):
+    """Features, matching and incremental mapping of ``work/images`` (features only
+    inside ``feature_masks`` when given). Returns (the reconstruction with the most
+    cameras, the model folder it was written to, seconds per stage)."""
+    seconds = {}
+    db = work / f"database_{tag}.db"
+    t0 = time.time()
+    progress("features (SIFT) ...")
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    if feature_masks is not None:
+        reader.mask_path = str(feature_masks)
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = opts["max_side"]
+    extraction.num_threads = opts["num_threads"]
+    extraction.sift.max_num_features = opts["max_features"]
+    pycolmap.extract_features(
+        db,
+        work / "images",
+        image_names=names,
+        camera_mode=pycolmap.CameraMode.SINGLE,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
+    seconds["features"] = time.time() - t0
+
+    t0 = time.time()
+    kind = opts["matcher"]
+    progress(f"matching ({kind}) ...")
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = opts["num_threads"]
+    if kind == "exhaustive":
+        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+    else:
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = 15
+        pairing.quadratic_overlap = True
+        pycolmap.match_sequential(
+            db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+        )
+    seconds["matching"] = time.time() - t0
+
+    t0 = time.time()
+    progress("placing the cameras (incremental mapping) ...")
+    mapping = pycolmap.IncrementalPipelineOptions()
+    mapping.num_threads = opts["num_threads"]
+    mapping.multiple_models = False
+    mapping.random_seed = 0
+    sparse = work / f"sparse_{tag}"
+    sparse.mkdir()
+    models = pycolmap.incremental_mapping(db, work / "images", sparse, mapping)
+    seconds["mapping"] = time.time() - t0
+    src = opts["src"]
+    if not models:
+        raise DataError(
+            f"no camera could be placed from the {len(names)} photos of '{src}': they "
+            "share too few features. Take photos with more overlap (each part of the "
+            "object in 3+ photos, 10-20 degrees apart), in focus, of a textured object"
+        )
+    rec = max(models.values(), key=lambda r: r.num_reg_images())
+    if rec.num_reg_images() < max(3, len(names) // 2):
+        raise DataError(
+            f"only {rec.num_reg_images()} of {len(names)} photos of '{src}' could be placed; "
+            "take photos with more overlap (10-20 degrees apart) or try --matcher exhaustive"
+        )
+    model_dir = work / f"model_{tag}"
+    model_dir.mkdir()
+    rec.write(model_dir)
+    return rec, model_dir, seconds
+
+
+def _masks_to_photos(rec, undistorted: Path, masks: Path, work: Path, names) -> list:
+    """Masks made on the undistorted images (``masks/NAME``) carried back onto the
+    reduced photos through the distortion of ``rec``'s camera, written as
+    ``work/masks/NAME``. A photo the model did not place gets an all-object mask."""
+    import cv2
+    import imageio.v3 as iio
+
+    from ..io.image import read_image
+    from .automask import mask_name
+    from .colmap import _sparse, pinhole_intrinsics, read_cameras, read_images
+
+    sparse = _sparse(undistorted)
+    pin = read_cameras(sparse)
+    by_name = {e[0]: pin[e[3]] for e in read_images(sparse)}
+    (work / "masks").mkdir(exist_ok=True)
+    for img in rec.images.values():
+        if not _is_registered(img) or img.name not in by_name:
+            continue
+        cam = rec.cameras[img.camera_id]
+        model, w, h, params = by_name[img.name]
+        fx, fy, cx, cy = pinhole_intrinsics(model, params, img.camera_id)
+        ys, xs = np.mgrid[: cam.height, : cam.width].astype(np.float64) + 0.5
+        xy = cam.cam_from_img(np.stack([xs.ravel(), ys.ravel()], 1))
+        map_x = (fx * xy[:, 0] + cx - 0.5).reshape(cam.height, cam.width).astype(np.float32)
+        map_y = (fy * xy[:, 1] + cy - 0.5).reshape(cam.height, cam.width).astype(np.float32)
+        m = (read_image(masks / mask_name(img.name))[..., 0] > 0.5).astype(np.uint8) * 255
+        back = cv2.remap(m, map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
+        iio.imwrite(work / "masks" / img.name, back)
+    for n in names:  # not placed: features everywhere
+        if not (work / "masks" / n).is_file():
+            size = iio.improps(work / "images" / n).shape[:2]
+            iio.imwrite(work / "masks" / n, np.full(size, 255, np.uint8))
+    return list(names)
+
+
 def estimate_poses(
     photos_dir,
     out,
@@ -159,6 +270,7 @@ def estimate_poses(
     verbose: bool = False,
     use_masks: bool = True,
     mask_features: bool = True,
+    auto_masks: bool = True,
 ) -> PosesReport:
     """Camera poses of a folder of photos, written as a COLMAP folder ``out``.
 
@@ -178,6 +290,13 @@ def estimate_poses(
         mask_features: False extracts features on the whole photo even with masks (the
             masks are still undistorted and written), e.g. to compare automatic masks
             with given ones on the same cameras.
+        auto_masks: photos without masks are placed twice: once on the whole photos,
+            then object masks are made (:func:`nvdrec.data.automask.auto_masks`, needs
+            OpenCV) and the cameras placed again from features on the object only (a
+            static background, as on a turntable, pulls the cameras towards "no
+            motion"); the masks are made again on the final cameras and written to
+            ``out/masks``. Without OpenCV the first placement is kept and no masks are
+            written (a note says so).
 
     Returns:
         A :class:`PosesReport`.
@@ -199,6 +318,15 @@ def estimate_poses(
         raise DataError(f"matcher must be auto, exhaustive or sequential, got {matcher!r}")
     masks = Path(photos_dir) / "masks"
     masks = masks if masks.is_dir() and use_masks else None
+    if masks is None and auto_masks:
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            auto_masks = False
+            progress(
+                "note: no masks/ and no OpenCV: cameras from the whole photos, no masks "
+                "(pip install opencv-python-headless for automatic masks)"
+            )
     seconds: dict = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".nvdrec-poses-", dir=out.parent))
@@ -207,82 +335,56 @@ def estimate_poses(
         progress(f"reducing {len(photos)} photos to at most {max_side} px ...")
         names, mask_names = _reduce(photos, work, max_side, masks)
         seconds["load"] = time.time() - t0
-
-        db = work / "database.db"
-        t0 = time.time()
-        progress("features (SIFT) ...")
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "SIMPLE_RADIAL"
-        if mask_names is not None and mask_features:  # features on the object only (a static background
-            # would pull the cameras towards "no motion"): masks grown by 2% of the size
-            reader.mask_path = str(_feature_masks(work, names, mask_names))
-        extraction = pycolmap.FeatureExtractionOptions()
-        extraction.max_image_size = max_side
-        extraction.num_threads = num_threads
-        extraction.sift.max_num_features = max_features
-        pycolmap.extract_features(
-            db,
-            work / "images",
-            image_names=names,
-            camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader,
-            extraction_options=extraction,
-            device=pycolmap.Device.cpu,
-        )
-        seconds["features"] = time.time() - t0
-
-        t0 = time.time()
         kind = (
             matcher
             if matcher != "auto"
             else ("exhaustive" if len(names) <= EXHAUSTIVE_MAX else "sequential")
         )
-        progress(f"matching ({kind}) ...")
-        matching = pycolmap.FeatureMatchingOptions()
-        matching.num_threads = num_threads
-        if kind == "exhaustive":
-            pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-        else:
-            pairing = pycolmap.SequentialPairingOptions()
-            pairing.overlap = 15
-            pairing.quadratic_overlap = True
-            pycolmap.match_sequential(
-                db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+        opts = dict(
+            max_side=max_side,
+            num_threads=num_threads,
+            max_features=max_features,
+            matcher=kind,
+            src=src,
+        )
+        made_masks = masks is None and auto_masks
+        if made_masks:  # place once on the whole photos, mask, place again
+            rec, model_dir, sec = _place_cameras(
+                pycolmap, work, "whole", names, None, opts, lambda s: progress(f"1/2 {s}")
             )
-        seconds["matching"] = time.time() - t0
+            t0 = time.time()
+            progress("1/2 object masks from the first cameras ...")
+            first = work / "first"
+            pycolmap.undistort_images(first, model_dir, work / "images", output_type="COLMAP")
+            from .automask import auto_masks as make_masks
 
-        t0 = time.time()
-        progress("placing the cameras (incremental mapping) ...")
-        opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = num_threads
-        opts.multiple_models = False
-        opts.random_seed = 0
-        (work / "sparse").mkdir()
-        models = pycolmap.incremental_mapping(db, work / "images", work / "sparse", opts)
-        seconds["mapping"] = time.time() - t0
-        if not models:
-            raise DataError(
-                f"no camera could be placed from the {len(names)} photos of '{src}': they "
-                "share too few features. Take photos with more overlap (each part of the "
-                "object in 3+ photos, 10-20 degrees apart), in focus, of a textured object"
-            )
-        rec = max(models.values(), key=lambda r: r.num_reg_images())
+            make_masks(first, first / "masks", progress=lambda s: None)
+            mask_names = _masks_to_photos(rec, first, first / "masks", work, names)
+            seconds["first cameras"] = sum(sec.values())
+            seconds["first masks"] = time.time() - t0
+            say = lambda s: progress(f"2/2 {s}")  # noqa: E731
+        else:
+            say = progress
+        rec, model_dir, sec = _place_cameras(
+            pycolmap,
+            work,
+            "object",
+            names,
+            _feature_masks(work, names, mask_names)
+            if mask_names is not None and mask_features
+            else None,
+            opts,
+            say,
+        )
+        seconds.update(sec)
         registered = rec.num_reg_images()
-        if registered < max(3, len(names) // 2):
-            raise DataError(
-                f"only {registered} of {len(names)} photos of '{src}' could be placed; take "
-                "photos with more overlap (10-20 degrees apart) or try --matcher exhaustive"
-            )
         placed = {img.name for img in rec.images.values() if _is_registered(img)}
-        model_dir = work / "model"
-        model_dir.mkdir()
-        rec.write(model_dir)
 
         t0 = time.time()
         progress("undistorting to pinhole cameras ...")
         undist = work / "undistorted"
         pycolmap.undistort_images(undist, model_dir, work / "images", output_type="COLMAP")
-        if mask_names is not None:  # the masks go through the same undistortion
+        if mask_names is not None and not made_masks:  # the masks go the same way
             mask_out = work / "undistorted_masks"
             renamed = work / "mask_images"
             renamed.mkdir()
@@ -291,11 +393,21 @@ def estimate_poses(
             pycolmap.undistort_images(mask_out, model_dir, renamed, output_type="COLMAP")
         seconds["undistort"] = time.time() - t0
 
+        if made_masks:  # masks again, on the final cameras
+            t0 = time.time()
+            progress("object masks from the final cameras ...")
+            from .automask import auto_masks as make_masks
+
+            make_masks(undist, undist / "masks_made", progress=lambda s: None)
+            seconds["masks"] = time.time() - t0
+
         out.mkdir(parents=True, exist_ok=True)
         shutil.move(str(undist / "images"), str(out / "images"))
         (out / "sparse").mkdir()
         shutil.move(str(undist / "sparse"), str(out / "sparse" / "0"))
-        if mask_names is not None:
+        if made_masks:
+            shutil.move(str(undist / "masks_made"), str(out / "masks"))
+        elif mask_names is not None:
             shutil.move(str(mask_out / "images"), str(out / "masks"))
         final = pycolmap.Reconstruction(out / "sparse" / "0")
         cam = next(iter(final.cameras.values()))
@@ -308,6 +420,7 @@ def estimate_poses(
             seconds=seconds,
             unregistered=sorted(set(names) - placed),
             out=out,
+            masks="made from the photos" if made_masks else ("given" if masks else "none"),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
