@@ -1,7 +1,8 @@
-"""Reconstruct from your own photos: a folder of photos with one mask per photo (masks/,
-same names), or a COLMAP / LLFF folder that already has poses. Photos without poses get
-them first (`nvdrec poses`, needs `pip install pycolmap`), then `nvdrec check` (cameras,
-masks, sizes, framing), then training.
+"""Reconstruct from your own photos: a folder of photos (masks/ with one mask per photo,
+same names, optional), or a COLMAP / LLFF folder that already has poses. Photos without
+poses get them first (`nvdrec poses`, needs `pip install 'nvdrec[photos]'`; without
+masks/ it also makes object masks from the photos), then `nvdrec check` (cameras, masks,
+sizes, framing), then training.
 
     python examples/own_photos.py FOLDER [--train-res 512] [--iter 2000] [--out DIR] [--tiny]
 

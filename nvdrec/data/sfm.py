@@ -28,6 +28,7 @@ __all__ = ["PosesReport", "compare_poses", "estimate_poses", "list_photos", "sim
 
 PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 EXHAUSTIVE_MAX = 120  # up to this many photos every pair is matched (N^2 / 2 pairs)
+FIRST_PASS_SIDE = 512  # photos without masks: the first placement (for the masks) size
 
 
 def _pycolmap():
@@ -152,9 +153,9 @@ def _fit(img: np.ndarray, max_side: int, shape: tuple | None = None) -> np.ndarr
     return t[0].permute(1, 2, 0).numpy()
 
 
-def _place_cameras(pycolmap, work: Path, tag: str, names, feature_masks, opts: dict, progress):
-    """Features, matching and incremental mapping of ``work/images`` (features only
-    inside ``feature_masks`` when given). Returns (the reconstruction with the most
+def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks, opts, progress):
+    """Features, matching and incremental mapping of the photos in ``images`` (features
+    only inside ``feature_masks`` when given). Returns (the reconstruction with the most
     cameras, the model folder it was written to, seconds per stage)."""
     seconds = {}
     db = work / f"database_{tag}.db"
@@ -165,12 +166,12 @@ def _place_cameras(pycolmap, work: Path, tag: str, names, feature_masks, opts: d
     if feature_masks is not None:
         reader.mask_path = str(feature_masks)
     extraction = pycolmap.FeatureExtractionOptions()
-    extraction.max_image_size = opts["max_side"]
+    extraction.max_image_size = opts["max_side"] if tag != "whole" else FIRST_PASS_SIDE
     extraction.num_threads = opts["num_threads"]
     extraction.sift.max_num_features = opts["max_features"]
     pycolmap.extract_features(
         db,
-        work / "images",
+        images,
         image_names=names,
         camera_mode=pycolmap.CameraMode.SINGLE,
         reader_options=reader,
@@ -203,7 +204,7 @@ def _place_cameras(pycolmap, work: Path, tag: str, names, feature_masks, opts: d
     mapping.random_seed = 0
     sparse = work / f"sparse_{tag}"
     sparse.mkdir()
-    models = pycolmap.incremental_mapping(db, work / "images", sparse, mapping)
+    models = pycolmap.incremental_mapping(db, images, sparse, mapping)
     seconds["mapping"] = time.time() - t0
     src = opts["src"]
     if not models:
@@ -224,10 +225,28 @@ def _place_cameras(pycolmap, work: Path, tag: str, names, feature_masks, opts: d
     return rec, model_dir, seconds
 
 
+def _small_copies(work: Path, names, side: int) -> Path:
+    """The photos of ``work/images`` at most ``side`` pixels on the long side (the same
+    files when they are that small already)."""
+    import imageio.v3 as iio
+
+    from ..io.image import read_image, write_image
+
+    first = iio.improps(work / "images" / names[0]).shape[:2]
+    if max(first) <= side:
+        return work / "images"
+    folder = work / "small"
+    folder.mkdir()
+    for n in names:
+        write_image(folder / n, _fit(read_image(work / "images" / n), side))
+    return folder
+
+
 def _masks_to_photos(rec, undistorted: Path, masks: Path, work: Path, names) -> list:
     """Masks made on the undistorted images (``masks/NAME``) carried back onto the
-    reduced photos through the distortion of ``rec``'s camera, written as
-    ``work/masks/NAME``. A photo the model did not place gets an all-object mask."""
+    photos of the first placement through the distortion of ``rec``'s camera, then
+    scaled to the photos in ``work/images`` and written as ``work/masks/NAME``. A photo
+    the model did not place gets an all-object mask."""
     import cv2
     import imageio.v3 as iio
 
@@ -251,6 +270,8 @@ def _masks_to_photos(rec, undistorted: Path, masks: Path, work: Path, names) -> 
         map_y = (fy * xy[:, 1] + cy - 0.5).reshape(cam.height, cam.width).astype(np.float32)
         m = (read_image(masks / mask_name(img.name))[..., 0] > 0.5).astype(np.uint8) * 255
         back = cv2.remap(m, map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
+        size = iio.improps(work / "images" / img.name).shape[:2]
+        back = cv2.resize(back, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
         iio.imwrite(work / "masks" / img.name, back)
     for n in names:  # not placed: features everywhere
         if not (work / "masks" / n).is_file():
@@ -349,13 +370,14 @@ def estimate_poses(
         )
         made_masks = masks is None and auto_masks
         if made_masks:  # place once on the whole photos, mask, place again
+            small = _small_copies(work, names, FIRST_PASS_SIDE)
             rec, model_dir, sec = _place_cameras(
-                pycolmap, work, "whole", names, None, opts, lambda s: progress(f"1/2 {s}")
+                pycolmap, work, small, "whole", names, None, opts, lambda s: progress(f"1/2 {s}")
             )
             t0 = time.time()
             progress("1/2 object masks from the first cameras ...")
             first = work / "first"
-            pycolmap.undistort_images(first, model_dir, work / "images", output_type="COLMAP")
+            pycolmap.undistort_images(first, model_dir, small, output_type="COLMAP")
             from .automask import auto_masks as make_masks
 
             make_masks(first, first / "masks", progress=lambda s: None)
@@ -368,6 +390,7 @@ def estimate_poses(
         rec, model_dir, sec = _place_cameras(
             pycolmap,
             work,
+            work / "images",
             "object",
             names,
             _feature_masks(work, names, mask_names)
