@@ -28,6 +28,7 @@ from quality import solid  # noqa: E402  (bench/quality.py, this folder)
 import nvdrec  # noqa: E402
 from nvdrec.cli import _overrides  # noqa: E402
 from nvdrec.train.helpers import LIGHT_GRAD_SCALE  # noqa: E402
+from nvdrec.train.passes import pass1, pass2  # noqa: E402
 from nvdrec.train.trainer import Trainer  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main(argv=None):
     trainer.keep_pass1_state = True
     trainer.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    mesh, lgt = trainer._pass1()
+    mesh, lgt = pass1(trainer)
     t_pass1 = time.time() - t0
     p1 = per_view_psnr(trainer.out / "dmtet_validate")
     rows = [{"variant": "pass 1", "psnr": statistics.mean(p1), "seconds": t_pass1}]
@@ -82,7 +83,7 @@ def main(argv=None):
         if cfg.learn_light:
             light.base.register_hook(lambda g: g * LIGHT_GRAD_SCALE)
         t0 = time.time()
-        final = trainer._pass2(m, light)
+        final = pass2(trainer, m, light)
         metrics = trainer._validate(final, light, folder=f"validate_{name}")
         p2 = per_view_psnr(trainer.out / f"validate_{name}")
         diff = [b - a for a, b in zip(p1, p2)]

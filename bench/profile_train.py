@@ -24,9 +24,10 @@ def main():
     tr = T.Trainer(cfg, overwrite=True)  # a benchmark replaces its earlier run
     orig = tr._run
 
-    def run(pass_idx, name, *a, **k):
+    def run(spec):
+        name = spec.name
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            orig(pass_idx, name, *a, **k)
+            orig(spec)
             torch.cuda.synchronize()
         print(f"\n=== {name}: {tr.timing[name]['ms_per_iter']:.1f} ms/iter (under the profiler)")
         ka = prof.key_averages()

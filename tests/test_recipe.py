@@ -16,6 +16,7 @@ from nvdrec import ops
 from nvdrec.geometry.dmtet import sdf_reg_weight
 from nvdrec.render import RasterContext
 from nvdrec.structures import camera as cam
+from nvdrec.train import loop
 from nvdrec.train.helpers import (
     LIGHT_GRAD_SCALE,
     laplacian_loss,
@@ -24,6 +25,7 @@ from nvdrec.train.helpers import (
     pass_lrs,
     slot_noise,
 )
+from nvdrec.train.passes import make_light
 from nvdrec.train.trainer import Trainer
 
 
@@ -85,8 +87,8 @@ def test_laplacian_regulariser_by_hand():
 
 
 def _losses(it, buffers, target, bg, loss="l1"):
-    stub = SimpleNamespace(cfg=nvdrec.load_config({"loss": loss, "backend": "torch"}))
-    return Trainer._losses(stub, buffers, target, bg, it, 1000, 0)
+    cfg = nvdrec.load_config({"loss": loss, "backend": "torch"})
+    return loop.losses(cfg, buffers, target, bg, it)
 
 
 def _buffers(shaded, kd_grad=0.2, occ=0.5):
@@ -146,7 +148,7 @@ def test_learned_light_starts_grey_and_its_gradient_is_scaled():
     stub = SimpleNamespace(
         cfg=nvdrec.load_config({"light_res": 16, "backend": "torch"}), device=torch.device("cpu")
     )
-    lgt = Trainer._light(stub)
+    lgt = make_light(stub)
     assert torch.equal(lgt.base.detach(), torch.full((6, 16, 16, 3), 0.5))
     w = torch.rand(6, 16, 16, 3)
     (lgt.base * w).sum().backward()
@@ -158,10 +160,10 @@ def test_passes_draw_different_views():
         {"train_res": [16, 16], "batch": 2, "demo_grid": 16, "light_res": 16, "device": "cpu"}
     )
     t = Trainer(cfg)
-    b1, bg1, _ = t._train_batch(7, 0)
-    b2, bg2, _ = t._train_batch(7, 1)
+    b1, bg1, _ = loop.train_batch(t, 7, 0)
+    b2, bg2, _ = loop.train_batch(t, 7, 1)
     assert not torch.allclose(b1["mv"], b2["mv"]) and not torch.equal(bg1, bg2)
-    b1b, bg1b, _ = t._train_batch(7, 0)
+    b1b, bg1b, _ = loop.train_batch(t, 7, 0)
     assert torch.equal(b1["mv"], b1b["mv"]) and torch.equal(bg1, bg1b)
 
 

@@ -15,6 +15,7 @@ from nvdrec.geometry import decimate, weld_vertices
 from nvdrec.io import load_mesh, read_image
 from nvdrec.structures import Mesh
 from nvdrec.train.bake import bake_textures, dilate, unwrap_uv
+from nvdrec.train.passes import VISIBILITY_VIEWS, training_mvps
 from nvdrec.train.trainer import Trainer
 
 TINY = {
@@ -392,11 +393,12 @@ def test_nan_loss_stops_before_the_optimizer_step(tmp_path, monkeypatch):
     iteration, before the optimizer applies that iteration's gradients; the pass writes no
     mesh."""
     from nvdrec.errors import NumericalError
+    from nvdrec.train import loop
 
-    orig_losses = Trainer._losses
+    orig_losses = loop.losses
 
-    def losses(self, buffers, target, bg, it, total, pass_idx):
-        img, reg = orig_losses(self, buffers, target, bg, it, total, pass_idx)
+    def losses(cfg, buffers, target, bg, it):
+        img, reg = orig_losses(cfg, buffers, target, bg, it)
         return (img * float("nan") if it >= 2 else img), reg
 
     steps = []
@@ -406,7 +408,7 @@ def test_nan_loss_stops_before_the_optimizer_step(tmp_path, monkeypatch):
         steps.append(1)
         return orig_step(self, *a, **k)
 
-    monkeypatch.setattr(Trainer, "_losses", losses)
+    monkeypatch.setattr(loop, "losses", losses)
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     cfg = nvdrec.load_config({**TINY, "validate": False, "out_dir": str(tmp_path / "r")})
     with pytest.raises(NumericalError, match="dmtet_pass1: the loss became nan at iteration 2"):
@@ -477,7 +479,7 @@ def test_cleanup_unseen_and_decimation_after_pass_1(tmp_path):
     over = {"iter": 3, "cleanup_unseen": True, "decimate_triangles": 300}
     cfg = nvdrec.load_config({**TINY, **over, "out_dir": str(out)})
     tr = Trainer(cfg)
-    assert tr._training_mvps().shape == (Trainer.VISIBILITY_VIEWS, 4, 4)
+    assert training_mvps(tr).shape == (VISIBILITY_VIEWS, 4, 4)
     tr.fit()
     run = json.loads((out / "run.json").read_text())
     assert run["cleanup"]["unseen_faces"] >= 0

@@ -18,6 +18,8 @@ from ..errors import ConfigError, DataError
 from ..io.files import atomic_path
 
 __all__ = [
+    "check_pass2_state",
+    "restore_state",
     "save_checkpoint",
     "latest_checkpoint",
     "check_compatible",
@@ -136,3 +138,65 @@ def check_compatible(state: dict, cfg_dict: dict, path: Path) -> None:
             f"{old.get(k)!r}, now {cfg_dict.get(k)!r}{more}); resume with the same config, "
             "or start a new out_dir"
         )
+
+
+def restore_state(state: dict, path: Path, named: dict, opt, gen, device) -> None:
+    """Copy a checkpoint's parameters into ``named`` and restore the optimiser ``opt``
+    (when given) and the random streams (``gen``, torch's, the device's); a state that
+    does not fit is a :class:`DataError` naming the file."""
+    import torch
+
+    check_params(state, path, named)
+    with torch.no_grad():
+        for k, t in named.items():
+            t.copy_(state["params"][k].to(t.device))
+    if opt is not None and state["optimizer"]:
+        try:
+            opt.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as e:
+            raise DataError(
+                f"checkpoint {path} is damaged: its optimizer state does not "
+                f"fit the run ({e}). Delete it to resume from the one before, or start a "
+                "new out_dir"
+            ) from None
+    try:
+        gen.set_state(state["rng"]["gen"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise DataError(
+            f"checkpoint {path} is damaged: its random-number state cannot be "
+            f"restored ({e}). Delete it to resume from the one before, or start a new out_dir"
+        ) from None
+
+
+def check_pass2_state(state: dict, path: Path) -> None:
+    """A pass-2 checkpoint carries its mesh (``extra``: v_init, t_pos_idx, v_tex,
+    t_tex_idx) and textures well-formed, else :class:`DataError`."""
+    ex = state["extra"]
+    shapes = {"v_init": 3, "t_pos_idx": 3, "v_tex": 2, "t_tex_idx": 3}
+    for k, n in shapes.items():
+        t = ex.get(k)
+        if t is None or t.ndim != 2 or t.shape[1] != n or t.shape[0] == 0:
+            raise DataError(
+                f"checkpoint {path} is damaged: the pass-2 mesh entry '{k}' is missing or "
+                "malformed. Delete it to resume from the one before, or start a new out_dir"
+            )
+    for k in ("tex.kd", "tex.ks", "tex.normal"):  # those the material has (kd: all)
+        t = state["params"].get(k)
+        if (t is None and k == "tex.kd") or (
+            t is not None and (t.ndim != 4 or t.shape[0] != 1 or min(t.shape) == 0)
+        ):
+            raise DataError(
+                f"checkpoint {path} is damaged: the texture '{k}' is missing or malformed. "
+                "Delete it to resume from the one before, or start a new out_dir"
+            )
+    for idx, v in (("t_pos_idx", "v_init"), ("t_tex_idx", "v_tex")):
+        if ex[idx].is_floating_point() or not (
+            0 <= int(ex[idx].min()) and int(ex[idx].max()) < ex[v].shape[0]
+        ):
+            raise DataError(
+                f"checkpoint {path} is damaged: '{idx}' indexes outside '{v}'. Delete it "
+                "to resume from the one before, or start a new out_dir"
+            )
