@@ -13,7 +13,7 @@ from ..structures.mesh import Mesh
 from .bake import unwrap_uv
 from .config import Config
 
-__all__ = ["check_input_mesh", "open_dataset"]
+__all__ = ["check_input_mesh", "load_data", "open_dataset"]
 
 
 MAX_COORDINATE = 1e6  # beyond it a mesh's projections overflow float32 arithmetic
@@ -108,3 +108,63 @@ def open_dataset(cfg: Config, device) -> tuple:
         backend=cfg.backend,
     )
     return ds, ds
+
+
+def load_data(tr) -> None:
+    """The trainer's data: ``tr.dataset`` and ``tr.val_dataset`` opened (with a line for
+    image folders, which take a while, and the image cache's work), checked, and framed
+    when ``mesh_scale`` is "auto" (``tr.shift``, ``tr.cfg.mesh_scale``)."""
+    ref = Path(str(tr.cfg.ref_mesh)) if tr.cfg.ref_mesh else None
+    if ref is not None and ref.is_dir():  # photos can take a while: say so first
+        h, w = tr.cfg.train_res
+        tr._note(f"loading the images of {ref} at {w}x{h} ...")
+        with tr._stage("images loaded"):
+            tr.dataset, tr.val_dataset = open_dataset(tr.cfg, tr.device)
+        cache = getattr(tr.dataset, "cache", None)
+        if cache is not None and (cache.hits or cache.written or cache.failed):
+            tr._note(
+                cache.failed
+                or f"image cache {cache.root}: {cache.hits} reduced images read, "
+                f"{cache.written} written"
+            )
+    else:
+        tr.dataset, tr.val_dataset = open_dataset(tr.cfg, tr.device)
+    _check_images(tr, ref)
+    if hasattr(tr.dataset, "at_resolution"):  # rendered references: at display_res
+        tr.val_dataset = tr.dataset.at_resolution(tr.cfg.display_res)
+    tr.shift = torch.zeros(3)
+    if tr.cfg.mesh_scale == "auto":
+        _auto_frame(tr)
+
+
+def _check_images(tr, ref: Path | None) -> None:
+    """Refuse training images without any object pixel; say when files came from
+    outside the dataset folder."""
+    for ds in {id(d): d for d in (tr.dataset, tr.val_dataset)}.values():
+        note = ds.outside_note(ref) if hasattr(ds, "outside_note") else None
+        if note:
+            tr._warn(note)
+    imgs = getattr(tr.dataset, "images", None)
+    if imgs is not None and not bool((imgs[..., 3] > 0).any()):
+        raise DataError(
+            f"every training image of {ref} is fully transparent (alpha or mask 0 "
+            "everywhere): there is no object to reconstruct. Check the masks/alpha "
+            "channel (nvdrec check DATASET)"
+        )
+
+
+def _auto_frame(tr) -> None:
+    from ..data.framing import auto_frame
+    from ..structures import camera as cam
+
+    if not hasattr(tr.dataset, "proj"):
+        raise ConfigError(
+            "config key 'mesh_scale': 'auto' needs an image dataset folder as ref_mesh"
+        )
+    scale, tr.shift = auto_frame(tr.dataset)
+    if tr.val_dataset is not tr.dataset:
+        tr.val_dataset.mv = tr.val_dataset.mv @ cam.translate(*tr.shift.tolist()).to(tr.device)
+    tr.cfg = tr.cfg.replace(mesh_scale=scale, out_dir=tr.cfg.out_dir)
+    centre = [round(x, 4) for x in tr.shift.tolist()]
+    if tr.dist.is_main:
+        print(f"nvdrec: automatic framing: centre {centre}, mesh_scale {scale:.4f}", flush=True)

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "slot_generators", "file_indices", "launch"]
+from ..errors import ConfigError
+
+__all__ = ["DistInfo", "setup", "slot_generators", "file_indices", "launch", "pick_device"]
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,17 @@ def broadcast_object(obj, device):
     box = [obj]
     dist.broadcast_object_list(box, src=0, device=device if device.type == "cuda" else None)
     return box[0]
+
+
+def pick_device(setting: str, dist) -> torch.device:
+    """The device of this process for the config's ``device`` ("auto", "cpu", "cuda",
+    "cuda:N"): under torchrun each process takes the GPU of its local rank."""
+    if dist.enabled and setting != "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", dist.local_rank)
+    if dist.enabled and setting == "auto":
+        return torch.device("cpu")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'device': got {setting!r} but no CUDA device is visible")
+    return torch.device(setting)

@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingFileError
 from ..geometry import (
     DMTetGeometry,
     FlexiCubesGeometry,
@@ -24,17 +25,20 @@ from ..geometry import (
     decimate,
     seen_faces,
 )
+from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
 from ..render import EnvironmentLight, MLPTexture3D
 from ..structures.material import Material, Texture2D
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from . import distributed
 from .bake import bake_textures, unwrap_uv
-from .helpers import LIGHT_GRAD_SCALE, laplacian_loss
+from .datasets import check_input_mesh
+from .helpers import LIGHT_GRAD_SCALE, laplacian_loss, random_material
 from .loop import PassSpec
 
 __all__ = [
     "check_coverage",
+    "from_base_mesh",
     "make_light",
     "make_material",
     "mesh_from_state",
@@ -318,3 +322,23 @@ def mesh_from_state(tr, ex: dict, params: dict) -> Mesh:
         "pbr_material", kd=tex.get("kd"), ks=tex.get("ks"), normal=tex.get("normal")
     )
     return mesh
+
+
+def from_base_mesh(tr) -> tuple:
+    """(mesh, light) to start pass 2 from ``base_mesh`` instead of pass 1: the mesh
+    (unwrapped when it has no UVs), its material (random textures when asked for or when
+    it has none) and a new light."""
+    cfg = tr.cfg
+    if not os.path.exists(cfg.base_mesh):
+        raise MissingFileError(f"config key 'base_mesh': '{cfg.base_mesh}' does not exist")
+    mesh = load_mesh(cfg.base_mesh)
+    check_input_mesh(mesh, "base_mesh", cfg.base_mesh)
+    if mesh.v_tex is None:
+        mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, tr._note)
+    mesh = compute_tangents(auto_normals(mesh) if mesh.v_nrm is None else mesh).to(tr.device)
+    mesh.material = (
+        random_material(cfg, tr.device, tr.gen)
+        if cfg.random_textures or mesh.material is None
+        else mesh.material
+    )
+    return mesh, make_light(tr)

@@ -195,3 +195,21 @@ class ReportMixin:
         text = json.dumps(metrics, indent=2) + "\n"
         self._try_write(what, atomic_write_text, folder / "metrics.json", text)
         return metrics
+
+    def _write_run_json(self, result: dict) -> None:
+        """``run.json``: timing, seconds, world size, batch per process, the early stop,
+        the losses per iteration, the clean-up and each pass's coverage (rendered /
+        reference alpha over its last iterations)."""
+        import json
+
+        from ..io.files import atomic_write_text
+
+        run = {k: result[k] for k in ("timing", "seconds", "world_size")}
+        run["batch_per_process"] = self.cfg.batch
+        if self.stopped_early:
+            run["stopped_early"] = self.stopped_early
+        run["losses"] = self.losses
+        run["cleanup"] = self.cleanup
+        run["coverage"] = {k: (o / r if r > 0 else None) for k, (o, r) in self.coverage.items()}
+        text = json.dumps(run, indent=2) + "\n"
+        self._try_write(f"{self.out / 'run.json'}", atomic_write_text, self.out / "run.json", text)

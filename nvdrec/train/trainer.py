@@ -11,27 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, DataError, MissingFileError, OutputError
-from ..io.obj import load_mesh
+from ..errors import MissingFileError, OutputError
 from ..render import EnvironmentLight, RasterContext
-from ..structures.mesh import Mesh, auto_normals, compute_tangents
+from ..structures.mesh import Mesh
 from . import distributed
-from .bake import unwrap_uv
 from .config import Config
-from .datasets import check_input_mesh, open_dataset
+from .datasets import load_data
 from .helpers import (
-    random_material,
     unimplemented_settings,
 )
 from .loop import PassSpec, run_pass
-from .passes import make_light, mesh_from_state, pass1, pass2
+from .passes import from_base_mesh, make_light, mesh_from_state, pass1, pass2
 from .report import ReportMixin
 from .runfolder import RunFolder
 
@@ -74,18 +70,7 @@ class Trainer(ReportMixin):
                     "(a lat-long .hdr map to show the surface under)"
                 )
         self.dist = distributed.setup(cfg.device)
-        if self.dist.enabled and cfg.device != "cpu" and torch.cuda.is_available():
-            self.device = torch.device("cuda", self.dist.local_rank)
-        elif self.dist.enabled and cfg.device == "auto":
-            self.device = torch.device("cpu")
-        elif cfg.device == "auto":
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-                raise ConfigError(
-                    f"config key 'device': got {cfg.device!r} but no CUDA device is visible"
-                )
-            self.device = torch.device(cfg.device)
+        self.device = distributed.pick_device(cfg.device, self.dist)
         self.out = Path(cfg.out_dir)
         # before anything large is allocated: a config that cannot fit stops at once
         from ..data.nerf import available_memory
@@ -101,27 +86,7 @@ class Trainer(ReportMixin):
         self.ctx = RasterContext(cfg.backend)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        ref = Path(str(cfg.ref_mesh)) if cfg.ref_mesh else None
-        if ref is not None and ref.is_dir():  # photos can take a while: say so first
-            h, w = cfg.train_res
-            self._note(f"loading the images of {ref} at {w}x{h} ...")
-            with self._stage("images loaded"):
-                self.dataset, self.val_dataset = open_dataset(cfg, self.device)
-            cache = getattr(self.dataset, "cache", None)
-            if cache is not None and (cache.hits or cache.written or cache.failed):
-                self._note(
-                    cache.failed
-                    or f"image cache {cache.root}: {cache.hits} reduced images read, "
-                    f"{cache.written} written"
-                )
-        else:
-            self.dataset, self.val_dataset = open_dataset(cfg, self.device)
-        self._check_images(ref)
-        if hasattr(self.dataset, "at_resolution"):  # rendered references: at display_res
-            self.val_dataset = self.dataset.at_resolution(self.cfg.display_res)
-        self.shift = torch.zeros(3)
-        if cfg.mesh_scale == "auto":
-            self._auto_frame()
+        load_data(self)
         self.timing: dict = {}
         self.metrics_pass1: dict = {}  # validation after pass 1 (dmtet_validate/)
         self.cleanup: dict = {}  # what the clean-up after pass 1 removed
@@ -130,39 +95,6 @@ class Trainer(ReportMixin):
         self.coverage: dict = {}
         if resume:
             self._load_resume()
-
-    def _check_images(self, ref: Path | None) -> None:
-        """Refuse training images without any object pixel; say when files came from
-        outside the dataset folder."""
-        for ds in {id(d): d for d in (self.dataset, self.val_dataset)}.values():
-            note = ds.outside_note(ref) if hasattr(ds, "outside_note") else None
-            if note:
-                self._warn(note)
-        imgs = getattr(self.dataset, "images", None)
-        if imgs is not None and not bool((imgs[..., 3] > 0).any()):
-            raise DataError(
-                f"every training image of {ref} is fully transparent (alpha or mask 0 "
-                "everywhere): there is no object to reconstruct. Check the masks/alpha "
-                "channel (nvdrec check DATASET)"
-            )
-
-    def _auto_frame(self) -> None:
-        from ..data.framing import auto_frame
-        from ..structures import camera as cam
-
-        if not hasattr(self.dataset, "proj"):
-            raise ConfigError(
-                "config key 'mesh_scale': 'auto' needs an image dataset folder as ref_mesh"
-            )
-        scale, self.shift = auto_frame(self.dataset)
-        if self.val_dataset is not self.dataset:
-            self.val_dataset.mv = self.val_dataset.mv @ cam.translate(*self.shift.tolist()).to(
-                self.device
-            )
-        self.cfg = self.cfg.replace(mesh_scale=scale, out_dir=self.cfg.out_dir)
-        centre = [round(x, 4) for x in self.shift.tolist()]
-        if self.dist.is_main:
-            print(f"nvdrec: automatic framing: centre {centre}, mesh_scale {scale:.4f}", flush=True)
 
     # ------------------------------------------------------------------ checkpoints
     def _load_resume(self) -> None:
@@ -313,21 +245,7 @@ class Trainer(ReportMixin):
         if self._resume is not None and self._resume["pass"] == "mesh_pass":
             mesh, lgt = self._mesh_from_resume()
         elif cfg.base_mesh:
-            if not os.path.exists(cfg.base_mesh):
-                raise MissingFileError(f"config key 'base_mesh': '{cfg.base_mesh}' does not exist")
-            mesh = load_mesh(cfg.base_mesh)
-            check_input_mesh(mesh, "base_mesh", cfg.base_mesh)
-            if mesh.v_tex is None:
-                mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, self._note)
-            mesh = compute_tangents(auto_normals(mesh) if mesh.v_nrm is None else mesh).to(
-                self.device
-            )
-            mesh.material = (
-                random_material(cfg, self.device, self.gen)
-                if cfg.random_textures or mesh.material is None
-                else mesh.material
-            )
-            lgt = make_light(self)
+            mesh, lgt = from_base_mesh(self)
         else:
             mesh, lgt = pass1(self)
         final = pass2(self, mesh, lgt)
@@ -363,20 +281,7 @@ class Trainer(ReportMixin):
             "stopped_early": self.stopped_early,
         }
         if self.dist.is_main:
-            from ..io.files import atomic_write_text
-
-            run = {k: result[k] for k in ("timing", "seconds", "world_size")}
-            run["batch_per_process"] = cfg.batch
-            if self.stopped_early:
-                run["stopped_early"] = self.stopped_early
-            run["losses"] = self.losses
-            run["cleanup"] = self.cleanup
-            # rendered / reference coverage over each pass's last iterations
-            run["coverage"] = {k: (o / r if r > 0 else None) for k, (o, r) in self.coverage.items()}
-            text = json.dumps(run, indent=2) + "\n"
-            self._try_write(
-                f"{self.out / 'run.json'}", atomic_write_text, self.out / "run.json", text
-            )
+            self._write_run_json(result)
         if self.dist.enabled:
             torch.distributed.barrier()
         return result
