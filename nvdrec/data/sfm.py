@@ -20,9 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DataError, MissingDependencyError, MissingFileError
+from .pose_compare import compare_poses, similarity_align
+from .sfm_work import (
+    feature_masks,
+    is_registered,
+    masks_to_photos,
+    reduce_photos,
+    small_copies,
+)
 
 __all__ = ["PosesReport", "compare_poses", "estimate_poses", "list_photos", "similarity_align"]
 
@@ -86,71 +92,6 @@ class PosesReport:
             more = f" and {len(self.unregistered) - 5} more" if len(self.unregistered) > 5 else ""
             out.append(f"not placed   {', '.join(self.unregistered[:5])}{more}")
         return out
-
-
-def _reduce(photos: list[Path], dest: Path, max_side: int, masks: Path | None) -> tuple:
-    """Write each photo (and its mask) at most ``max_side`` pixels on its long side into
-    ``dest/images`` (``dest/masks``), EXIF orientation applied. Returns (names, mask
-    names or None)."""
-    from ..io.image import read_image, write_image
-
-    (dest / "images").mkdir(parents=True)
-    if masks is not None:
-        (dest / "masks").mkdir()
-    names, mask_names = [], []
-    by_stem = {}  # masks named like the photo, any extension or case (IMG_1.JPG: img_1.png)
-    for q in sorted(masks.iterdir()) if masks is not None else ():
-        by_stem.setdefault(q.name.lower(), q)
-        by_stem.setdefault(q.stem.lower(), q)
-    for p in photos:
-        img = read_image(p)[..., :3]  # float [H, W, 3] in [0, 1], oriented
-        img = _fit(img, max_side)
-        name = p.stem + ".png"  # lossless: SIFT sees the photo, not compression noise
-        write_image(dest / "images" / name, img)
-        names.append(name)
-        if masks is not None:
-            m = by_stem.get(p.name.lower()) or by_stem.get(p.stem.lower())
-            if m is None:
-                raise MissingFileError(f"no mask for '{p.name}' in '{masks}'")
-            mk = read_image(m)
-            mk = _fit(mk[..., :1] if mk.ndim == 3 else mk[..., None], max_side, img.shape[:2])
-            write_image(dest / "masks" / (Path(name).stem + ".png"), mk)
-            mask_names.append(Path(name).stem + ".png")
-    return names, (mask_names if masks is not None else None)
-
-
-def _feature_masks(work: Path, names: list, mask_names: list) -> Path:
-    """COLMAP's feature masks (``NAME.png`` per image ``NAME``, 0 = no features): the
-    object masks grown by 2% of the image size, so the silhouette's edge keeps its
-    features."""
-    import imageio.v3 as iio
-    import torch
-
-    from ..io.image import read_image
-
-    folder = work / "feature_masks"
-    folder.mkdir()
-    for n, m in zip(names, mask_names):
-        a = torch.from_numpy(np.ascontiguousarray(read_image(work / "masks" / m)[..., 0]))
-        r = max(1, round(0.02 * max(a.shape)))
-        grown = torch.nn.functional.max_pool2d((a > 0.5).float()[None, None], 2 * r + 1, 1, r)
-        img = (grown[0, 0].numpy() * 255).astype(np.uint8)
-        iio.imwrite(folder / f"{n}.png", img)
-    return folder
-
-
-def _fit(img: np.ndarray, max_side: int, shape: tuple | None = None) -> np.ndarray:
-    import torch
-
-    h, w = img.shape[:2]
-    if shape is None:
-        s = min(1.0, max_side / max(h, w))
-        shape = (max(1, round(h * s)), max(1, round(w * s)))
-    if tuple(shape) == (h, w):
-        return img
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    t = torch.nn.functional.interpolate(t, size=tuple(shape), mode="area")
-    return t[0].permute(1, 2, 0).numpy()
 
 
 def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks, opts, progress):
@@ -223,61 +164,6 @@ def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks
     model_dir.mkdir()
     rec.write(model_dir)
     return rec, model_dir, seconds
-
-
-def _small_copies(work: Path, names, side: int) -> Path:
-    """The photos of ``work/images`` at most ``side`` pixels on the long side (the same
-    files when they are that small already)."""
-    import imageio.v3 as iio
-
-    from ..io.image import read_image, write_image
-
-    first = iio.improps(work / "images" / names[0]).shape[:2]
-    if max(first) <= side:
-        return work / "images"
-    folder = work / "small"
-    folder.mkdir()
-    for n in names:
-        write_image(folder / n, _fit(read_image(work / "images" / n), side))
-    return folder
-
-
-def _masks_to_photos(rec, undistorted: Path, masks: Path, work: Path, names) -> list:
-    """Masks made on the undistorted images (``masks/NAME``) carried back onto the
-    photos of the first placement through the distortion of ``rec``'s camera, then
-    scaled to the photos in ``work/images`` and written as ``work/masks/NAME``. A photo
-    the model did not place gets an all-object mask."""
-    import cv2
-    import imageio.v3 as iio
-
-    from ..io.image import read_image
-    from .automask import mask_name
-    from .colmap import _sparse, pinhole_intrinsics, read_cameras, read_images
-
-    sparse = _sparse(undistorted)
-    pin = read_cameras(sparse)
-    by_name = {e[0]: pin[e[3]] for e in read_images(sparse)}
-    (work / "masks").mkdir(exist_ok=True)
-    for img in rec.images.values():
-        if not _is_registered(img) or img.name not in by_name:
-            continue
-        cam = rec.cameras[img.camera_id]
-        model, w, h, params = by_name[img.name]
-        fx, fy, cx, cy = pinhole_intrinsics(model, params, img.camera_id)
-        ys, xs = np.mgrid[: cam.height, : cam.width].astype(np.float64) + 0.5
-        xy = cam.cam_from_img(np.stack([xs.ravel(), ys.ravel()], 1))
-        map_x = (fx * xy[:, 0] + cx - 0.5).reshape(cam.height, cam.width).astype(np.float32)
-        map_y = (fy * xy[:, 1] + cy - 0.5).reshape(cam.height, cam.width).astype(np.float32)
-        m = (read_image(masks / mask_name(img.name))[..., 0] > 0.5).astype(np.uint8) * 255
-        back = cv2.remap(m, map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
-        size = iio.improps(work / "images" / img.name).shape[:2]
-        back = cv2.resize(back, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-        iio.imwrite(work / "masks" / img.name, back)
-    for n in names:  # not placed: features everywhere
-        if not (work / "masks" / n).is_file():
-            size = iio.improps(work / "images" / n).shape[:2]
-            iio.imwrite(work / "masks" / n, np.full(size, 255, np.uint8))
-    return list(names)
 
 
 def estimate_poses(
@@ -354,7 +240,7 @@ def estimate_poses(
     try:
         t0 = time.time()
         progress(f"reducing {len(photos)} photos to at most {max_side} px ...")
-        names, mask_names = _reduce(photos, work, max_side, masks)
+        names, mask_names = reduce_photos(photos, work, max_side, masks)
         seconds["load"] = time.time() - t0
         kind = (
             matcher
@@ -370,7 +256,7 @@ def estimate_poses(
         )
         made_masks = masks is None and auto_masks
         if made_masks:  # place once on the whole photos, mask, place again
-            small = _small_copies(work, names, FIRST_PASS_SIDE)
+            small = small_copies(work, names, FIRST_PASS_SIDE)
             rec, model_dir, sec = _place_cameras(
                 pycolmap, work, small, "whole", names, None, opts, lambda s: progress(f"1/2 {s}")
             )
@@ -381,7 +267,7 @@ def estimate_poses(
             from .automask import auto_masks as make_masks
 
             make_masks(first, first / "masks", progress=lambda s: None)
-            mask_names = _masks_to_photos(rec, first, first / "masks", work, names)
+            mask_names = masks_to_photos(rec, first, first / "masks", work, names)
             seconds["first cameras"] = sum(sec.values())
             seconds["first masks"] = time.time() - t0
             say = lambda s: progress(f"2/2 {s}")  # noqa: E731
@@ -393,7 +279,7 @@ def estimate_poses(
             work / "images",
             "object",
             names,
-            _feature_masks(work, names, mask_names)
+            feature_masks(work, names, mask_names)
             if mask_names is not None and mask_features
             else None,
             opts,
@@ -401,7 +287,7 @@ def estimate_poses(
         )
         seconds.update(sec)
         registered = rec.num_reg_images()
-        placed = {img.name for img in rec.images.values() if _is_registered(img)}
+        placed = {img.name for img in rec.images.values() if is_registered(img)}
 
         t0 = time.time()
         progress("undistorting to pinhole cameras ...")
@@ -448,56 +334,3 @@ def estimate_poses(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
-
-
-def _is_registered(img) -> bool:
-    reg = getattr(img, "has_pose", None)
-    if reg is None:
-        reg = getattr(img, "registered", True)
-    return bool(reg() if callable(reg) else reg)
-
-
-def similarity_align(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(s, R, t) minimising sum |s R src_i + t - dst_i|^2 over points [N, 3] (Umeyama's
-    least-squares similarity, no reflection)."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    e = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[2, 2] = -1
-    r = u @ e @ vt
-    var = (a**2).sum() / len(src)
-    s = float(np.trace(np.diag(d) @ e) / var) if var > 0 else 1.0
-    return s, r, mu_d - s * r @ mu_s
-
-
-def compare_poses(c2w_est: np.ndarray, c2w_ref: np.ndarray, target=None) -> dict:
-    """Camera poses [N, 4, 4] (camera-to-world, same cameras in the same order) after a
-    similarity alignment of the estimated centres to the reference ones: median and max
-    rotation error (degrees) and centre error relative to the median distance from the
-    cameras to ``target`` (default: the point closest to all optical axes)."""
-    import torch
-
-    from .llff import axes_focus_point
-
-    c_est, c_ref = c2w_est[:, :3, 3], c2w_ref[:, :3, 3]
-    s, r, t = similarity_align(c_est, c_ref)
-    aligned = (s * (r @ c_est.T)).T + t
-    if target is None:
-        ref = torch.from_numpy(np.ascontiguousarray(c2w_ref, dtype=np.float64))
-        target = axes_focus_point(ref[:, :3, 3], -ref[:, :3, 2]).numpy()
-    dist = np.median(np.linalg.norm(c_ref - target, axis=-1))
-    centre_err = np.linalg.norm(aligned - c_ref, axis=-1) / dist
-    rel = np.einsum("nji,njk->nik", c2w_ref[:, :3, :3], r @ c2w_est[:, :3, :3])  # R_ref^T R
-    cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)
-    rot_err = np.degrees(np.arccos(cos))
-    return {
-        "rotation_median_deg": float(np.median(rot_err)),
-        "rotation_max_deg": float(rot_err.max()),
-        "centre_median_rel": float(np.median(centre_err)),
-        "centre_max_rel": float(centre_err.max()),
-        "scale": s,
-    }

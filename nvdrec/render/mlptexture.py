@@ -17,7 +17,7 @@ __all__ = ["MLPTexture3D", "HASH_GRAD_SCALE", "FP16_LOSS_SCALE", "adam_groups"]
 # takes exactly the steps that Adam with the gradient x 16 takes (m and sqrt(v) both scale
 # by 16), without a multiply over the whole 16.8M-entry gradient each iteration (a gradient
 # hook: ~50-150 ms an iteration on a 2-core CPU). The factor rides on the parameter as
-# ``adam_grad_scale``; nvdrec's trainer reads it (see Trainer._run).
+# ``adam_grad_scale``; nvdrec's trainer reads it (see nvdrec.train.loop.run_pass).
 HASH_GRAD_SCALE = 16.0
 ADAM_GRAD_SCALE_ATTR = "adam_grad_scale"
 
