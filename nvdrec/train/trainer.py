@@ -73,7 +73,7 @@ class Trainer(ReportMixin):
         self.device = distributed.pick_device(cfg.device, self.dist)
         self.out = Path(cfg.out_dir)
         # before anything large is allocated: a config that cannot fit stops at once
-        from ..data.nerf import available_memory
+        from ..data.memory import available_memory
         from .budget import check_memory
 
         check_memory(cfg, available_memory(self.device), str(self.device))
