@@ -160,3 +160,30 @@ def test_photos_alone_get_cameras_and_masks(tmp_path, capsys):
         b = torch.nn.functional.interpolate(b[None, None].float(), size=(128, 128))[0, 0] > 0.5
         ious.append(float((a & b).sum() / (a | b).sum()))
     assert np.median(ious) >= 0.9, np.round(ious, 3)
+
+
+@pytest.mark.extras
+def test_photos_alone_without_an_object_keep_one_placement(tmp_path, capsys, monkeypatch):
+    """When no object masks can be made, `nvdrec poses` says so and keeps the placement
+    from the whole photos (no masks/ written) instead of failing."""
+    pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install pycolmap)")
+    pytest.importorskip(
+        "cv2", reason="OpenCV is not installed (pip install opencv-python-headless)"
+    )
+    import shutil
+
+    from nvdrec.cli import main
+    from nvdrec.data import automask
+    from nvdrec.errors import DataError
+
+    def fail(*a, **k):
+        raise DataError("no sparse point is seen by most of the photos")
+
+    monkeypatch.setattr(automask, "auto_masks", fail)
+    write_photos(tmp_path / "photos")
+    shutil.rmtree(tmp_path / "photos" / "masks")
+    out = tmp_path / "out"
+    assert main(["poses", str(tmp_path / "photos"), "--out", str(out), "--max-side", "320"]) == 0
+    std = capsys.readouterr()
+    assert "note: no object masks" in std.err and "2/2" not in std.err
+    assert "registered   24 of 24" in std.out and not (out / "masks").exists()

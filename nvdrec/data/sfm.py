@@ -266,13 +266,15 @@ def estimate_poses(
             pycolmap.undistort_images(first, model_dir, small, output_type="COLMAP")
             from .automask import auto_masks as make_masks
 
-            make_masks(first, first / "masks", progress=lambda s: None)
-            mask_names = masks_to_photos(rec, first, first / "masks", work, names)
             seconds["first cameras"] = sum(sec.values())
+            try:
+                make_masks(first, first / "masks", progress=lambda s: None)
+                mask_names = masks_to_photos(rec, first, first / "masks", work, names)
+            except DataError as e:  # no object found: one placement on the whole photos
+                made_masks = False
+                progress(f"note: no object masks ({e}); cameras from the whole photos")
             seconds["first masks"] = time.time() - t0
-            say = lambda s: progress(f"2/2 {s}")  # noqa: E731
-        else:
-            say = progress
+        say = (lambda s: progress(f"2/2 {s}")) if made_masks else progress
         rec, model_dir, sec = _place_cameras(
             pycolmap,
             work,
@@ -307,7 +309,11 @@ def estimate_poses(
             progress("object masks from the final cameras ...")
             from .automask import auto_masks as make_masks
 
-            make_masks(undist, undist / "masks_made", progress=lambda s: None)
+            try:
+                make_masks(undist, undist / "masks_made", progress=lambda s: None)
+            except DataError as e:
+                made_masks = False
+                progress(f"note: no object masks on the final cameras ({e}); none written")
             seconds["masks"] = time.time() - t0
 
         out.mkdir(parents=True, exist_ok=True)
@@ -316,7 +322,7 @@ def estimate_poses(
         shutil.move(str(undist / "sparse"), str(out / "sparse" / "0"))
         if made_masks:
             shutil.move(str(undist / "masks_made"), str(out / "masks"))
-        elif mask_names is not None:
+        elif masks is not None:  # the given masks, undistorted
             shutil.move(str(mask_out / "images"), str(out / "masks"))
         final = pycolmap.Reconstruction(out / "sparse" / "0")
         cam = next(iter(final.cameras.values()))
