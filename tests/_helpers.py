@@ -115,3 +115,12 @@ def write_photo_folder(folder, n, h, w, focal=1200.0, orientations=None):
             np.concatenate([np.concatenate([llff, [[h], [w], [focal]]], 1).ravel(), [1, 10]])
         )
     np.save(folder / "poses_bounds.npy", np.array(poses))
+
+
+def rot_to_quat(r):
+    """COLMAP's (w, x, y, z) quaternion of a rotation matrix [3, 3] (indexable)."""
+    w = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
+    x = math.copysign(math.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2, r[2, 1] - r[1, 2])
+    y = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2, r[0, 2] - r[2, 0])
+    z = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2, r[1, 0] - r[0, 1])
+    return w, x, y, z

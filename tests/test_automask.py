@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from _helpers import rot_to_quat
 
 from nvdrec.data.automask import _load_cameras, mask_name, object_region
 from nvdrec.data.colmap import _sparse, read_points3d
@@ -81,7 +82,7 @@ def write_scene(folder, n=16, res=RES):
         name = f"view{i:02d}.png"
         write_image(folder / "images" / name, rgb.reshape(res, res, 3).astype(np.float32))
         truth.append(ball.reshape(res, res))
-        q = _quat(r)
+        q = rot_to_quat(r)
         lines += [f"{i + 1} {' '.join(map(str, q))} {' '.join(map(str, t))} 1 {name}", ""]
         cams.append(eye)
     (sp / "cameras.txt").write_text(f"1 PINHOLE {res} {res} {f} {f} {res / 2} {res / 2}\n")
@@ -97,14 +98,6 @@ def write_scene(folder, n=16, res=RES):
     rows = [f"{j + 1} {p[0]} {p[1]} {p[2]} 128 128 128 0.5 1 0 2 0 3 0" for j, p in enumerate(pts)]
     (sp / "points3D.txt").write_text("# points\n" + "\n".join(rows) + "\n")
     return np.stack(truth)
-
-
-def _quat(r):
-    w = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
-    x = math.copysign(math.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2, r[2, 1] - r[1, 2])
-    y = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2, r[0, 2] - r[2, 0])
-    z = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2, r[1, 0] - r[0, 1])
-    return w, x, y, z
 
 
 def _ious(folder, out, truth):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from _helpers import rot_to_quat
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.colmap import ColmapDataset
@@ -15,14 +16,6 @@ from nvdrec.errors import DataError, MissingFileError
 from nvdrec.io import linear_to_srgb, write_image
 from nvdrec.render import RasterContext, render_mesh
 from nvdrec.structures import camera as cam
-
-
-def _rot_to_quat(r):
-    w = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
-    x = math.copysign(math.sqrt(max(0.0, 1 + r[0, 0] - r[1, 1] - r[2, 2])) / 2, r[2, 1] - r[1, 2])
-    y = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] + r[1, 1] - r[2, 2])) / 2, r[0, 2] - r[2, 0])
-    z = math.copysign(math.sqrt(max(0.0, 1 - r[0, 0] - r[1, 1] + r[2, 2])) / 2, r[1, 0] - r[0, 1])
-    return w, x, y, z
 
 
 def write_colmap(folder, n=5, binary=False, masks=True, model="PINHOLE"):
@@ -49,7 +42,7 @@ def write_colmap(folder, n=5, binary=False, masks=True, model="PINHOLE"):
         else:
             write_image(folder / "images" / name, torch.cat([rgb, a], -1), bit_depth=16)
         w2c_cv = flip @ views.mv[i].double()  # OpenGL camera -> OpenCV camera axes
-        imgs.append((i + 1, _rot_to_quat(w2c_cv[:3, :3].numpy()), w2c_cv[:3, 3].tolist(), name))
+        imgs.append((i + 1, rot_to_quat(w2c_cv[:3, :3].numpy()), w2c_cv[:3, 3].tolist(), name))
     params = [f, f, W / 2, H / 2] if model == "PINHOLE" else [f, W / 2, H / 2, 0.01]
     model_id = {"PINHOLE": 1, "SIMPLE_RADIAL": 2}[model]
     if binary:

@@ -204,12 +204,12 @@ def _disc(cv2, r: int):
 def _largest_parts(cv2, m: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The connected parts of ``m`` that hold a seed pixel (all of ``m`` without seeds),
     holes filled."""
-    n, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+    _, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
     hit = np.unique(lab[seeds & m])
     hit = hit[hit > 0]
     out = np.isin(lab, hit) if len(hit) else m
     # fill holes: background parts that do not touch the border
-    n, bl = cv2.connectedComponents((~out).astype(np.uint8), connectivity=4)
+    _, bl = cv2.connectedComponents((~out).astype(np.uint8), connectivity=4)
     border = np.unique(np.concatenate([bl[0], bl[-1], bl[:, 0], bl[:, -1]]))
     return out | ~np.isin(bl, border)
 

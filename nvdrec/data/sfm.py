@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..errors import DataError, MissingDependencyError, MissingFileError
+from . import automask
 from .pose_compare import compare_poses, similarity_align
 from .sfm_work import (
     feature_masks,
@@ -107,7 +108,7 @@ def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks
     if feature_masks is not None:
         reader.mask_path = str(feature_masks)
     extraction = pycolmap.FeatureExtractionOptions()
-    extraction.max_image_size = opts["max_side"] if tag != "whole" else FIRST_PASS_SIDE
+    extraction.max_image_size = opts["max_side"]
     extraction.num_threads = opts["num_threads"]
     extraction.sift.max_num_features = opts["max_features"]
     pycolmap.extract_features(
@@ -264,11 +265,9 @@ def estimate_poses(
             progress("1/2 object masks from the first cameras ...")
             first = work / "first"
             pycolmap.undistort_images(first, model_dir, small, output_type="COLMAP")
-            from .automask import auto_masks as make_masks
-
             seconds["first cameras"] = sum(sec.values())
             try:
-                make_masks(first, first / "masks", progress=lambda s: None)
+                automask.auto_masks(first, first / "masks", progress=lambda s: None)
                 mask_names = masks_to_photos(rec, first, first / "masks", work, names)
             except DataError as e:  # no object found: one placement on the whole photos
                 made_masks = False
@@ -307,10 +306,8 @@ def estimate_poses(
         if made_masks:  # masks again, on the final cameras
             t0 = time.time()
             progress("object masks from the final cameras ...")
-            from .automask import auto_masks as make_masks
-
             try:
-                make_masks(undist, undist / "masks_made", progress=lambda s: None)
+                automask.auto_masks(undist, undist / "masks_made", progress=lambda s: None)
             except DataError as e:
                 made_masks = False
                 progress(f"note: no object masks on the final cameras ({e}); none written")
