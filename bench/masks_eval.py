@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nvdrec.data.automask import auto_masks, mask_name  # noqa: E402
-from nvdrec.data.colmap import _sparse, read_images  # noqa: E402
+from nvdrec.data.colmap_model import read_images, sparse_folder  # noqa: E402
 from nvdrec.io.image import read_image  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main():
     folder = Path(a.folder)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp()) / "masks"
     rep = auto_masks(folder, out, max_side=a.max_side, progress=lambda s: None)
-    names = sorted(e[0] for e in read_images(_sparse(folder)))
+    names = sorted(e[0] for e in read_images(sparse_folder(folder)))
     ious = []
     for n in names:
         truth = read_image(folder / "masks" / mask_name(n))[..., 0] > 0.5

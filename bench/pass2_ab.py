@@ -62,7 +62,7 @@ def main(argv=None):
     for passage in (0, 1, 2):  # the cavity fill's passage width: faces hidden, PSNR
         with torch.no_grad():
             m = geo.final_mesh(passage=passage).detach()
-        met = trainer._validate(m, lgt, mat, f"dmtet_validate_passage{passage}")
+        met = trainer.report.validate(m, lgt, mat, f"dmtet_validate_passage{passage}")
         st = solid(m)
         print(
             f"pass-1 extraction with passage {passage}: {met['psnr']:.3f} dB, "
@@ -84,7 +84,7 @@ def main(argv=None):
             light.base.register_hook(lambda g: g * LIGHT_GRAD_SCALE)
         t0 = time.time()
         final = pass2(trainer, m, light)
-        metrics = trainer._validate(final, light, folder=f"validate_{name}")
+        metrics = trainer.report.validate(final, light, folder=f"validate_{name}")
         p2 = per_view_psnr(trainer.out / f"validate_{name}")
         diff = [b - a for a, b in zip(p1, p2)]
         rows.append(

@@ -22,7 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nvdrec.data.colmap import ColmapDataset, _quat_to_rot, _sparse, read_images  # noqa: E402
+from nvdrec.data.colmap import ColmapDataset  # noqa: E402
+from nvdrec.data.colmap_model import quat_to_rot, read_images, sparse_folder  # noqa: E402
 from nvdrec.data.llff import LLFFDataset, _list_images  # noqa: E402
 from nvdrec.data.sfm import compare_poses, estimate_poses  # noqa: E402
 from nvdrec.structures import camera as cam  # noqa: E402
@@ -30,7 +31,7 @@ from nvdrec.structures import camera as cam  # noqa: E402
 
 def _c2w(q, t) -> np.ndarray:
     """OpenGL camera-to-world of a COLMAP image (world-to-camera quaternion, translation)."""
-    rot = _quat_to_rot(q)
+    rot = quat_to_rot(q)
     c2w = torch.eye(4, dtype=torch.float64)
     c2w[:3, :3] = rot.T
     c2w[:3, 3] = -rot.T @ torch.tensor(t, dtype=torch.float64)
@@ -56,7 +57,7 @@ def main():
             cap, out, max_side=a.max_side, use_masks=not a.ignore_masks, progress=lambda s: None
         )
     total = time.time() - t0
-    entries = sorted(read_images(_sparse(out)), key=lambda e: e[0])
+    entries = sorted(read_images(sparse_folder(out)), key=lambda e: e[0])
     names = [Path(e[0]).stem for e in entries]
     ref = LLFFDataset(cap, resolution=(64, 64))
     ref_names = [p.stem for p in _list_images(cap / "images")]

@@ -55,7 +55,7 @@ def main():
         lgt.build_mips()
         light_backward(lgt)
 
-    from nvdrec.ops.cubemap import _spmm, cube_filter_operator
+    from nvdrec.ops.cubefilter import _spmm, cube_filter_operator
 
     op = cube_filter_operator(512, *lgt.filter_plan(), "cuda")
     x = torch.rand(op.shape[1], 3, device="cuda")

@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nvdrec.geometry import DMTetGeometry, clean_mesh  # noqa: E402
+from nvdrec.geometry import DMTetGeometry, clean_mesh, unwrap_uv  # noqa: E402
+from nvdrec.render import bake_textures  # noqa: E402
 from nvdrec.structures import Mesh  # noqa: E402
-from nvdrec.train.bake import bake_textures, unwrap_uv  # noqa: E402
 
 
 def surface(case: str, device):

@@ -23,7 +23,8 @@ import nvdrec  # noqa: E402
 def make_demo_folder(folder: Path, res: int) -> None:
     from nvdrec.data.demo import demo_light, demo_material, demo_mesh
     from nvdrec.data.synthetic import SyntheticDataset, write_nerf_folder
-    from nvdrec.train.bake import bake_textures, unwrap_uv
+    from nvdrec.geometry import unwrap_uv
+    from nvdrec.render import bake_textures
 
     mesh = unwrap_uv(demo_mesh(48))
     mesh.material, _ = bake_textures(mesh, demo_material, (128, 128), backend="torch")

@@ -17,7 +17,7 @@ def _info(_args: argparse.Namespace, _extra=()) -> int:
     import numpy
     import torch
 
-    from ._ext import backend_report
+    from .native import backend_report
 
     print(f"nvdrec      {__version__}")
     print(f"python      {platform.python_version()} ({sys.executable})")
@@ -151,7 +151,7 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _build(args: argparse.Namespace, extra: list[str]) -> int:
-    from ._ext.build import build_dir, load
+    from .native.build import build_dir, load
 
     load(verbose=args.verbose)
     print(f"nvdrec: CUDA kernels ready in {build_dir()}")

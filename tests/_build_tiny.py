@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from nvdrec._ext.build import build_locked
+from nvdrec.native.build import build_locked
 
 root = Path(sys.argv[1])
 src = Path(__file__).parent / "csrc" / "tiny_ext.cpp"

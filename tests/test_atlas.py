@@ -9,9 +9,9 @@ import torch
 from _helpers import noisy_surface
 
 from nvdrec.geometry import atlas as atlas_mod
-from nvdrec.geometry import clean_mesh
+from nvdrec.geometry import clean_mesh, unwrap_uv
 from nvdrec.geometry.atlas import grid_atlas, make_atlas
-from nvdrec.train.bake import bake_textures, unwrap_uv
+from nvdrec.render import bake_textures
 
 
 def _check_grid_layout(faces, uvs, t):

@@ -13,7 +13,7 @@ import pytest
 from _helpers import rot_to_quat
 
 from nvdrec.data.automask import _load_cameras, mask_name, object_region
-from nvdrec.data.colmap import _sparse, read_points3d
+from nvdrec.data.colmap_model import read_points3d, sparse_folder
 from nvdrec.errors import DataError
 from nvdrec.io import read_image, write_image
 
@@ -116,7 +116,7 @@ def test_object_region_is_the_ball(scene):
     """The region's centre is where the cameras look; its seeds lie on the object."""
     folder, _ = scene
     cams = _load_cameras(folder)[1:]
-    xyz, track = read_points3d(_sparse(folder))
+    xyz, track = read_points3d(sparse_folder(folder))
     assert len(xyz) > 800 and (track == 3).all()
     reg = object_region(xyz, track, *cams)
     assert np.linalg.norm(reg.centre - CENTRE) < 0.02
@@ -183,4 +183,4 @@ def test_too_few_points_is_a_clear_error(tmp_path):
     (folder / "sparse" / "0" / "points3D.txt").write_text("1 0 0.5 0 1 1 1 0.1 1 0 2 0 3 0\n")
     cams = _load_cameras(folder)[1:]
     with pytest.raises(DataError, match="sparse points"):
-        object_region(*read_points3d(_sparse(folder)), *cams)
+        object_region(*read_points3d(sparse_folder(folder)), *cams)

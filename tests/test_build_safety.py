@@ -51,7 +51,7 @@ def test_two_concurrent_builds_both_succeed_and_a_killed_build_does_not_block(tm
 
 
 def test_failed_build_falls_back_with_one_warning(tmp_path, monkeypatch):
-    import nvdrec._ext.build as build
+    import nvdrec.native.build as build
 
     monkeypatch.setattr(build, "_module", None)
     monkeypatch.setattr(build, "_failure", None)

@@ -29,7 +29,7 @@ def test_installed_package_carries_every_kernel_source():
     kernels too."""
     import fnmatch
 
-    from nvdrec._ext.build import SOURCES
+    from nvdrec.native.build import SOURCES
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from _helpers import assert_close
 
-from nvdrec.ops import build_mips, cubemap
+from nvdrec.ops import build_mips, cubefilter, cubemap
 from nvdrec.ops.loss import LOSSES, image_loss
 from nvdrec.render import EnvironmentLight
 
@@ -20,7 +20,7 @@ def _reference(chain, lgt):
 
 def _operator_for(lgt):
     rough, counts = lgt.filter_plan()
-    op = cubemap.cube_filter_operator(lgt.base.shape[1], rough, counts, str(lgt.base.device))
+    op = cubefilter.cube_filter_operator(lgt.base.shape[1], rough, counts, str(lgt.base.device))
     return op, len(rough)
 
 
@@ -36,7 +36,7 @@ def test_operator_equals_reference_forward_and_backward(res):
     x_ref = base.double().requires_grad_()
     chain = [c[0] for c in build_mips(x[None], max_mip_level=n - 1, cube=True)]
     chain_ref = [c[0] for c in build_mips(x_ref[None], max_mip_level=n - 1, cube=True)]
-    out = cubemap.apply_cube_filter(op, chain)
+    out = cubefilter.apply_cube_filter(op, chain)
     ref = _reference(chain_ref, lgt)
     assert len(out) == len(ref) == n + 1
     # forward: same values as the texture-op reference
@@ -81,7 +81,7 @@ def test_operator_rejects_wrong_chain():
     lgt = EnvironmentLight.random(32)
     op, _ = _operator_for(lgt)
     with pytest.raises(ValueError, match="chain sizes"):
-        cubemap.apply_cube_filter(op, [torch.zeros(6, 16, 16, 3)])
+        cubefilter.apply_cube_filter(op, [torch.zeros(6, 16, 16, 3)])
 
 
 def test_image_loss_checks():
@@ -98,7 +98,7 @@ def test_light_filter_cuda_matches_torch(res):
     # 32, 128: chain built by our mip kernels on stacked faces; 70 -> 35 -> 17: odd sizes,
     # the torch chain + operator path
     op, _ = _operator_for(cu)
-    assert cubemap._stackable(op.in_sizes) == (res != 70)
+    assert cubefilter._stackable(op.in_sizes) == (res != 70)
     cu.build_mips()
     ref = _reference(base.clone(), cu)  # CPU torch reference
     for a, b in zip(cu.specular + [cu.diffuse], ref.specular + [ref.diffuse]):
@@ -132,7 +132,7 @@ def test_split_rows_tables():
     """The segment tables tile every row exactly: summing segment products per output row
     (as the CUDA kernels do) gives the plain CSR product."""
     row_ptr, cols, vals, x = _random_csr(0, long_rows=LONG_ROWS)
-    seg_ptr, seg_out, multi_ptr, multi_rows, slots = cubemap._split_rows(row_ptr, 256)
+    seg_ptr, seg_out, multi_ptr, multi_rows, slots = cubefilter._split_rows(row_ptr, 256)
     lens = (seg_ptr[1:] - seg_ptr[:-1]).long()
     assert int(lens.max()) <= 256 and int(seg_ptr[-1]) == len(cols)
     assert sorted(multi_rows.tolist()) == [0, 7, 999]
@@ -148,28 +148,28 @@ def test_split_rows_tables():
     partial[(-1 - seg_out[~direct]).long()] = seg_sums[~direct]
     for i, r in enumerate(multi_rows.tolist()):
         y[r] = partial[multi_ptr[i] : multi_ptr[i + 1]].sum(0)
-    assert_close(y, cubemap._spmm(row_ptr, cols, vals, x), atol=1e-4, name="segmented product")
+    assert_close(y, cubefilter._spmm(row_ptr, cols, vals, x), atol=1e-4, name="segmented product")
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_csr_gather_kernel_matches_torch(channels):
     row_ptr, cols, vals, x = _random_csr(channels, channels=channels, long_rows=LONG_ROWS)
-    ref = cubemap._spmm(row_ptr, cols, vals, x)
-    plain = cubemap._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda())
-    seg = cubemap._split_rows(row_ptr.cuda())
-    split = cubemap._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda(), seg)
+    ref = cubefilter._spmm(row_ptr, cols, vals, x)
+    plain = cubefilter._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda())
+    seg = cubefilter._split_rows(row_ptr.cuda())
+    split = cubefilter._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda(), seg)
     for got, tag in ((plain, "csr gather"), (split, "segmented csr gather")):
         assert_close(got.cpu(), ref, atol=1e-4, rtol=1e-5, name=tag)
         assert (got[5] == 0).all()
     # both orders of summation are fixed: repeated calls agree bit for bit
-    again = cubemap._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda(), seg)
+    again = cubefilter._spmm(row_ptr.cuda(), cols.cuda(), vals.cuda(), x.cuda(), seg)
     assert torch.equal(again, split)
 
 
 @pytest.mark.cuda
 def test_csr_gather_rejects_bad_input():
-    from nvdrec._ext.build import load
+    from nvdrec.native.build import load
 
     z = torch.zeros(1, dtype=torch.int32, device="cuda")
     with pytest.raises(RuntimeError, match="1 <= C <= 4"):

@@ -60,7 +60,7 @@ def _stable_mask(ids):
 
 
 def test_kernels_build_and_format_errors():
-    from nvdrec._ext.build import load
+    from nvdrec.native.build import load
 
     ext = load()
     with pytest.raises(RuntimeError, match="value 1.5 is not negative"):

@@ -13,25 +13,24 @@ from _helpers import assert_close
 
 import nvdrec
 from nvdrec import ops
+from nvdrec.geometry import laplacian_loss
 from nvdrec.geometry.dmtet import sdf_reg_weight
 from nvdrec.render import RasterContext
 from nvdrec.structures import camera as cam
 from nvdrec.train import loop
 from nvdrec.train.helpers import (
     LIGHT_GRAD_SCALE,
-    laplacian_loss,
-    lr_factor,
     mesh_edges,
-    pass_lrs,
     slot_noise,
 )
+from nvdrec.train.loop import lr_factor
 from nvdrec.train.passes import make_light
 from nvdrec.train.trainer import Trainer
 
 
 def lrs(value):
     cfg = nvdrec.load_config({"learning_rate": value})
-    return pass_lrs(cfg, 0), pass_lrs(cfg, 1)
+    return cfg.learning_rates(0), cfg.learning_rates(1)
 
 
 @pytest.mark.parametrize(
@@ -171,7 +170,7 @@ def test_unwrap_keeps_positions_joined():
     """Pass 2 trains one vertex per position: the unwrap gives the UVs their own index
     list (split at seams) and leaves positions and faces as they were."""
     from nvdrec.data.demo import demo_mesh
-    from nvdrec.train.bake import unwrap_uv
+    from nvdrec.geometry import unwrap_uv
 
     mesh = demo_mesh(24)
     out = unwrap_uv(mesh)
@@ -213,9 +212,9 @@ def test_trained_texture_gets_a_kd_smoothness_term():
     """In pass 2 the kd smoothness buffer is |kd(uv + jitter) - kd(uv)| for a trained
     texture (zero for a fixed one and when no gradient is recorded)."""
     from nvdrec.data.demo import demo_mesh
+    from nvdrec.geometry import unwrap_uv
     from nvdrec.render import EnvironmentLight, render_mesh
     from nvdrec.structures.material import Material, Texture2D
-    from nvdrec.train.bake import unwrap_uv
 
     mesh = unwrap_uv(demo_mesh(24))
     g = torch.Generator().manual_seed(0)
@@ -247,7 +246,7 @@ def test_hash_table_adam_epsilon_equals_gradient_scale():
         return MLPTexture3D(([-1.0] * 3, [1.0] * 3), config=HashGridConfig(log2_table_size=10))
 
     ours, scaled, unscaled = material(), material(), material()
-    groups = adam_groups(list(ours.parameters()), 0.01)
+    groups = [{**g, "lr": 0.01} for g in adam_groups(list(ours.parameters()))]
     assert sorted(g["eps"] for g in groups) == [1e-8 / HASH_GRAD_SCALE, 1e-8]
     assert any(g["params"] == [ours.table] for g in groups)
     opts = [

@@ -147,9 +147,9 @@ def _enospc(*_a, **_k):
 
 def test_failed_checkpoint_and_pass1_writes_do_not_end_the_run(tmp_path, monkeypatch, capsys):
     import nvdrec.train.checkpoint as ckpt
-    from nvdrec.train.report import ReportMixin
+    from nvdrec.train.report import Reporter
 
-    real_export = ReportMixin._export
+    real_export = Reporter.export
 
     def export(self, mesh, lgt, folder, glb):
         if folder.name == "dmtet_mesh":
@@ -157,7 +157,7 @@ def test_failed_checkpoint_and_pass1_writes_do_not_end_the_run(tmp_path, monkeyp
         return real_export(self, mesh, lgt, folder, glb)
 
     monkeypatch.setattr(ckpt.torch, "save", _enospc)
-    monkeypatch.setattr(ReportMixin, "_export", export)
+    monkeypatch.setattr(Reporter, "export", export)
     out = tmp_path / "run"
     result = Trainer(nvdrec.load_config({**TINY, "out_dir": str(out)})).fit()
     err = capsys.readouterr().err
@@ -168,9 +168,9 @@ def test_failed_checkpoint_and_pass1_writes_do_not_end_the_run(tmp_path, monkeyp
 
 
 def test_failed_final_export_checkpoints_and_resume_only_exports(tmp_path, monkeypatch, capsys):
-    from nvdrec.train.report import ReportMixin
+    from nvdrec.train.report import Reporter
 
-    real_export = ReportMixin._export
+    real_export = Reporter.export
     out = tmp_path / "run"
     cfg = nvdrec.load_config({**TINY, "out_dir": str(out)})
 
@@ -180,7 +180,7 @@ def test_failed_final_export_checkpoints_and_resume_only_exports(tmp_path, monke
         return real_export(self, mesh, lgt, folder, glb)
 
     with monkeypatch.context() as m:
-        m.setattr(ReportMixin, "_export", export)
+        m.setattr(Reporter, "export", export)
         with pytest.raises(OutputError, match=r"No space left.*run again with --resume"):
             Trainer(cfg).fit()
     assert (out / "checkpoints" / f"mesh_pass_{cfg.iter:06d}.pt").is_file()

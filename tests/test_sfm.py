@@ -100,7 +100,8 @@ def test_poses_of_a_rendered_scene_match_the_known_cameras(tmp_path, capsys):
     """`nvdrec poses` on 24 rendered photos (+ masks) places every camera where it was."""
     pytest.importorskip("pycolmap", reason="pycolmap is not installed (pip install pycolmap)")
     from nvdrec.cli import main
-    from nvdrec.data.colmap import ColmapDataset, _sparse, read_images
+    from nvdrec.data.colmap import ColmapDataset
+    from nvdrec.data.colmap_model import read_images, sparse_folder
 
     truth = write_photos(tmp_path / "photos")
     out = tmp_path / "out"
@@ -110,7 +111,7 @@ def test_poses_of_a_rendered_scene_match_the_known_cameras(tmp_path, capsys):
     assert stages == ["reducing", "features", "matching", "placing", "undistorting"], std.err
     assert "registered   24 of 24 photos" in std.out and "not placed" not in std.out
     ds = ColmapDataset(out, resolution=(64, 64))  # the folder training reads
-    names = sorted(e[0] for e in read_images(_sparse(out)))
+    names = sorted(e[0] for e in read_images(sparse_folder(out)))
     order = [int(n[1:4]) for n in names]
     est = torch.linalg.inv(ds.mv.double()).numpy()
     err = compare_poses(est, truth[order], target=np.zeros(3))
@@ -137,7 +138,8 @@ def test_photos_alone_get_cameras_and_masks(tmp_path, capsys):
     import shutil
 
     from nvdrec.cli import main
-    from nvdrec.data.colmap import ColmapDataset, _sparse, read_images
+    from nvdrec.data.colmap import ColmapDataset
+    from nvdrec.data.colmap_model import read_images, sparse_folder
     from nvdrec.io import read_image
 
     truth = write_photos(tmp_path / "photos")
@@ -148,7 +150,7 @@ def test_photos_alone_get_cameras_and_masks(tmp_path, capsys):
     assert "1/2 features" in std.err and "2/2 placing" in std.err and "masks from the" in std.err
     assert "made from the photos" in std.out and (out / "masks" / "overview.png").is_file()
     ds = ColmapDataset(out, resolution=(64, 64))
-    names = sorted(e[0] for e in read_images(_sparse(out)))
+    names = sorted(e[0] for e in read_images(sparse_folder(out)))
     order = [int(n[1:4]) for n in names]
     err = compare_poses(torch.linalg.inv(ds.mv.double()).numpy(), truth[order], np.zeros(3))
     assert err["rotation_median_deg"] < 1.0 and err["centre_median_rel"] < 0.01, err

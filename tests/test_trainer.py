@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import nvdrec
-from nvdrec.geometry import decimate, weld_vertices
+from nvdrec.geometry import decimate, unwrap_uv, weld_vertices
 from nvdrec.io import load_mesh, read_image
+from nvdrec.render import bake_textures, dilate
 from nvdrec.structures import Mesh
-from nvdrec.train.bake import bake_textures, dilate, unwrap_uv
 from nvdrec.train.passes import VISIBILITY_VIEWS, training_mvps
 from nvdrec.train.trainer import Trainer
 

@@ -1,4 +1,7 @@
 """nvdrec.data: datasets, image cache, preflight, framing, poses from photos (see
 docs/architecture.md)."""
 
-__all__: list[str] = []
+from .base import Dataset
+from .source import open_dataset
+
+__all__ = ["Dataset", "open_dataset"]

@@ -31,6 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MissingDependencyError
+from .colmap_model import (
+    pinhole_intrinsics,
+    quat_to_rot,
+    read_cameras,
+    read_images,
+    read_points3d,
+    sparse_folder,
+)
 
 __all__ = ["MasksReport", "ObjectRegion", "auto_masks", "mask_name", "object_region"]
 
@@ -86,9 +94,7 @@ class MasksReport:
 def _load_cameras(folder: Path):
     """(names, K [N, 3, 3], R [N, 3, 3], t [N, 3], sizes [(w, h)]): OpenCV cameras
     (world to camera x_c = R x + t) of a COLMAP folder, images in name order."""
-    from .colmap import _quat_to_rot, _sparse, pinhole_intrinsics, read_cameras, read_images
-
-    sparse = _sparse(folder)
+    sparse = sparse_folder(folder)
     cams = read_cameras(sparse)
     entries = sorted(read_images(sparse), key=lambda e: e[0])
     if len(entries) < 3:
@@ -101,7 +107,7 @@ def _load_cameras(folder: Path):
         fx, fy, cx, cy = pinhole_intrinsics(model, params, cid)
         names.append(name)
         ks.append([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
-        rs.append(_quat_to_rot(q, f"'{sparse}' image '{name}'").numpy())
+        rs.append(quat_to_rot(q, f"'{sparse}' image '{name}'").numpy())
         ts.append(t)
         sizes.append((w, h))
     return names, np.asarray(ks, np.float64), np.stack(rs), np.asarray(ts, np.float64), sizes
@@ -318,7 +324,6 @@ def auto_masks(folder, out=None, max_side: int = 512, progress=print) -> MasksRe
     """
     from ..io.files import atomic_dir
     from ..io.image import read_image, write_image
-    from .colmap import _sparse, read_points3d
 
     cv2 = _cv2()
     folder = Path(folder)
@@ -326,7 +331,7 @@ def auto_masks(folder, out=None, max_side: int = 512, progress=print) -> MasksRe
     seconds = {}
     t0 = time.time()
     names, ks, rs, ts, sizes = _load_cameras(folder)
-    xyz, track = read_points3d(_sparse(folder))
+    xyz, track = read_points3d(sparse_folder(folder))
     region = object_region(xyz, track, ks, rs, ts, sizes)
     progress(
         f"{len(region.points)} sparse points on the object (within {region.radius:.3g} of "

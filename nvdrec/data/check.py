@@ -97,7 +97,7 @@ def preflight(
         f"max {angle.max():.1f} deg",
     ]
     warns = []
-    note = ds.outside_note(path) if hasattr(ds, "outside_note") else None
+    note = ds.outside_note(path)
     if note:
         warns.append(note)
     empty = int((cover == 0).sum())

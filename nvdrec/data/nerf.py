@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..errors import DataError, MissingFileError
 from ..io.image import exif_orientation, image_size, read_image, srgb_to_linear
 from ..structures import camera as cam
+from .base import Dataset
 from .memory import TRIM_EVERY, _release_freed_memory, available_memory, check_dataset_memory
 
 __all__ = [
@@ -61,7 +62,7 @@ def _image_path(folder: Path, file_path: str, where: str) -> Path:
     raise MissingFileError(f"{where}: image '{file_path}' not found next to it (tried {tried})")
 
 
-class NeRFDataset:
+class NeRFDataset(Dataset):
     """Cameras and images of one split of a NeRF-synthetic folder.
 
     Args:
@@ -73,6 +74,8 @@ class NeRFDataset:
         cache: an ``ImageCache`` (nvdrec.data.cache) keeping images that had to be reduced
             at their working size, so the next load of the same files is fast; None: off.
     """
+
+    photos = True
 
     def __init__(
         self,

@@ -105,9 +105,9 @@ def masks_to_photos(rec, undistorted: Path, masks: Path, work: Path, names) -> l
 
     from ..io.image import read_image
     from .automask import mask_name
-    from .colmap import _sparse, pinhole_intrinsics, read_cameras, read_images
+    from .colmap_model import pinhole_intrinsics, read_cameras, read_images, sparse_folder
 
-    sparse = _sparse(undistorted)
+    sparse = sparse_folder(undistorted)
     pin = read_cameras(sparse)
     by_name = {e[0]: pin[e[3]] for e in read_images(sparse)}
     (work / "masks").mkdir(exist_ok=True)

@@ -10,11 +10,12 @@ import torch
 from ..render import EnvironmentLight, RasterContext, render_mesh
 from ..structures import camera as cam
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
+from .base import Dataset
 
 __all__ = ["SyntheticDataset", "write_nerf_folder"]
 
 
-class SyntheticDataset:
+class SyntheticDataset(Dataset):
     """Views of ``ref_mesh`` under ``light``, as nvdiffrec's mesh datasets make them:
     random rotations at camera distance 3 with a translation jitter of 0.25 and fovy 45
     degrees for training, nvdiffrec's validation orbit (looking down from 0.4 rad) for
@@ -54,13 +55,24 @@ class SyntheticDataset:
         self.ctx = RasterContext(backend)
         self.radius = radius
 
-    def at_resolution(self, resolution) -> SyntheticDataset:
+    def for_validation(self, resolution) -> SyntheticDataset:
         """The same scene rendered at another resolution [H, W] (shares mesh and light)."""
         if resolution is None or tuple(resolution) == self.resolution:
             return self
         other = copy.copy(self)
         other.resolution = (int(resolution[0]), int(resolution[1]))
         return other
+
+    @property
+    def reference_light(self) -> EnvironmentLight:
+        return self.light
+
+    def seen_from(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """``count`` random cameras [count, 4, 4] (mvp) around the reference."""
+        views = cam.random_views(
+            count, generator, radius=self.radius, resolution=self.resolution, near_far=self.near_far
+        )
+        return views.mvp
 
     @torch.no_grad()
     def render(self, views: cam.Cameras) -> torch.Tensor:

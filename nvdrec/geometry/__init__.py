@@ -14,8 +14,10 @@ from .decimate import decimate
 from .dmtet import DMTetGeometry, sdf_reg_weight, sdf_regularizer
 from .flexicubes import FlexiCubesGeometry, FlexiCubesResult, cube_grid, flexicubes, patch_table
 from .marching_tets import MarchingTetsResult, marching_tets
+from .mesh_geometry import MeshGeometry, laplacian_loss
 from .smooth_param import SmoothPositions, UniformAdam, solve_smooth
 from .tetgrid import bcc_grid, cubes_per_axis, tet_edges, tet_grid
+from .unwrap import unwrap_uv
 
 __all__ = [
     "tet_grid",
@@ -44,4 +46,7 @@ __all__ = [
     "enclosed_outside",
     "fill_cavities",
     "solve_smooth",
+    "unwrap_uv",
+    "MeshGeometry",
+    "laplacian_loss",
 ]

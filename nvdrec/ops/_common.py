@@ -31,7 +31,7 @@ def pick_backend(backend: str, *tensors: torch.Tensor) -> str:
             )
         return backend
     if all(t.is_cuda for t in tensors):
-        from .._ext import kernels_available
+        from ..native import kernels_available
 
         if kernels_available():
             return "cuda"

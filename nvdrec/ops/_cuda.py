@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._ext.build import load
+from ..native.build import load
 
 _FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
 _BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 0}

@@ -1,5 +1,6 @@
 """Rendering: environment light (split-sum), neural material, mesh renderer, turntables."""
 
+from .bake import bake_textures, dilate
 from .light import EnvironmentLight, split_sum_lut
 from .mlptexture import MLPTexture3D
 from .renderer import RasterContext, render_mesh
@@ -14,4 +15,6 @@ __all__ = [
     "turntable",
     "load_run",
     "write_frames",
+    "bake_textures",
+    "dilate",
 ]

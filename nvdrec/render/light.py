@@ -18,11 +18,10 @@ from torch import nn
 
 from ..errors import DataError
 from ..ops._common import pick_backend
+from ..ops.cubefilter import cube_filter_operator, filter_cube_map
 from ..ops.cubemap import (
-    cube_filter_operator,
     cubemap_to_latlong,
     diffuse_irradiance,
-    filter_cube_map,
     latlong_to_cubemap,
     specular_prefilter,
 )

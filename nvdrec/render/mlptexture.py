@@ -157,12 +157,12 @@ def _tcnn_encoding(config: HashGridConfig):
     )
 
 
-def adam_groups(params, lr: float, eps: float = 1e-8, **extra) -> list[dict]:
-    """Adam parameter groups for ``params`` at learning rate ``lr``: parameters that carry
-    an ``adam_grad_scale`` (the hash table of :class:`MLPTexture3D`) get a group of their
-    own with ``eps / scale`` (the same steps as Adam on their gradient x scale). ``extra``
-    goes into every group."""
+def adam_groups(params, eps: float = 1e-8) -> list[dict]:
+    """Adam parameter groups (``params`` and ``eps``; the caller adds the learning rate)
+    for ``params``: parameters that carry an ``adam_grad_scale`` (the hash table of
+    :class:`MLPTexture3D`) get a group of their own with ``eps / scale`` (the same steps
+    as Adam on their gradient x scale)."""
     by_scale: dict[float, list] = {}
     for p in params:
         by_scale.setdefault(float(getattr(p, ADAM_GRAD_SCALE_ATTR, 1.0)), []).append(p)
-    return [{"params": ps, "lr": lr, "eps": eps / scale, **extra} for scale, ps in by_scale.items()]
+    return [{"params": ps, "eps": eps / scale} for scale, ps in by_scale.items()]

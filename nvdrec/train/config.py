@@ -30,9 +30,10 @@ from .config_checks import (
     _device,
     _display,
     _exports,
+    _fail,
     _float,
     _int,
-    _learning_rate,
+    _is_number,
     _mesh_scale,
     _meta,
     _opt,
@@ -41,6 +42,36 @@ from .config_checks import (
 )
 
 __all__ = ["Config", "config_keys", "load_config"]
+
+
+def _learning_rate(key, v):
+    """The ``learning_rate`` value, checked (:meth:`Config.learning_rates` reads it).
+    nvdiffrec's forms: a number (both passes, geometry and material alike), or one entry
+    per pass [pass1, pass2] where an entry is a number or a pair [geometry, material]."""
+
+    def positive(x):
+        return _is_number(x) and x > 0
+
+    def entry(p):
+        if positive(p):
+            return float(p)
+        if isinstance(p, (list, tuple)) and 1 <= len(p) <= 2 and all(positive(x) for x in p):
+            return [float(x) for x in p]
+        return None
+
+    if positive(v):
+        return float(v)
+    if isinstance(v, (list, tuple)) and 1 <= len(v) <= 2:
+        out = [entry(p) for p in v]
+        if all(e is not None for e in out):
+            return out
+    raise _fail(
+        key,
+        v,
+        "a positive number, or one entry per pass [pass1, pass2] where an entry is a "
+        "positive number or a pair [geometry, material]",
+    )
+
 
 # Keys that name input files; relative values resolve against the config file's folder
 # when the file exists there, else against the working directory (as nvdiffrec does).
@@ -207,6 +238,21 @@ class Config:
             self.display_res = list(self.train_res)
 
     # ------------------------------------------------------------------ helpers
+    def learning_rates(self, pass_idx: int) -> tuple[float, float]:
+        """(geometry lr, material/light lr) of pass ``pass_idx`` (0: DMTet pass, 1: mesh
+        pass) from ``learning_rate``, with nvdiffrec's meaning: a number for every
+        parameter of both passes; ``[a, b]``: pass 1 trains everything at ``a``, pass 2 at
+        ``b``; an entry may be a pair ``[geometry, material]`` (``[[0.03, 0.01], 0.003]``);
+        a one-entry list applies to both passes. The schedule over the iterations is
+        :func:`nvdrec.train.loop.lr_factor`'s."""
+        lr = self.learning_rate
+        if not isinstance(lr, (list, tuple)):
+            return float(lr), float(lr)
+        p = lr[min(pass_idx, len(lr) - 1)]
+        if isinstance(p, (list, tuple)):
+            return float(p[0]), float(p[-1])
+        return float(p), float(p)
+
     def to_dict(self) -> dict:
         """Plain-JSON dictionary of every key (what ``OUT/config.json`` holds)."""
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -120,33 +120,6 @@ def _opt(check):
     return wrapped
 
 
-def _learning_rate(key, v):
-    # nvdiffrec's forms: a number (both passes, geometry and material alike), or one entry
-    # per pass [pass1, pass2] where an entry is a number or a pair [geometry, material]
-    def positive(x):
-        return _is_number(x) and x > 0
-
-    def entry(p):
-        if positive(p):
-            return float(p)
-        if isinstance(p, (list, tuple)) and 1 <= len(p) <= 2 and all(positive(x) for x in p):
-            return [float(x) for x in p]
-        return None
-
-    if positive(v):
-        return float(v)
-    if isinstance(v, (list, tuple)) and 1 <= len(v) <= 2:
-        out = [entry(p) for p in v]
-        if all(e is not None for e in out):
-            return out
-    raise _fail(
-        key,
-        v,
-        "a positive number, or one entry per pass [pass1, pass2] where an entry is a "
-        "positive number or a pair [geometry, material]",
-    )
-
-
 def _display(key, v):
     if v is None:
         return None

@@ -21,11 +21,8 @@ __all__ = [
     "PASS_SEED_STRIDE",
     "Progress",
     "Step",
-    "laplacian_loss",
-    "lr_factor",
     "mesh_edges",
     "slot_noise",
-    "pass_lrs",
     "random_material",
     "unimplemented_settings",
 ]
@@ -56,40 +53,6 @@ def slot_noise(gens: list, size, spp: int, device) -> tuple[torch.Tensor, torch.
         bgs.append(torch.rand(1, h, w, 3, generator=dg, device=device))
         jits.append(torch.randn(1, h * spp, w * spp, 3, generator=dg, device=device))
     return torch.cat(bgs), torch.cat(jits)
-
-
-def laplacian_loss(lap: torch.Tensor) -> torch.Tensor:
-    """Mean of the squared uniform-Laplacian vectors [V, 3] over vertices and coordinates
-    (the pass-2 regulariser before its ``laplace_scale`` weight)."""
-    return (lap**2).mean()
-
-
-def lr_factor(it: int, warmup: int) -> float:
-    """Learning-rate multiplier at iteration ``it``: a linear warm-up ``it / warmup``
-    (pass 2 uses 100 iterations, pass 1 none), then ``10^(-0.0002 (it - warmup))``
-    (pass 1: 0.03 -> 0.019 over 1000 iterations, as nvdiffrec's log shows: it prints the
-    rate of the next iteration, 0.02877 at 90 and 0.00033 at pass-2 iteration 10)."""
-    if warmup > 0 and it < warmup:
-        return it / warmup
-    return 10 ** (-0.0002 * (it - warmup))
-
-
-def pass_lrs(cfg: Config, pass_idx: int) -> tuple[float, float]:
-    """(geometry lr, material/light lr) of pass ``pass_idx`` (0: DMTet pass, 1: mesh pass)
-    from the ``learning_rate`` key, with nvdiffrec's meaning:
-
-    - a number: every parameter of both passes;
-    - ``[a, b]``: pass 1 trains everything at ``a``, pass 2 at ``b``;
-    - an entry may itself be a pair ``[geometry, material]`` (``[[0.03, 0.01], 0.003]``);
-    - a one-entry list applies to both passes.
-    """
-    lr = cfg.learning_rate
-    if not isinstance(lr, (list, tuple)):
-        return float(lr), float(lr)
-    p = lr[min(pass_idx, len(lr) - 1)]
-    if isinstance(p, (list, tuple)):
-        return float(p[0]), float(p[-1])
-    return float(p), float(p)
 
 
 class Progress:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -22,9 +21,21 @@ from ..ops.loss import image_loss
 from ..render.mlptexture import adam_groups
 from ..structures.material import Material
 from . import distributed
-from .helpers import PASS_SEED_STRIDE, Optimizers, Progress, Step, lr_factor, pass_lrs, slot_noise
+from .helpers import PASS_SEED_STRIDE, Optimizers, Progress, Step, slot_noise
 
-__all__ = ["PassSpec", "losses", "run_pass", "train_batch"]
+__all__ = ["PassSpec", "losses", "lr_factor", "run_pass", "train_batch"]
+
+PASS2_WARMUP = 100  # iterations of linear learning-rate warm-up at the start of pass 2
+
+
+def lr_factor(it: int, warmup: int) -> float:
+    """Learning-rate multiplier at iteration ``it``: a linear warm-up ``it / warmup``
+    (pass 2 uses 100 iterations, pass 1 none), then ``10^(-0.0002 (it - warmup))``
+    (pass 1: 0.03 -> 0.019 over 1000 iterations, as nvdiffrec's log shows: it prints the
+    rate of the next iteration, 0.02877 at 90 and 0.00033 at pass-2 iteration 10)."""
+    if warmup > 0 and it < warmup:
+        return it / warmup
+    return 10 ** (-0.0002 * (it - warmup))
 
 
 @dataclasses.dataclass
@@ -35,11 +46,15 @@ class PassSpec:
         pass_idx: 0 (pass 1) or 1 (pass 2): picks the learning rates, the warm-up and the
             random streams.
         name: "dmtet_pass1" or "mesh_pass" (progress, checkpoints, timing).
-        mesh_fn: returns this iteration's mesh (differentiable in the geometry).
+        geometry: DMTet, FlexiCubes (pass 1) or the mesh (pass 2,
+            :class:`~nvdrec.geometry.MeshGeometry`): ``get_mesh()`` gives this iteration's
+            mesh (differentiable in the geometry), ``reg_loss(it, total, weight)`` its own
+            regulariser (SDF, Laplacian).
         material: the neural material or the textured ``Material``.
         light: the environment light.
         params_pos: geometry parameters; params_mat: material (and light) parameters.
-        extra_reg: ``extra_reg(it)`` the pass's own regulariser (SDF, Laplacian).
+        reg_weight: the weight given to ``geometry.reg_loss`` (``sdf_regularizer``,
+            ``laplace_scale``).
         named: every parameter by name (checkpoints).
         extra: tensors a checkpoint carries besides the parameters (pass 2's mesh).
         uniform_pos: train ``params_pos`` with Large Steps' uniform Adam.
@@ -47,12 +62,12 @@ class PassSpec:
 
     pass_idx: int
     name: str
-    mesh_fn: Callable
+    geometry: object
     material: object
     light: object
     params_pos: list
     params_mat: list
-    extra_reg: Callable
+    reg_weight: float
     named: dict
     extra: dict | None = None
     uniform_pos: bool = False
@@ -61,20 +76,20 @@ class PassSpec:
 def run_pass(tr, spec: PassSpec) -> None:
     """Train ``spec`` for the trainer ``tr`` (from its checkpoint when resuming); records
     losses, coverage and timing on ``tr``."""
-    pass_idx, name, mesh_fn = spec.pass_idx, spec.name, spec.mesh_fn
+    pass_idx, name, mesh_fn = spec.pass_idx, spec.name, spec.geometry.get_mesh
     material, lgt = spec.material, spec.light
-    params_pos, params_mat, extra_reg = spec.params_pos, spec.params_mat, spec.extra_reg
+    params_pos, params_mat = spec.params_pos, spec.params_mat
     named, extra, uniform_pos = spec.named, spec.extra, spec.uniform_pos
     cfg = tr.cfg
-    lr_pos, lr_mat = pass_lrs(cfg, pass_idx)
+    lr_pos, lr_mat = cfg.learning_rates(pass_idx)
     groups = []
     pos_opt = None
     if params_pos and uniform_pos:  # Large Steps: its own optimiser for u
         pos_opt = UniformAdam([{"params": params_pos, "lr": lr_pos, "base": lr_pos}])
     elif params_pos:
-        groups += adam_groups(params_pos, lr_pos, base=lr_pos)
+        groups += [{**g, "lr": lr_pos, "base": lr_pos} for g in adam_groups(params_pos)]
     if params_mat:
-        groups += adam_groups(params_mat, lr_mat, base=lr_mat)
+        groups += [{**g, "lr": lr_mat, "base": lr_mat} for g in adam_groups(params_mat)]
     # fused: one kernel over all parameters, on the CPU too (16.8M hash-table
     # parameters: 15 ms a step against 86 ms for the default on 2 cores). Not under
     # DDP: there (2 CPU processes, gloo) the fused step drifted from the one-process
@@ -95,7 +110,7 @@ def run_pass(tr, spec: PassSpec) -> None:
             step,
             device_ids=[tr.device.index] if tr.device.type == "cuda" else None,
         )  # _Step holds no buffers: nothing to synchronise besides the gradients
-    warmup = 100 if pass_idx == 1 else 0
+    warmup = PASS2_WARMUP if pass_idx == 1 else 0
     if tr.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(tr.device)
     start = tr._restore(name, named, opt)
@@ -116,9 +131,9 @@ def run_pass(tr, spec: PassSpec) -> None:
         def forward():
             if lgt.base.requires_grad or lgt.diffuse is None:
                 lgt.build_mips()
-            buffers = tr._render(mesh_fn(), batch, lgt, bg, material, jitter)
+            buffers = tr.report.render(mesh_fn(), batch, lgt, bg, material, jitter)
             img_loss, reg = losses(cfg, buffers, batch["img"], bg, it)
-            reg = reg + extra_reg(it)
+            reg = reg + spec.geometry.reg_loss(it, cfg.iter, spec.reg_weight)
             if lgt.base.requires_grad:
                 reg = reg + lgt.regularizer() * 0.005
             return img_loss, reg, buffers
@@ -189,12 +204,12 @@ def run_pass(tr, spec: PassSpec) -> None:
         if tr._stop_asked and not tr.dist.enabled:  # the run ends with a result
             tr.stopped_early = {"pass": name, "iterations": it + 1}
         if main and cfg.save_interval and (it % cfg.save_interval == 0 or it == cfg.iter - 1):
-            tr._save_preview(
+            tr.report.save_preview(
                 f"img_{name}_{it:06d}.png",
                 buffers,
                 batch["img"],
                 bg,
-                lambda: tr._display_extras(mesh_fn(), material, lgt, batch, h, w),
+                lambda: tr.report.display_extras(mesh_fn(), material, lgt, batch, h, w),
             )
         interval = cfg.checkpoint_interval
         saved = True
@@ -236,7 +251,7 @@ def train_batch(tr, it: int, pass_idx: int = 0):
     slots = distributed.global_slots(tr.dist, cfg.batch)
     key = it + pass_idx * PASS_SEED_STRIDE
     gens = distributed.slot_generators(cfg.seed, key, slots)
-    if hasattr(tr.dataset, "batch_of"):
+    if tr.dataset.photos:
         idx = distributed.file_indices(len(tr.dataset), tr.dist, cfg.batch, it, cfg.seed + pass_idx)
         batch = tr.dataset.batch_of(idx)
     else:

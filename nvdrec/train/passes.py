@@ -16,24 +16,24 @@ import time
 
 import torch
 
+from ..data.source import check_input_mesh
 from ..errors import ConfigError, MissingFileError
 from ..geometry import (
     DMTetGeometry,
     FlexiCubesGeometry,
-    SmoothPositions,
+    MeshGeometry,
     clean_mesh,
     decimate,
     seen_faces,
+    unwrap_uv,
 )
 from ..io.obj import load_mesh
 from ..ops.hashgrid import HashGridConfig
-from ..render import EnvironmentLight, MLPTexture3D
+from ..render import EnvironmentLight, MLPTexture3D, bake_textures
 from ..structures.material import Material, Texture2D
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from . import distributed
-from .bake import bake_textures, unwrap_uv
-from .datasets import check_input_mesh
-from .helpers import LIGHT_GRAD_SCALE, laplacian_loss, random_material
+from .helpers import LIGHT_GRAD_SCALE, random_material
 from .loop import PassSpec
 
 __all__ = [
@@ -66,12 +66,12 @@ def pass1(tr):
         PassSpec(
             0,
             "dmtet_pass1",
-            geo.get_mesh,
+            geo,
             mat,
             lgt,
             list(geo.parameters()),
             list(mat.parameters()) + light_params,
-            lambda it: geo.reg_loss(it, cfg.iter, cfg.sdf_regularizer),
+            cfg.sdf_regularizer,
             named,
         ),
     )
@@ -85,13 +85,13 @@ def pass1(tr):
         filled = geo.filled_vertices
         if cfg.validate:  # the pass-1 result itself: isosurface + neural material
             with tr._stage("validation after pass 1"):
-                tr.metrics_pass1 = tr._validate(mesh, lgt, mat, "dmtet_validate")
+                tr.metrics_pass1 = tr.report.validate(mesh, lgt, mat, "dmtet_validate")
         keep = None
         if cfg.cleanup_unseen:
             with tr._stage("visibility from the training views"):
                 keep = seen_faces(mesh, training_mvps(tr), cfg.train_res, backend=cfg.backend)
         confirm = None
-        if hasattr(tr.dataset, "proj") and hasattr(tr.dataset, "images"):
+        if tr.dataset.photos:
             from ..data.framing import in_visual_hull
 
             # small parts inside every mask are real (a strap, a knob), not floaters
@@ -132,7 +132,7 @@ def pass1(tr):
         )
         mesh.material = Material("pbr_material", kd=kd, ks=ks, normal=nrm)
         try:
-            tr._export(mesh, lgt, tr.out / "dmtet_mesh", glb=False)
+            tr.report.export(mesh, lgt, tr.out / "dmtet_mesh", glb=False)
         except OSError as e:  # pass 1 lives on in memory: pass 2 starts from it
             tr._warn(
                 f"the pass-1 mesh was not written to {tr.out / 'dmtet_mesh'} "
@@ -174,36 +174,14 @@ def check_coverage(tr, name: str) -> None:
 
 def pass2(tr, mesh: Mesh, lgt: EnvironmentLight) -> Mesh:
     cfg = tr.cfg
-    v_init = mesh.v_pos.detach().clone()
     # the positions are x = (I + lambda L)^-1 u, u trained (Large Steps; lambda 0: x = u)
-    pos = SmoothPositions(v_init, mesh.t_pos_idx, cfg.pos_smoothing).to(tr.device)
-    pos.u.requires_grad_(not cfg.lock_pos)
+    geo = MeshGeometry(mesh, cfg.pos_smoothing, cfg.laplace, locked=cfg.lock_pos)
+    pos = geo.pos
     mat = mesh.material
     if cfg.custom_mip:  # trainable mip levels (a resumed run restores them by name)
         for t in (mat.kd, mat.ks, mat.normal):
             if t is not None and t.mips is None and not t.is_constant:
                 t.enable_custom_mips()
-    edges, deg = pos.edges, pos.deg  # the mesh's adjacency, also the Laplacian's
-
-    current = {}  # the positions of this iteration's forward, for the regulariser
-
-    def mesh_fn():
-        if cfg.lock_pos:
-            return mesh
-        current["v"] = pos()
-        return compute_tangents(auto_normals(mesh.with_(v_pos=current["v"])))
-
-    def lap(it):
-        if cfg.lock_pos:
-            return torch.zeros((), device=tr.device)
-        v_pos = current["v"]
-        d = v_pos - v_init if cfg.laplace == "relative" else v_pos
-        mean = (
-            torch.zeros_like(d).index_add_(0, edges[:, 0], d.index_select(0, edges[:, 1]))
-            / deg[:, None]
-        )
-        lp = d - mean
-        return laplacian_loss(lp) * cfg.laplace_scale * (1 - it / max(cfg.iter, 1))
 
     learn_light = cfg.learn_light and not cfg.lock_light
     lgt.base.requires_grad_(learn_light)
@@ -217,7 +195,7 @@ def pass2(tr, mesh: Mesh, lgt: EnvironmentLight) -> Mesh:
             for i, lv in enumerate(t.mip_levels() or [], start=1):
                 named[f"tex.{k}.mip{i}"] = lv
     extra = {
-        "v_init": v_init,
+        "v_init": geo.v_init,
         "t_pos_idx": mesh.t_pos_idx,
         "v_tex": mesh.v_tex,
         "t_tex_idx": mesh.t_tex_idx,
@@ -226,21 +204,18 @@ def pass2(tr, mesh: Mesh, lgt: EnvironmentLight) -> Mesh:
         PassSpec(
             1,
             "mesh_pass",
-            mesh_fn,
+            geo,
             mat,
             lgt,
             params_pos,
             params_mat,
-            lap,
+            cfg.laplace_scale,
             named,
             extra,
             uniform_pos=cfg.pos_smoothing > 0,
         ),
     )
-    with torch.no_grad():
-        final = mesh_fn().detach()
-    final.material = mat
-    return final
+    return geo.final_mesh()
 
 
 def make_light(tr) -> EnvironmentLight:
@@ -252,8 +227,8 @@ def make_light(tr) -> EnvironmentLight:
         lgt = EnvironmentLight(base, backend=cfg.backend).to(tr.device)
         lgt.base.register_hook(lambda g: g * LIGHT_GRAD_SCALE)
         return lgt
-    if hasattr(tr.dataset, "light"):
-        base = tr.dataset.light.base.detach().clone()
+    if tr.dataset.reference_light is not None:
+        base = tr.dataset.reference_light.base.detach().clone()
     elif cfg.envmap:
         base = EnvironmentLight.load(
             cfg.envmap, scale=cfg.env_scale, res=cfg.light_res
@@ -281,20 +256,7 @@ def make_material(tr) -> MLPTexture3D:
 def training_mvps(tr) -> torch.Tensor:
     """The cameras [N, 4, 4] (mvp) the object was trained from: every image of a file
     dataset; for a reference mesh VISIBILITY_VIEWS draws of its random views."""
-    ds = tr.dataset
-    if hasattr(ds, "mv") and hasattr(ds, "proj"):
-        return ds.proj @ ds.mv
-    from ..structures import camera as cam
-
-    gen = torch.Generator().manual_seed(tr.cfg.seed)
-    views = cam.random_views(
-        VISIBILITY_VIEWS,
-        gen,
-        radius=getattr(ds, "radius", 3.0),
-        resolution=tr.cfg.train_res,
-        near_far=tuple(tr.cfg.cam_near_far),
-    )
-    return views.mvp
+    return tr.dataset.seen_from(VISIBILITY_VIEWS, torch.Generator().manual_seed(tr.cfg.seed))
 
 
 def mesh_from_state(tr, ex: dict, params: dict) -> Mesh:

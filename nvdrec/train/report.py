@@ -15,21 +15,45 @@ from ..render import EnvironmentLight, render_mesh
 from ..structures.mesh import Mesh
 from .metrics import image_metrics
 
-__all__ = ["ReportMixin"]
+__all__ = ["Reporter"]
 
 
-class ReportMixin:
-    """Methods of :class:`~nvdrec.train.trainer.Trainer` that render and write results
-    (they use its ``cfg``, ``out``, ``device``, ``ctx``, ``val_dataset``, ``shift`` and
-    ``_orient_light``)."""
+class Reporter:
+    """Renders and writes a run's results: training renders, previews, exports and
+    validation.
 
-    def _render(
+    Args:
+        cfg: the run's Config (after framing: its final ``mesh_scale``).
+        out: the run folder.
+        device: where rendering runs.
+        ctx: the RasterContext.
+        val_dataset: the views validation renders (a :class:`nvdrec.data.Dataset`).
+        shift: [3] the framing's centre (added back to exported positions).
+        warn: called with one line for a problem the run survives.
+    """
+
+    def __init__(self, cfg, out: Path, device, ctx, val_dataset, shift: torch.Tensor, warn):
+        self.cfg, self.out, self.device, self.ctx = cfg, Path(out), device, ctx
+        self.val_dataset, self.shift, self.warn = val_dataset, shift, warn
+        self._write_warned: set = set()
+        self._relight_lights: dict = {}
+
+    def orient_light(self, lgt: EnvironmentLight, batch: dict, count: int | None = None) -> None:
+        """``camera_space_light``: the light turns with the camera (a light fixed to the
+        capture rig), so its lookups are rotated by the views' world-to-camera matrices
+        (the first ``count`` views); otherwise it stays in world space."""
+        if self.cfg.camera_space_light:
+            lgt.xfm(batch["mv"][:count].to(self.device))
+        else:
+            lgt.xfm(None)
+
+    def render(
         self, mesh: Mesh, batch: dict, lgt: EnvironmentLight, bg, material=None, jitter=None
     ) -> dict:
         """render_mesh of a batch of views with the config's sampling settings (and the
         light oriented for ``camera_space_light``); ``jitter``: the kd-smoothness noise."""
         cfg = self.cfg
-        self._orient_light(lgt, batch)
+        self.orient_light(lgt, batch)
         return render_mesh(
             self.ctx,
             mesh,
@@ -45,20 +69,19 @@ class ReportMixin:
             kd_jitter=jitter,
         )
 
-    def _try_write(self, what: str, fn, *args) -> bool:
+    def try_write(self, what: str, fn, *args) -> bool:
         """``fn(*args)``; an OSError (disk full, folder gone) becomes one warning per
         ``what`` and False: a picture or report that cannot be written does not end the run."""
         try:
             fn(*args)
             return True
         except OSError as e:
-            warned = self.__dict__.setdefault("_write_warned", set())
-            if what not in warned:
-                warned.add(what)
-                self._warn(f"{what} not written ({e.strerror or e}); the run goes on")
+            if what not in self._write_warned:
+                self._write_warned.add(what)
+                self.warn(f"{what} not written ({e.strerror or e}); the run goes on")
             return False
 
-    def _save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
+    def save_preview(self, name: str, buffers, target, bg, extras=None) -> None:
         """[optimised | reference | the config's ``display`` extras] of the first view."""
         ref_rgb = target[..., :3] + bg * (1 - target[..., 3:4])
         tiles = [
@@ -66,10 +89,10 @@ class ReportMixin:
             for t in (buffers["shaded"][0, ..., :3], ref_rgb[0])
         ]
         tiles += [t.detach().clamp(0, 1) for t in (extras() if extras else [])]
-        self._try_write("preview image", write_image, self.out / name, torch.cat(tiles, 1).cpu())
+        self.try_write("preview image", write_image, self.out / name, torch.cat(tiles, 1).cpu())
 
     @torch.no_grad()
-    def _display_extras(self, mesh, material, lgt, batch, h, w) -> list:
+    def display_extras(self, mesh, material, lgt, batch, h, w) -> list:
         """The ``display`` entries as [H, W, 3] images in [0, 1] (already display-encoded):
         {"bsdf": "kd"/"ks"/"normal"/"tangent"/...} renders that debug view of the first
         training view, {"latlong": true} the light as a lat-long image (sRGB, scaled to the
@@ -84,7 +107,7 @@ class ReportMixin:
                 )[0].permute(1, 2, 0)
                 out.append(linear_to_srgb(ll.clamp(0, 1)).to(self.device))
             if item.get("relight"):  # the current surface under another light
-                lights = self.__dict__.setdefault("_relight_lights", {})
+                lights = self._relight_lights
                 path = item["relight"]
                 if path not in lights:
                     lights[path] = EnvironmentLight.load(
@@ -106,7 +129,7 @@ class ReportMixin:
                 out.append(linear_to_srgb(buf.clamp(0, 1)))
             if "bsdf" in item:
                 mode = item["bsdf"]
-                self._orient_light(lgt, batch, 1)
+                self.orient_light(lgt, batch, 1)
                 buf = render_mesh(
                     self.ctx,
                     mesh,
@@ -123,9 +146,7 @@ class ReportMixin:
                 out.append(buf if mode in ("ks", "normal", "tangent") else linear_to_srgb(buf))
         return out
 
-    # ------------------------------------------------------------------ passes
-
-    def _export(self, mesh: Mesh, lgt: EnvironmentLight, folder: Path, glb: bool) -> dict:
+    def export(self, mesh: Mesh, lgt: EnvironmentLight, folder: Path, glb: bool) -> dict:
         if bool(self.shift.abs().sum() > 0):  # back into the input's frame (auto framing)
             mesh = mesh.with_(v_pos=mesh.v_pos + self.shift.to(mesh.v_pos.device))
         paths = {"obj": str(save_mesh(mesh, folder))}
@@ -142,7 +163,7 @@ class ReportMixin:
         return paths
 
     @torch.no_grad()
-    def _validate(
+    def validate(
         self, mesh: Mesh, lgt: EnvironmentLight, material=None, folder: str = "validate"
     ) -> dict:
         """Render the validation views, write ``OUT/<folder>/metrics.txt`` (nvdiffrec's
@@ -151,7 +172,7 @@ class ReportMixin:
         cfg = self.cfg
         folder = self.out / folder
         what = f"validation output in {folder}"
-        self._try_write(what, folder.mkdir, 0o777, True, True)
+        self.try_write(what, folder.mkdir, 0o777, True, True)
         lgt.build_mips()
         rows, k = [], 0
         white = cfg.background == "white"
@@ -162,7 +183,7 @@ class ReportMixin:
             h, w = batch["resolution"]
             b = batch["mvp"].shape[0]
             bg = torch.full((b, h, w, 3), 1.0 if white else 0.0, device=self.device)
-            out = self._render(mesh, batch, lgt, bg, material)
+            out = self.render(mesh, batch, lgt, bg, material)
             ref = batch["img"][..., :3] + bg * (1 - batch["img"][..., 3:4])
             for i in range(b):
                 o = linear_to_srgb(out["shaded"][i, ..., :3].clamp(0, 1))
@@ -171,8 +192,8 @@ class ReportMixin:
                 if lpips_fn is not None:
                     rows[-1]["lpips"] = lpips_fn(o, r)
                 if k < 8:
-                    self._try_write(what, write_image, folder / f"val_{k:06d}_opt.png", o.cpu())
-                    self._try_write(what, write_image, folder / f"val_{k:06d}_ref.png", r.cpu())
+                    self.try_write(what, write_image, folder / f"val_{k:06d}_opt.png", o.cpu())
+                    self.try_write(what, write_image, folder / f"val_{k:06d}_ref.png", r.cpu())
                 k += 1
         mse = [r["mse"] for r in rows]
         psnr = [r["psnr"] for r in rows]
@@ -183,7 +204,7 @@ class ReportMixin:
         lines.append(f"AVERAGES: {np.mean(mse):.8f}, {np.mean(psnr):.4f}, {np.mean(ssim):.6f}")
         from ..io.files import atomic_write_text
 
-        self._try_write(what, atomic_write_text, folder / "metrics.txt", "\n".join(lines) + "\n")
+        self.try_write(what, atomic_write_text, folder / "metrics.txt", "\n".join(lines) + "\n")
         metrics = {
             "views": len(rows),
             "mse": float(np.mean(mse)),
@@ -193,23 +214,21 @@ class ReportMixin:
         if lpips_fn is not None:
             metrics["lpips"] = float(np.mean([r["lpips"] for r in rows]))
         text = json.dumps(metrics, indent=2) + "\n"
-        self._try_write(what, atomic_write_text, folder / "metrics.json", text)
+        self.try_write(what, atomic_write_text, folder / "metrics.json", text)
         return metrics
 
-    def _write_run_json(self, result: dict) -> None:
+    def write_run_json(self, result: dict, losses: dict, cleanup: dict, coverage: dict) -> None:
         """``run.json``: timing, seconds, world size, batch per process, the early stop,
         the losses per iteration, the clean-up and each pass's coverage (rendered /
-        reference alpha over its last iterations)."""
-        import json
-
+        reference alpha over its last iterations: ``coverage`` holds the sums)."""
         from ..io.files import atomic_write_text
 
         run = {k: result[k] for k in ("timing", "seconds", "world_size")}
         run["batch_per_process"] = self.cfg.batch
-        if self.stopped_early:
-            run["stopped_early"] = self.stopped_early
-        run["losses"] = self.losses
-        run["cleanup"] = self.cleanup
-        run["coverage"] = {k: (o / r if r > 0 else None) for k, (o, r) in self.coverage.items()}
+        if result.get("stopped_early"):
+            run["stopped_early"] = result["stopped_early"]
+        run["losses"] = losses
+        run["cleanup"] = cleanup
+        run["coverage"] = {k: (o / r if r > 0 else None) for k, (o, r) in coverage.items()}
         text = json.dumps(run, indent=2) + "\n"
-        self._try_write(f"{self.out / 'run.json'}", atomic_write_text, self.out / "run.json", text)
+        self.try_write(f"{self.out / 'run.json'}", atomic_write_text, self.out / "run.json", text)

@@ -28,13 +28,13 @@ from .helpers import (
 )
 from .loop import PassSpec, run_pass
 from .passes import from_base_mesh, make_light, mesh_from_state, pass1, pass2
-from .report import ReportMixin
+from .report import Reporter
 from .runfolder import RunFolder
 
 __all__ = ["Trainer"]
 
 
-class Trainer(ReportMixin):
+class Trainer:
     """Runs the whole reconstruction described by a :class:`~nvdrec.Config`.
 
     Args:
@@ -87,6 +87,9 @@ class Trainer(ReportMixin):
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         load_data(self)
+        self.report = Reporter(
+            self.cfg, self.out, self.device, self.ctx, self.val_dataset, self.shift, self._warn
+        )
         self.timing: dict = {}
         self.metrics_pass1: dict = {}  # validation after pass 1 (dmtet_validate/)
         self.cleanup: dict = {}  # what the clean-up after pass 1 removed
@@ -157,7 +160,6 @@ class Trainer(ReportMixin):
         self._resume = None
         return int(r["iteration"])
 
-    # ------------------------------------------------------------------ data
     # ------------------------------------------------------------------ helpers
     # keep pass 1's geometry, neural material and light as ``pass1_state`` (off: they
     # are freed before pass 2)
@@ -181,15 +183,6 @@ class Trainer(ReportMixin):
         if self.device.type == "cuda":  # the GPU work of the stage, not only its launches
             torch.cuda.synchronize(self.device)
         self._note(f"{what}: {time.time() - t0:.1f} s")
-
-    def _orient_light(self, lgt: EnvironmentLight, batch: dict, count: int | None = None) -> None:
-        """``camera_space_light``: the light turns with the camera (a light fixed to the
-        capture rig), so its lookups are rotated by the views' world-to-camera matrices
-        (the first ``count`` views); otherwise it stays in world space."""
-        if self.cfg.camera_space_light:
-            lgt.xfm(batch["mv"][:count].to(self.device))
-        else:
-            lgt.xfm(None)
 
     def _run(self, spec: PassSpec) -> None:
         """One pass's loop (a method, so tools can wrap it: bench/profile_train.py)."""
@@ -253,7 +246,7 @@ class Trainer(ReportMixin):
         if self.dist.is_main:  # only rank 0 exports and validates
             try:
                 with self._stage("export"):
-                    paths = self._export(final, lgt, self.out / "mesh", glb=True)
+                    paths = self.report.export(final, lgt, self.out / "mesh", glb=True)
             except OSError as e:
                 kept = self._save_end()
                 raise OutputError(
@@ -268,7 +261,7 @@ class Trainer(ReportMixin):
                 ) from e
             if cfg.validate:
                 with self._stage("validation"):
-                    metrics = self._validate(final, lgt)
+                    metrics = self.report.validate(final, lgt)
         result = {
             "out_dir": str(self.out),
             "paths": paths,
@@ -281,7 +274,7 @@ class Trainer(ReportMixin):
             "stopped_early": self.stopped_early,
         }
         if self.dist.is_main:
-            self._write_run_json(result)
+            self.report.write_run_json(result, self.losses, self.cleanup, self.coverage)
         if self.dist.enabled:
             torch.distributed.barrier()
         return result

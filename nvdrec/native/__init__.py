@@ -10,17 +10,9 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+from .sources import csrc_dir
+
 __all__ = ["backend_report", "csrc_dir"]
-
-
-def csrc_dir() -> Path | None:
-    """Folder of the CUDA/C++ sources: ``csrc/`` of a source checkout, or the copy
-    installed inside the package (``nvdrec/_csrc``)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent.parent / "csrc", here.parent / "_csrc"):
-        if cand.is_dir() and any(cand.rglob("*.cu")):
-            return cand
-    return None
 
 
 def backend_report() -> dict[str, str]:

@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import BuildError
+from .sources import csrc_dir
 
 __all__ = ["SOURCES", "load", "try_load", "build_dir", "cache_root", "build_locked"]
 
@@ -101,8 +102,6 @@ def _build_key(src: Path) -> tuple[str, dict]:
 
 def build_dir() -> Path:
     """Folder the kernels of this configuration are (or will be) built in."""
-    from . import csrc_dir
-
     src = csrc_dir()
     if src is None:
         raise BuildError("nvdrec's CUDA sources are missing from this installation")
@@ -233,9 +232,7 @@ def load(verbose: bool = False):
 
         if not torch.cuda.is_available():
             raise BuildError("no CUDA device is visible to torch; the CUDA kernels need one")
-        from . import csrc_dir
-
-        src = csrc_dir()
+            src = csrc_dir()
         if src is None:
             raise BuildError("nvdrec's CUDA sources are missing from this installation")
         key, record = _build_key(src)
