@@ -1,10 +1,38 @@
-"""Shared test helpers: comparisons that say where they failed, small scenes."""
+"""Shared test helpers: comparisons that say where they failed, small scenes, the tiny
+training config and the command line in a subprocess."""
 
 import math
+import subprocess
+import sys
 
 import torch
 
 from nvdrec.structures import camera as cam
+
+# the smallest run that still trains every stage (both passes, bake, export, validation);
+# tests that need other settings spread it: {**TINY, "iter": 2}
+TINY = {
+    "iter": 6,
+    "batch": 1,
+    "train_res": [48, 48],
+    "texture_res": [64, 64],
+    "dmtet_grid": 20,
+    "light_res": 16,
+    "hash_log2_size": 10,
+    "save_interval": 3,
+    "validate_views": 2,
+    "demo_grid": 32,
+    "learning_rate": [0.03, 0.01],
+    "progress": "none",
+    "seed": 3,
+}
+
+
+def run_nvdrec(*args, **kw) -> subprocess.CompletedProcess:
+    """``python -m nvdrec ARGS`` in a new process, its text output captured (``kw``:
+    ``env``, ``timeout``, ``cwd`` of subprocess.run)."""
+    cmd = [sys.executable, "-m", "nvdrec", *(str(a) for a in args)]
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 
 def assert_close(actual, expected, atol, rtol=0.0, name="value"):

@@ -5,12 +5,10 @@ from it are compared with the true silhouettes (IoU asserted), through the API, 
 and a dataset that has no masks/."""
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from _helpers import rot_to_quat
+from _helpers import rot_to_quat, run_nvdrec
 
 from nvdrec.data.automask import _load_cameras, mask_name, object_region
 from nvdrec.data.colmap_model import read_points3d, sparse_folder
@@ -157,15 +155,11 @@ def test_cli_and_training_data_without_masks(scene, tmp_path):
     folder, truth = scene
     mine = tmp_path / "colmap"
     shutil.copytree(folder, mine)
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "masks", str(mine)], capture_output=True, text=True
-    )
+    r = run_nvdrec("masks", str(mine))
     assert r.returncode == 0, r.stderr
     assert "masks_auto" in r.stdout and "segmenting" in r.stderr
     assert np.median(_ious(mine, mine / "masks_auto", truth)) >= 0.9
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "masks", str(tmp_path)], capture_output=True, text=True
-    )
+    r = run_nvdrec("masks", str(tmp_path))
     assert r.returncode == 1 and "nvdrec poses" in r.stderr and "Traceback" not in r.stderr
 
     fresh = tmp_path / "fresh"

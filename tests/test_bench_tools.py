@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_trainer import TINY
+from _helpers import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 

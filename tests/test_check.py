@@ -1,9 +1,6 @@
 """nvdrec check: the preflight report of dataset folders."""
 
-import subprocess
-import sys
-
-from _helpers import write_photo_folder
+from _helpers import run_nvdrec, write_photo_folder
 from test_data_colmap import write_colmap
 from test_data_nerf import write_nerf
 
@@ -25,16 +22,10 @@ def test_report_and_picture(tmp_path):
 
 def test_warnings_and_cli(tmp_path):
     write_colmap(tmp_path / "c")
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "check", str(tmp_path / "c"), "--mesh-scale", "5"],
-        capture_output=True,
-        text=True,
-    )
+    r = run_nvdrec("check", str(tmp_path / "c"), "--mesh-scale", "5")
     assert r.returncode == 0, r.stderr
     assert "colmap" in r.stdout and "warning: a camera is inside the grid box" in r.stdout
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "check", str(tmp_path)], capture_output=True, text=True
-    )
+    r = run_nvdrec("check", str(tmp_path))
     assert r.returncode == 1 and "not a dataset folder" in r.stderr
 
 

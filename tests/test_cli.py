@@ -1,9 +1,11 @@
 import subprocess
 import sys
 
+from _helpers import run_nvdrec
+
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "nvdrec", *args], capture_output=True, text=True)
+    return run_nvdrec(*args)
 
 
 def test_info_reports_backends():

@@ -45,3 +45,35 @@ def test_installed_package_carries_every_kernel_source():
         assert any(fnmatch.fnmatch(rel, p) and rel.count("/") == p.count("/") for p in patterns), (
             f"{rel} is not installed by the package-data patterns {patterns}"
         )
+
+
+def test_native_calls_name_every_argument():
+    """Every call of a kernel function from Python passes all its arguments by name, and
+    the names are the ones csrc/binding.cpp declares (py::arg): an argument in the wrong
+    place is then a TypeError, never a silently wrong result. The counts of py::arg match
+    the declarations (pybind11 checks that at compile time too)."""
+    import ast
+    import re
+
+    binding = (ROOT / "csrc" / "binding.cpp").read_text()
+    declared = {
+        m.group(1): re.findall(r'py::arg\("(\w+)"\)', m.group(2))
+        for m in re.finditer(r'm\.def\("(\w+)", &nvdrec::\w+(.*?)\);', binding, re.S)
+    }
+    assert declared and all(declared.values()), "every m.def names its arguments"
+    calls = 0
+    for path in [*(ROOT / "nvdrec").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Call)
+                and getattr(node.func.value.func, "id", None) == "load"
+            ):
+                continue
+            name, where = node.func.attr, f"{path.relative_to(ROOT)}:{node.lineno}"
+            assert name in declared, f"{where}: load().{name} is not bound in binding.cpp"
+            assert not node.args, f"{where}: load().{name} takes positional arguments"
+            assert [k.arg for k in node.keywords] == declared[name], where
+            calls += 1
+    assert calls >= len(declared) - 1  # every kernel function is called (the check aside)

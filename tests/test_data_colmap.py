@@ -3,12 +3,10 @@
 import json
 import math
 import struct
-import subprocess
-import sys
 
 import pytest
 import torch
-from _helpers import rot_to_quat
+from _helpers import rot_to_quat, run_nvdrec
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.colmap import ColmapDataset
@@ -115,9 +113,7 @@ def test_colmap_trains_end_to_end(tmp_path):
     }
     f = tmp_path / "c.json"
     f.write_text(json.dumps(cfg))
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(f))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.obj").is_file()
 
@@ -131,8 +127,6 @@ def test_data_errors_through_the_cli(tmp_path):
     cfg = {"ref_mesh": str(tmp_path / "scene"), "iter": 2, "out_dir": str(tmp_path / "out")}
     f = tmp_path / "c.json"
     f.write_text(json.dumps(cfg))
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(f))
     assert r.returncode == 1 and "needs object masks" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out" / "mesh").exists()

@@ -3,12 +3,11 @@ the same cameras (recentred on the axes' focus point) and trains end to end."""
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from _helpers import run_nvdrec
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.llff import LLFFDataset, axes_focus_point
@@ -106,9 +105,7 @@ def test_llff_trains_end_to_end(tmp_path):
     }
     f = tmp_path / "llff.json"
     f.write_text(json.dumps(cfg))
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(f))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
     for folder in ("dmtet_validate", "validate"):  # every photo is validated

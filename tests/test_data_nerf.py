@@ -3,13 +3,11 @@ back to the same cameras and images, and trains end to end."""
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from _helpers import sphere
+from _helpers import run_nvdrec, sphere
 
 from nvdrec.data.nerf import NeRFDataset
 from nvdrec.errors import DataError, MissingFileError
@@ -130,9 +128,7 @@ def test_nerf_folder_trains_end_to_end(tmp_path):
     }
     f = tmp_path / "nerf.json"
     f.write_text(json.dumps(cfg))
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(f))
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
     # nvdiffrec's protocol: every test frame, after each pass (validate_views counts only

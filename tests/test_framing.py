@@ -2,10 +2,9 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import torch
+from _helpers import run_nvdrec
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.framing import auto_frame
@@ -71,9 +70,7 @@ def test_auto_framing_end_to_end(tmp_path):
     }
     f = tmp_path / "a.json"
     f.write_text(json.dumps(cfg))
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(f)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(f))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "automatic framing" in r.stdout
     saved = json.loads((tmp_path / "out" / "config.json").read_text())

@@ -173,9 +173,27 @@ def test_csr_gather_rejects_bad_input():
 
     z = torch.zeros(1, dtype=torch.int32, device="cuda")
     with pytest.raises(RuntimeError, match="1 <= C <= 4"):
-        load().csr_gather(z, z[:0], z[:0].float(), torch.zeros(3, 5, device="cuda"), None, 0, 0, 0)
+        load().csr_gather(
+            row_ptr=z,
+            col=z[:0],
+            val=z[:0].float(),
+            x=torch.zeros(3, 5, device="cuda"),
+            split=None,
+            rows=0,
+            slots=0,
+            split_at=0,
+        )
     with pytest.raises(RuntimeError, match="rows requested"):
-        load().csr_gather(z, z[:0], z[:0].float(), torch.zeros(3, 2, device="cuda"), None, 4, 0, 0)
+        load().csr_gather(
+            row_ptr=z,
+            col=z[:0],
+            val=z[:0].float(),
+            x=torch.zeros(3, 2, device="cuda"),
+            split=None,
+            rows=4,
+            slots=0,
+            split_at=0,
+        )
 
 
 @pytest.mark.cuda

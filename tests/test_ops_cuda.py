@@ -238,7 +238,7 @@ def test_antialias_area_gradient_on_cuda():
 
 
 def test_auto_backend_uses_cuda_for_cuda_tensors():
-    from nvdrec.ops._common import pick_backend
+    from nvdrec.ops import pick_backend
 
     assert pick_backend("auto", torch.zeros(1, device="cuda")) == "cuda"
     assert pick_backend("auto", torch.zeros(1)) == "torch"

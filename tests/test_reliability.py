@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from test_trainer import TINY as TRAINER_TINY
+from _helpers import TINY as TRAINER_TINY
+from _helpers import run_nvdrec
 
 import nvdrec
 from nvdrec.errors import ConfigError, OutputError
@@ -423,9 +424,7 @@ def test_cli_outputs_and_numbers_are_checked_before_the_work(finished, tmp_path,
     before = sorted(p.name for p in tmp_path.iterdir())
     render_before = (finished / "render").exists()
     argv = [a.format(run=finished, tmp=tmp_path) for a in args]
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", *argv], capture_output=True, text=True, timeout=120
-    )
+    r = run_nvdrec(*argv, timeout=120)
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before

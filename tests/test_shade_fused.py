@@ -104,7 +104,7 @@ def test_fused_shading_full_res_light_matches_torch_on_gpu():
     lgt = EnvironmentLight(base.cuda())
     lgt.build_mips()
     # the specular levels are views of one buffer, which the kernel reads without a copy
-    from nvdrec.ops._cuda import _joined_levels
+    from nvdrec.ops.shading import _joined_levels
 
     buf = _joined_levels(lgt.specular)
     assert buf.data_ptr() == lgt.specular[0].data_ptr() and buf.grad_fn is not None

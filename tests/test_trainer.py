@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import TINY, run_nvdrec
 
 import nvdrec
 from nvdrec.geometry import decimate, unwrap_uv, weld_vertices
@@ -17,22 +18,6 @@ from nvdrec.render import bake_textures, dilate
 from nvdrec.structures import Mesh
 from nvdrec.train.passes import VISIBILITY_VIEWS, training_mvps
 from nvdrec.train.trainer import Trainer
-
-TINY = {
-    "iter": 6,
-    "batch": 1,
-    "train_res": [48, 48],
-    "texture_res": [64, 64],
-    "dmtet_grid": 20,
-    "light_res": 16,
-    "hash_log2_size": 10,
-    "save_interval": 3,
-    "validate_views": 2,
-    "demo_grid": 32,
-    "learning_rate": [0.03, 0.01],
-    "progress": "none",
-    "seed": 3,
-}
 
 
 @pytest.fixture(scope="module")
@@ -205,32 +190,22 @@ def test_api_and_cli_produce_the_same_outputs(tmp_path, tiny_run):
 def test_cli_errors_are_clean(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"iter": 10, "learnig_rate": 0.1}')
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(bad)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(bad))
     assert (
         r.returncode == 2
         and "did you mean 'learning_rate'" in r.stderr
         and "Traceback" not in r.stderr
     )
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(tmp_path / "nope.json")],
-        capture_output=True,
-        text=True,
-    )
+    r = run_nvdrec("train", str(tmp_path / "nope.json"))
     assert r.returncode == 2 and "does not exist" in r.stderr
     missing = tmp_path / "m.json"
     missing.write_text(
         json.dumps({"ref_mesh": "no_such.obj", "envmap": "x.hdr", "out_dir": str(tmp_path / "o")})
     )
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(missing)], capture_output=True, text=True
-    )
+    r = run_nvdrec("train", str(missing))
     assert r.returncode == 2 and "ref_mesh" in r.stderr
     assert not (tmp_path / "o" / "mesh").exists()
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "export", str(tmp_path)], capture_output=True, text=True
-    )
+    r = run_nvdrec("export", str(tmp_path))
     assert r.returncode == 2 and "mesh.obj" in r.stderr
 
 

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_trainer import TINY, tiny_run  # noqa: F401  (the module's finished tiny run)
+from _helpers import TINY, run_nvdrec
+from test_trainer import tiny_run  # noqa: F401  (the module's finished tiny run)
 
 import nvdrec
 from nvdrec.errors import MissingFileError, NvdrecError
@@ -110,9 +111,7 @@ def test_render_names_outputs_after_the_light_and_help_shows_defaults(tiny_run, 
     relit = iio.imread(run / "render" / "turntable_red.gif").astype(float)
     assert learned.shape[:3] == relit.shape[:3] == (2, 16, 16)
     assert np.abs(learned - relit).mean() > 1
-    r = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "render", "--help"], capture_output=True, text=True
-    )
+    r = run_nvdrec("render", "--help")
     text = " ".join(r.stdout.split())  # help lines wrap
     assert "(default: 60 on a GPU, 36 on the CPU)" in text and "(default: 30)" in text
 

@@ -520,3 +520,48 @@ def test_live_page_shows_the_stage_preview_and_then_the_mesh(tiny_run, tmp_path)
     finally:
         box["h"].shutdown()
         t.join(timeout=5)
+
+
+def test_live_state_shows_the_surface_of_a_pass1_checkpoint(tmp_path):
+    """During pass 1 (no mesh written yet) the live server extracts the surface of the
+    newest pass-1 checkpoint: an untextured GLB of that surface (here a sphere SDF of
+    radius 0.6), re-made when a newer checkpoint appears."""
+    import json
+
+    import pygltflib
+    import torch
+
+    import nvdrec
+    from nvdrec.geometry import DMTetGeometry
+    from nvdrec.viewer import _live_files, live_state
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    nvdrec.load_config({"dmtet_grid": 16, "mesh_scale": 2.1, "seed": 0}).save(run / "config.json")
+    assert live_state(run)["mesh"] is None
+
+    def checkpoint(it, radius):
+        geo = DMTetGeometry(16, 2.1)
+        sdf = geo.verts.norm(dim=-1) - radius
+        state = {"params": {"geo.sdf": sdf, "geo.deform": geo.deform.detach()}, "version": 1}
+        torch.save(state, run / "checkpoints" / f"dmtet_pass1_{it:06d}.pt")
+
+    def served_extent(state):
+        files = _live_files(run, state, cache)
+        data = files["/live/mesh.glb"]
+        assert data[:4] == b"glTF" and "/live/probe.hdr" not in files
+        glb = pygltflib.GLTF2.load_from_bytes(data)
+        pos = glb.accessors[glb.meshes[0].primitives[0].attributes.POSITION]
+        assert glb.meshes[0].primitives[0].attributes.TEXCOORD_0 is None
+        return max(abs(v) for v in pos.max + pos.min)
+
+    cache: dict = {}
+    checkpoint(2, 0.6)
+    state = live_state(run)
+    assert state["mesh"] == "checkpoints/dmtet_pass1_000002.pt" and not state["light"]
+    assert abs(served_extent(state) - 0.6) < 0.06
+    checkpoint(4, 0.8)  # training goes on: the newer checkpoint's surface replaces it
+    later = live_state(run)
+    assert later["mesh"] == "checkpoints/dmtet_pass1_000004.pt" and later["stamp"] != state["stamp"]
+    assert abs(served_extent(later) - 0.8) < 0.06
+    json.dumps(later)  # what /live.json sends

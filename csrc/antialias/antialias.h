@@ -5,15 +5,15 @@
 namespace nvdrec {
 
 struct AAParams {
-  const float* color;    // [B, H, W, C]
-  const float* rast;     // [B, H, W, 4]
-  const float* pos;      // clip positions [B, V, 4] or [V, 4]
-  int instanced;         // 1 when pos is [B, V, 4]
-  int num_vert;          // V
-  const int* tri;        // [T, 3]
-  const int* neighbor;   // [T, 3] triangle across edge (k, k+1); -1 boundary, -2 non-manifold
+  const float* color;   // [B, H, W, C]
+  const float* rast;    // [B, H, W, 4]
+  const float* pos;     // clip positions [B, V, 4] or [V, 4]
+  int instanced;        // 1 when pos is [B, V, 4]
+  int num_vert;         // V
+  const int* tri;       // [T, 3]
+  const int* neighbor;  // [T, 3] triangle across edge (k, k+1); -1 boundary, -2 non-manifold
   int num_batch, height, width, channels;
-  float* out;            // [B, H, W, C], starts as a copy of color
+  float* out;  // [B, H, W, C], starts as a copy of color
   // backward
   const float* grad_out;  // [B, H, W, C]
   float* grad_color;      // [B, H, W, C], starts as a copy of grad_out

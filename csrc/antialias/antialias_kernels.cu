@@ -34,8 +34,8 @@ NVDREC_D float area_sign(const float sx[3], const float sy[3]) {
 
 // Crossing parameter of the edge (pa, pb) on the segment cf -> co (templated for duals).
 template <class T>
-NVDREC_HD T crossing(const T& pax, const T& pay, const T& pbx, const T& pby, float cfx, float cfy,
-                     float cox, float coy, T& side_f, T& side_o, T& s_on_edge) {
+NVDREC_HD T crossing(const T& pax, const T& pay, const T& pbx, const T& pby, float cfx, float cfy, float cox,
+                     float coy, T& side_f, T& side_o, T& s_on_edge) {
   T dx = pbx - pax, dy = pby - pay;
   side_f = dx * (cfy - pay) - dy * (cfx - pax);
   side_o = dx * (coy - pay) - dy * (cox - pax);

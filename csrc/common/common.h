@@ -29,13 +29,13 @@ struct Dual {
   }
 };
 
-#define NVDREC_DUAL_BINOP(OP, VAL, DER)                                   \
-  template <int N>                                                        \
-  NVDREC_HD Dual<N> operator OP(const Dual<N>& a, const Dual<N>& b) {     \
-    Dual<N> r;                                                            \
-    r.v = VAL;                                                            \
-    for (int i = 0; i < N; ++i) r.d[i] = DER;                             \
-    return r;                                                             \
+#define NVDREC_DUAL_BINOP(OP, VAL, DER)                               \
+  template <int N>                                                    \
+  NVDREC_HD Dual<N> operator OP(const Dual<N>& a, const Dual<N>& b) { \
+    Dual<N> r;                                                        \
+    r.v = VAL;                                                        \
+    for (int i = 0; i < N; ++i) r.d[i] = DER;                         \
+    return r;                                                         \
   }
 NVDREC_DUAL_BINOP(+, a.v + b.v, a.d[i] + b.d[i])
 NVDREC_DUAL_BINOP(-, a.v - b.v, a.d[i] - b.d[i])
@@ -58,7 +58,9 @@ NVDREC_HD Dual<N> operator*(const Dual<N>& a, float s) {
   return r;
 }
 template <int N>
-NVDREC_HD Dual<N> operator*(float s, const Dual<N>& a) { return a * s; }
+NVDREC_HD Dual<N> operator*(float s, const Dual<N>& a) {
+  return a * s;
+}
 template <int N>
 NVDREC_HD Dual<N> operator+(const Dual<N>& a, float s) {
   Dual<N> r = a;
@@ -72,11 +74,17 @@ NVDREC_HD Dual<N> operator-(const Dual<N>& a, float s) {
   return r;
 }
 template <int N>
-NVDREC_HD Dual<N> operator-(float s, const Dual<N>& a) { return -(a - s); }
+NVDREC_HD Dual<N> operator-(float s, const Dual<N>& a) {
+  return -(a - s);
+}
 
-NVDREC_HD float value(float x) { return x; }
+NVDREC_HD float value(float x) {
+  return x;
+}
 template <int N>
-NVDREC_HD float value(const Dual<N>& x) { return x.v; }
+NVDREC_HD float value(const Dual<N>& x) {
+  return x.v;
+}
 
 // Order-preserving map of a float to an unsigned integer (for depth keys).
 NVDREC_D uint32_t float_sortable(float f) {
@@ -90,7 +98,9 @@ NVDREC_D long long make_key(float depth, int slot) {
   return (long long)(((unsigned long long)float_sortable(depth) << 31) | (unsigned int)slot);
 }
 
-inline int div_up(long long a, int b) { return (int)((a + b - 1) / b); }
+inline int div_up(long long a, int b) {
+  return (int)((a + b - 1) / b);
+}
 
 // Runs of equal keys among the 32 lanes of a warp (all lanes must call): neighbouring
 // pixels usually show the same triangle or touch the same texel, so gradients are summed

@@ -7,8 +7,12 @@
 namespace nvdrec {
 
 template <int N>
-NVDREC_HD Dual<N> dabs(const Dual<N>& a) { return a.v < 0.f ? -a : a; }
-NVDREC_HD float dabs(float a) { return fabsf(a); }
+NVDREC_HD Dual<N> dabs(const Dual<N>& a) {
+  return a.v < 0.f ? -a : a;
+}
+NVDREC_HD float dabs(float a) {
+  return fabsf(a);
+}
 
 // Direction -> face (+X,-X,+Y,-Y,+Z,-Z) and s, t in [0, 1]. T is float or a Dual number
 // (the derivative of s, t with respect to the direction).
@@ -41,12 +45,24 @@ NVDREC_HD int dir_to_face(const T& x, const T& y, const T& z, T& s, T& t) {
 
 NVDREC_D void face_to_dir(int face, float sc, float tc, float& x, float& y, float& z) {
   switch (face) {
-    case 0: x = 1.f, y = -tc, z = -sc; break;
-    case 1: x = -1.f, y = -tc, z = sc; break;
-    case 2: x = sc, y = 1.f, z = tc; break;
-    case 3: x = sc, y = -1.f, z = -tc; break;
-    case 4: x = sc, y = -tc, z = 1.f; break;
-    default: x = -sc, y = -tc, z = -1.f; break;
+    case 0:
+      x = 1.f, y = -tc, z = -sc;
+      break;
+    case 1:
+      x = -1.f, y = -tc, z = sc;
+      break;
+    case 2:
+      x = sc, y = 1.f, z = tc;
+      break;
+    case 3:
+      x = sc, y = -1.f, z = -tc;
+      break;
+    case 4:
+      x = sc, y = -tc, z = 1.f;
+      break;
+    default:
+      x = -sc, y = -tc, z = -1.f;
+      break;
   }
 }
 

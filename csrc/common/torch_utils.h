@@ -15,7 +15,9 @@
   NVDREC_CHECK_DTYPE(x, t)
 #define NVDREC_CHECK_LAUNCH() C10_CUDA_KERNEL_LAUNCH_CHECK()
 
-inline cudaStream_t nvdrec_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+inline cudaStream_t nvdrec_stream() {
+  return c10::cuda::getCurrentCUDAStream().stream();
+}
 
 inline int nvdrec_sm_count() {
   int dev = 0, sms = 0;

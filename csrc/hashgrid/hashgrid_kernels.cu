@@ -150,8 +150,8 @@ __global__ void hashgrid_bwd_input_kernel(HashGridParams p) {
       float wa[3];
 #pragma unroll
       for (int a = 0; a < 3; ++a) wa[a] = o[a] ? c.frac[a] : 1.f - c.frac[a];
-      unsigned idx = corner_index(c.base[0] + o[0], c.base[1] + o[1], c.base[2] + o[2], res,
-                                  p.dense[lvl], p.table_size);
+      unsigned idx =
+          corner_index(c.base[0] + o[0], c.base[1] + o[1], c.base[2] + o[2], res, p.dense[lvl], p.table_size);
       const float* e = table + (long long)idx * F;
       float dot = 0.f;
 #pragma unroll
@@ -182,24 +182,44 @@ static void launch_f(const HashGridParams& p, cudaStream_t s, bool bwd) {
 static void dispatch(const HashGridParams& p, cudaStream_t s, bool bwd) {
   if (p.num_points == 0) return;
   switch (p.features) {
-    case 1: launch_f<1>(p, s, bwd); break;
-    case 2: launch_f<2>(p, s, bwd); break;
-    case 4: launch_f<4>(p, s, bwd); break;
-    default: launch_f<8>(p, s, bwd); break;
+    case 1:
+      launch_f<1>(p, s, bwd);
+      break;
+    case 2:
+      launch_f<2>(p, s, bwd);
+      break;
+    case 4:
+      launch_f<4>(p, s, bwd);
+      break;
+    default:
+      launch_f<8>(p, s, bwd);
+      break;
   }
 }
 
-void launch_hashgrid_fwd(const HashGridParams& p, cudaStream_t s) { dispatch(p, s, false); }
-void launch_hashgrid_bwd(const HashGridParams& p, cudaStream_t s) { dispatch(p, s, true); }
+void launch_hashgrid_fwd(const HashGridParams& p, cudaStream_t s) {
+  dispatch(p, s, false);
+}
+void launch_hashgrid_bwd(const HashGridParams& p, cudaStream_t s) {
+  dispatch(p, s, true);
+}
 
 void launch_hashgrid_bwd_input(const HashGridParams& p, cudaStream_t s) {
   if (p.num_points == 0) return;
   dim3 grid(div_up(p.num_points, 128));
   switch (p.features) {
-    case 1: hashgrid_bwd_input_kernel<1><<<grid, 128, 0, s>>>(p); break;
-    case 2: hashgrid_bwd_input_kernel<2><<<grid, 128, 0, s>>>(p); break;
-    case 4: hashgrid_bwd_input_kernel<4><<<grid, 128, 0, s>>>(p); break;
-    default: hashgrid_bwd_input_kernel<8><<<grid, 128, 0, s>>>(p); break;
+    case 1:
+      hashgrid_bwd_input_kernel<1><<<grid, 128, 0, s>>>(p);
+      break;
+    case 2:
+      hashgrid_bwd_input_kernel<2><<<grid, 128, 0, s>>>(p);
+      break;
+    case 4:
+      hashgrid_bwd_input_kernel<4><<<grid, 128, 0, s>>>(p);
+      break;
+    default:
+      hashgrid_bwd_input_kernel<8><<<grid, 128, 0, s>>>(p);
+      break;
   }
 }
 

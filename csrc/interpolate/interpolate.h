@@ -12,10 +12,10 @@ struct InterpParams {
   const float* rast_db;    // [B, H, W, 4] or null
   const int* tri;          // [T, 3]
   int num_batch, height, width;
-  const int* diff_idx;     // channels whose pixel derivatives are wanted [D]
-  int num_diff;            // D (0 = none)
-  float* out;              // [B, H, W, C]
-  float* out_da;           // [B, H, W, 2 D]
+  const int* diff_idx;  // channels whose pixel derivatives are wanted [D]
+  int num_diff;         // D (0 = none)
+  float* out;           // [B, H, W, C]
+  float* out_da;        // [B, H, W, 2 D]
   // backward
   const float* grad_out;     // [B, H, W, C]
   const float* grad_out_da;  // [B, H, W, 2 D] or null

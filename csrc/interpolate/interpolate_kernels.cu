@@ -46,7 +46,8 @@ __global__ void interpolate_bwd_kernel(InterpParams p) {
   int C = p.channels;
   int b = inside ? (int)(pix / ((long long)p.height * p.width)) : 0;
   long long boff = p.attr_batched ? (long long)b * p.num_vert * C : 0LL;
-  int v0 = active ? p.tri[t * 3 + 0] : 0, v1 = active ? p.tri[t * 3 + 1] : 0, v2 = active ? p.tri[t * 3 + 2] : 0;
+  int v0 = active ? p.tri[t * 3 + 0] : 0, v1 = active ? p.tri[t * 3 + 1] : 0,
+      v2 = active ? p.tri[t * 3 + 2] : 0;
   const float* a0 = p.attr + boff + (long long)v0 * C;
   const float* a1 = p.attr + boff + (long long)v1 * C;
   const float* a2 = p.attr + boff + (long long)v2 * C;

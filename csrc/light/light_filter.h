@@ -5,15 +5,15 @@
 namespace nvdrec {
 
 struct CsrGatherParams {
-  const int* row_ptr;     // [segments + 1] entry ranges (plain CSR: one segment per row)
-  const int* col;         // [nnz]
-  const float* val;       // [nnz]
-  const float* x;         // [cols, C]
-  float* y;               // [rows, C], or rows < split_at when split_at > 0
-  float* y2;              // rows >= split_at (split_at > 0)
+  const int* row_ptr;  // [segments + 1] entry ranges (plain CSR: one segment per row)
+  const int* col;      // [nnz]
+  const float* val;    // [nnz]
+  const float* x;      // [cols, C]
+  float* y;            // [rows, C], or rows < split_at when split_at > 0
+  float* y2;           // rows >= split_at (split_at > 0)
   int split_at;
-  int segments;           // ranges in row_ptr
-  int channels;           // C (1..4)
+  int segments;  // ranges in row_ptr
+  int channels;  // C (1..4)
   // Long rows split into several segments (balanced work): null for plain CSR.
   const int* seg_out;     // [segments] output row (>= 0) or -(1 + partial slot)
   float* partial;         // [slots, C] sums of the segments of split rows

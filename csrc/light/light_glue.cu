@@ -9,9 +9,9 @@ namespace nvdrec {
 // ranges of the split rows (see light_kernels.cu), `rows` the rows of y and `slots` the
 // number of segments that belong to split rows. With split_at > 0 the result comes as two
 // tensors: rows [0, split_at) and [split_at, rows).
-std::vector<torch::Tensor> csr_gather(torch::Tensor row_ptr, torch::Tensor col, torch::Tensor val, torch::Tensor x,
-                         c10::optional<std::vector<torch::Tensor>> split, int64_t rows,
-                         int64_t slots, int64_t split_at) {
+std::vector<torch::Tensor> csr_gather(torch::Tensor row_ptr, torch::Tensor col, torch::Tensor val,
+                                      torch::Tensor x, c10::optional<std::vector<torch::Tensor>> split,
+                                      int64_t rows, int64_t slots, int64_t split_at) {
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   NVDREC_CHECK_INPUT(row_ptr, torch::kInt32);
   NVDREC_CHECK_INPUT(col, torch::kInt32);
@@ -19,9 +19,10 @@ std::vector<torch::Tensor> csr_gather(torch::Tensor row_ptr, torch::Tensor col, 
   NVDREC_CHECK_INPUT(x, torch::kFloat32);
   TORCH_CHECK(x.dim() == 2 && x.size(1) >= 1 && x.size(1) <= 4,
               "csr_gather: x must be [K, C] with 1 <= C <= 4, got ", x.sizes());
-  TORCH_CHECK(col.numel() == val.numel(), "csr_gather: col and val differ in length (", col.numel(),
-              " vs ", val.numel(), ")");
-  TORCH_CHECK(row_ptr.numel() >= 1 && row_ptr.numel() - 1 < (1LL << 31) / 8, "csr_gather: bad row_ptr length");
+  TORCH_CHECK(col.numel() == val.numel(), "csr_gather: col and val differ in length (", col.numel(), " vs ",
+              val.numel(), ")");
+  TORCH_CHECK(row_ptr.numel() >= 1 && row_ptr.numel() - 1 < (1LL << 31) / 8,
+              "csr_gather: bad row_ptr length");
   CsrGatherParams p{};
   p.segments = (int)row_ptr.numel() - 1;
   p.channels = (int)x.size(1);
@@ -42,9 +43,11 @@ std::vector<torch::Tensor> csr_gather(torch::Tensor row_ptr, torch::Tensor col, 
     partial = torch::empty({std::max<int64_t>(slots, 1), x.size(1)}, x.options());
     p.partial = partial.data_ptr<float>();
   } else {
-    TORCH_CHECK(rows == p.segments, "csr_gather: ", rows, " rows requested from a CSR matrix with ", p.segments);
+    TORCH_CHECK(rows == p.segments, "csr_gather: ", rows, " rows requested from a CSR matrix with ",
+                p.segments);
   }
-  TORCH_CHECK(split_at >= 0 && split_at <= rows, "csr_gather: split_at ", split_at, " outside [0, ", rows, "]");
+  TORCH_CHECK(split_at >= 0 && split_at <= rows, "csr_gather: split_at ", split_at, " outside [0, ", rows,
+              "]");
   auto y = torch::empty({split_at > 0 ? split_at : rows, x.size(1)}, x.options());
   auto y2 = torch::empty({split_at > 0 ? rows - split_at : 0, x.size(1)}, x.options());
   p.split_at = (int)split_at;

@@ -75,10 +75,18 @@ void launch_csr_gather(const CsrGatherParams& p, cudaStream_t s) {
   long long total = (long long)p.segments * kGroup;
   int blocks = (int)((total + threads - 1) / threads);
   switch (p.channels) {
-    case 1: csr_gather_kernel<1><<<blocks, threads, 0, s>>>(p); break;
-    case 2: csr_gather_kernel<2><<<blocks, threads, 0, s>>>(p); break;
-    case 3: csr_gather_kernel<3><<<blocks, threads, 0, s>>>(p); break;
-    default: csr_gather_kernel<4><<<blocks, threads, 0, s>>>(p); break;
+    case 1:
+      csr_gather_kernel<1><<<blocks, threads, 0, s>>>(p);
+      break;
+    case 2:
+      csr_gather_kernel<2><<<blocks, threads, 0, s>>>(p);
+      break;
+    case 3:
+      csr_gather_kernel<3><<<blocks, threads, 0, s>>>(p);
+      break;
+    default:
+      csr_gather_kernel<4><<<blocks, threads, 0, s>>>(p);
+      break;
   }
   if (p.seg_out && p.split_rows > 0)
     csr_combine_kernel<<<div_up((long long)p.split_rows * kGroup, threads), threads, 0, s>>>(p);

@@ -19,7 +19,9 @@ NVDREC_D float tonemap(float x, float& d) {
   return 12.92f * f;
 }
 
-NVDREC_D float sgn(float v) { return v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f); }
+NVDREC_D float sgn(float v) {
+  return v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f);
+}
 
 // loss term of one element and its derivative with respect to x
 NVDREC_D float loss_term(float x, float y, int type, float& dx) {

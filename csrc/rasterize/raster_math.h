@@ -15,8 +15,7 @@ NVDREC_HD void raster_eval(const T (&v)[3][4], float px, float py, float sx, flo
     r1[i] = v[i][0] - v[i][3] * px;
     r2[i] = v[i][1] - v[i][3] * py;
   }
-  T lam[3] = {r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2],
-              r1[0] * r2[1] - r1[1] * r2[0]};
+  T lam[3] = {r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2], r1[0] * r2[1] - r1[1] * r2[0]};
   // d lam / d px = -(w x r2), d lam / d py = -(r1 x w)
   T w[3] = {v[0][3], v[1][3], v[2][3]};
   T lx[3] = {r2[1] * w[2] - r2[2] * w[1], r2[2] * w[0] - r2[0] * w[2], r2[0] * w[1] - r2[1] * w[0]};
@@ -30,8 +29,8 @@ NVDREC_HD void raster_eval(const T (&v)[3][4], float px, float py, float sx, flo
   float wv = value(wp);
   T depth = zp / (wv > 0.f ? wp : T(1.f));
   float dv = value(depth);
-  inside = inside && value(b0) >= 0.f && value(b1) >= 0.f && value(b2) >= 0.f && wv > 0.f &&
-           dv >= -1.f && dv <= 1.f;
+  inside = inside && value(b0) >= 0.f && value(b1) >= 0.f && value(b2) >= 0.f && wv > 0.f && dv >= -1.f &&
+           dv <= 1.f;
   T sx_sum = lx[0] + lx[1] + lx[2];
   T sy_sum = ly[0] + ly[1] + ly[2];
   T s2 = s * s;
@@ -86,18 +85,19 @@ NVDREC_HD void raster_eval_grad(const float (&v)[3][4], float px, float py, floa
     for (int k = 0; k < 3; ++k) {
       glx[k] += gx[j] * ((j == k ? iS : 0.f) - lam[j] * iS2);
       gly[k] += gy[j] * ((j == k ? iS : 0.f) - lam[j] * iS2);
-      gl[k] += gx[j] * (-lx[j] * iS2 + 2.f * lam[j] * Sx * iS3) + gy[j] * (-ly[j] * iS2 + 2.f * lam[j] * Sy * iS3);
+      gl[k] +=
+          gx[j] * (-lx[j] * iS2 + 2.f * lam[j] * Sx * iS3) + gy[j] * (-ly[j] * iS2 + 2.f * lam[j] * Sy * iS3);
     }
     gl[j] -= gx[j] * Sx * iS2 + gy[j] * Sy * iS2;
   }
   // back through the cross products
   float gr1[3], gr2[3], gw[3], t[3];
-  cross(r2, gl, gr1);   // lam = r1 x r2
+  cross(r2, gl, gr1);  // lam = r1 x r2
   cross(gl, r1, gr2);
-  cross(w, glx, t);     // lx = r2 x w
+  cross(w, glx, t);  // lx = r2 x w
   for (int i = 0; i < 3; ++i) gr2[i] += t[i];
   cross(glx, r2, gw);
-  cross(r1, gly, t);    // ly = w x r1
+  cross(r1, gly, t);  // ly = w x r1
   for (int i = 0; i < 3; ++i) gw[i] += t[i];
   cross(gly, w, t);
   for (int i = 0; i < 3; ++i) gr1[i] += t[i];

@@ -6,10 +6,9 @@
 namespace nvdrec {
 
 // Returns (rast [B,H,W,4], rast_db [B,H,W,4], keys [B*H*W] int64 with -1 where empty).
-std::vector<torch::Tensor> rasterize_fwd(torch::Tensor pos, torch::Tensor tri,
-                                         torch::Tensor slot_batch, torch::Tensor slot_tri,
-                                         int64_t num_batch, int64_t height, int64_t width,
-                                         c10::optional<torch::Tensor> prev) {
+std::vector<torch::Tensor> rasterize_fwd(torch::Tensor pos, torch::Tensor tri, torch::Tensor slot_batch,
+                                         torch::Tensor slot_tri, int64_t num_batch, int64_t height,
+                                         int64_t width, c10::optional<torch::Tensor> prev) {
   NVDREC_CHECK_INPUT(pos, torch::kFloat32);
   NVDREC_CHECK_INPUT(tri, torch::kInt32);
   TORCH_CHECK(pos.dim() == 3 || pos.dim() == 2, "pos must be [B, V, 4] or [V, 4]");
@@ -73,8 +72,8 @@ std::vector<torch::Tensor> rasterize_fwd(torch::Tensor pos, torch::Tensor tri,
   return {rast, rast_db, key_out};
 }
 
-torch::Tensor rasterize_bwd(torch::Tensor pos, torch::Tensor tri, torch::Tensor rast,
-                            torch::Tensor grad_rast, c10::optional<torch::Tensor> grad_db) {
+torch::Tensor rasterize_bwd(torch::Tensor pos, torch::Tensor tri, torch::Tensor rast, torch::Tensor grad_rast,
+                            c10::optional<torch::Tensor> grad_db) {
   NVDREC_CHECK_INPUT(pos, torch::kFloat32);
   NVDREC_CHECK_INPUT(tri, torch::kInt32);
   NVDREC_CHECK_INPUT(rast, torch::kFloat32);

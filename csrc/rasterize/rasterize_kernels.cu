@@ -89,7 +89,10 @@ __global__ void raster_cover_kernel(RasterParams p) {
     int lo = 0, hi = p.num_slots - 1;
     while (lo < hi) {
       int mid = (lo + hi) >> 1;
-      if (prefix[mid] > wi) hi = mid; else lo = mid + 1;
+      if (prefix[mid] > wi)
+        hi = mid;
+      else
+        lo = mid + 1;
     }
     int g = lo;
     int first = g > 0 ? prefix[g - 1] : 0;
@@ -100,7 +103,8 @@ __global__ void raster_cover_kernel(RasterParams p) {
     long long k1 = k0 + kRasterChunk < area ? k0 + kRasterChunk : area;
     const float* st = p.setup + (long long)g * 16;
     float A[3], Bx[3], By[3], Z[3], W[3];
-    for (int i = 0; i < 3; ++i) A[i] = st[i], Bx[i] = st[3 + i], By[i] = st[6 + i], Z[i] = st[9 + i], W[i] = st[12 + i];
+    for (int i = 0; i < 3; ++i)
+      A[i] = st[i], Bx[i] = st[3 + i], By[i] = st[6 + i], Z[i] = st[9 + i], W[i] = st[12 + i];
     int b = p.instanced ? g / p.num_tri : p.slot_batch[g];
     for (long long k = k0; k < k1; ++k) {
       int pyi = bb.z + (int)(k / bw);

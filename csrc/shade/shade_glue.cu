@@ -25,10 +25,9 @@ static ShadeParams shade_params(torch::Tensor pos, torch::Tensor nrm, torch::Ten
   check_pixels("ks", ks, total);
   NVDREC_CHECK_CUDA(kd);
   NVDREC_CHECK_DTYPE(kd, torch::kFloat32);
-  TORCH_CHECK(kd.dim() == 2 && kd.size(0) == total && kd.size(1) == 3 && kd.stride(1) == 1 &&
-                  kd.stride(0) >= 3,
-              "shade: kd must be [P, 3] with unit channel stride, got sizes ", kd.sizes(), " strides ",
-              kd.strides());
+  TORCH_CHECK(
+      kd.dim() == 2 && kd.size(0) == total && kd.size(1) == 3 && kd.stride(1) == 1 && kd.stride(0) >= 3,
+      "shade: kd must be [P, 3] with unit channel stride, got sizes ", kd.sizes(), " strides ", kd.strides());
   NVDREC_CHECK_INPUT(view, torch::kFloat32);
   TORCH_CHECK(view.dim() == 2 && view.size(1) == 3 && (view.size(0) == 1 || view.size(0) == batch),
               "shade: view_pos must be [1, 3] or [", batch, ", 3], got ", view.sizes());
@@ -49,8 +48,9 @@ static ShadeParams shade_params(torch::Tensor pos, torch::Tensor nrm, torch::Ten
     p.spec_n[k] = (int)spec_sizes[k];
     off += 6 * spec_sizes[k] * spec_sizes[k];
   }
-  TORCH_CHECK(spec.dim() == 2 && spec.size(0) == off && spec.size(1) == 3, "shade: the specular levels must be [",
-              off, ", 3] for sizes ", spec_sizes, ", got ", spec.sizes());
+  TORCH_CHECK(spec.dim() == 2 && spec.size(0) == off && spec.size(1) == 3,
+              "shade: the specular levels must be [", off, ", 3] for sizes ", spec_sizes, ", got ",
+              spec.sizes());
   p.pos = pos.data_ptr<float>();
   p.nrm = nrm.data_ptr<float>();
   p.kd = kd.data_ptr<float>();
@@ -78,10 +78,10 @@ static ShadeParams shade_params(torch::Tensor pos, torch::Tensor nrm, torch::Ten
   return p;
 }
 
-torch::Tensor shade_fwd(torch::Tensor pos, torch::Tensor nrm, torch::Tensor kd, torch::Tensor ks, torch::Tensor view,
-                        c10::optional<torch::Tensor> rot, int64_t batch, bool specular, torch::Tensor diffuse,
-                        torch::Tensor spec, std::vector<int64_t> spec_sizes, torch::Tensor lut, double min_rough,
-                        double max_rough) {
+torch::Tensor shade_fwd(torch::Tensor pos, torch::Tensor nrm, torch::Tensor kd, torch::Tensor ks,
+                        torch::Tensor view, c10::optional<torch::Tensor> rot, int64_t batch, bool specular,
+                        torch::Tensor diffuse, torch::Tensor spec, std::vector<int64_t> spec_sizes,
+                        torch::Tensor lut, double min_rough, double max_rough) {
   const c10::cuda::OptionalCUDAGuard guard(pos.device());
   ShadeParams p = shade_params(pos, nrm, kd, ks, view, rot, batch, specular, diffuse, spec, spec_sizes, lut,
                                min_rough, max_rough);

@@ -56,9 +56,9 @@ struct ShadePixel {
   float irr[3];
   // specular part
   float d, ndotv, refl[3], rl[3];
-  float lod;          // unclamped level of the specular lookup
-  int l0, l1;         // blended levels
-  float frac;         // weight of l1
+  float lod;   // unclamped level of the specular lookup
+  int l0, l1;  // blended levels
+  float frac;  // weight of l1
   float spec[3], A, B;
   float color[3];
 };
@@ -180,9 +180,9 @@ __global__ void shade_fwd_kernel(ShadeParams p) {
 // coarsest specular levels, which most pixels share) are summed per block in shared
 // memory and added to global memory once per block; the rest go straight to global memory.
 struct LightGrad {
-  float* global;     // gradient buffer (g_diffuse or g_spec), null: none wanted
-  float* shared;     // shared-memory copy of texels >= shared_from (null: none)
-  int shared_from;   // first texel index held in shared memory
+  float* global;    // gradient buffer (g_diffuse or g_spec), null: none wanted
+  float* shared;    // shared-memory copy of texels >= shared_from (null: none)
+  int shared_from;  // first texel index held in shared memory
 };
 
 // Backward of one bilinear cube lookup on one level (all lanes call; `use` marks the
@@ -198,8 +198,8 @@ NVDREC_D float cube_level_bwd(const float* tex, const LightGrad& lg, const Bilin
       WarpRuns runs = warp_runs(use ? (unsigned long long)b.idx[k] : kNoKey);
       float wk = use ? b.w[k] * lw : 0.f;
       bool in_shared = lg.shared && b.idx[k] >= lg.shared_from;
-      float* dst = in_shared ? lg.shared + (b.idx[k] - lg.shared_from) * 3
-                             : lg.global + (long long)b.idx[k] * 3;
+      float* dst =
+          in_shared ? lg.shared + (b.idx[k] - lg.shared_from) * 3 : lg.global + (long long)b.idx[k] * 3;
 #pragma unroll
       for (int c = 0; c < 3; ++c) {
         float sum = warp_run_sum(runs, use ? g[c] * wk : 0.f);
@@ -266,8 +266,8 @@ NVDREC_D void shade_pixel_bwd(const ShadeParams& p, long long q, const LightGrad
     float glod = 0.f;
     bool two = s.l1 != s.l0;
     cube_taps(p.spec_off[s.l0], p.spec_n[s.l0], face, st, tt, bl);
-    glod -= cube_level_bwd(p.spec, lg_spec, bl, p.spec_n[s.l0], two ? 1.f - s.frac : 1.f, g_spec, use,
-                           gs, gt);
+    glod -=
+        cube_level_bwd(p.spec, lg_spec, bl, p.spec_n[s.l0], two ? 1.f - s.frac : 1.f, g_spec, use, gs, gt);
     // the second level: every lane calls (uniform warp reductions), single-level lanes idle
     int l1 = two ? s.l1 : s.l0;
     cube_taps(p.spec_off[l1], p.spec_n[l1], face, st, tt, bl);

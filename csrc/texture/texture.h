@@ -27,17 +27,17 @@ struct TexParams {
   long long pix_per_batch;       // P
   float* out;                    // [B, P, C]
   // backward
-  const float* grad_out;         // [B, P, C]
-  float* grad_base;              // like base, accumulated
-  float* grad_buf;               // like buf, accumulated
-  float* grad_uv;                // like uv
-  float* grad_uv_da;             // like uv_da or null
-  float* grad_bias;              // like bias or null
+  const float* grad_out;  // [B, P, C]
+  float* grad_base;       // like base, accumulated
+  float* grad_buf;        // like buf, accumulated
+  float* grad_uv;         // like uv
+  float* grad_uv_da;      // like uv_da or null
+  float* grad_bias;       // like bias or null
 };
 
 struct MipParams {
-  const float* src;   // level k-1 [N, h, w, C] (N = images, x6 faces for cube maps)
-  float* dst;         // level k [N, ho, wo, C]
+  const float* src;                  // level k-1 [N, h, w, C] (N = images, x6 faces for cube maps)
+  float* dst;                        // level k [N, ho, wo, C]
   long long src_stride, dst_stride;  // elements between consecutive images
   int n, h, w, ho, wo, c;
 };

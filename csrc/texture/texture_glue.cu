@@ -6,9 +6,9 @@
 
 namespace nvdrec {
 
-static TexParams tex_params(torch::Tensor base, torch::Tensor buf, std::vector<int64_t> offs, std::vector<int64_t> hs,
-                            std::vector<int64_t> ws, bool cube, int64_t boundary, int64_t filter,
-                            torch::Tensor uv, c10::optional<torch::Tensor> uv_da,
+static TexParams tex_params(torch::Tensor base, torch::Tensor buf, std::vector<int64_t> offs,
+                            std::vector<int64_t> hs, std::vector<int64_t> ws, bool cube, int64_t boundary,
+                            int64_t filter, torch::Tensor uv, c10::optional<torch::Tensor> uv_da,
                             c10::optional<torch::Tensor> bias) {
   NVDREC_CHECK_INPUT(base, torch::kFloat32);
   NVDREC_CHECK_INPUT(buf, torch::kFloat32);
@@ -47,9 +47,9 @@ static TexParams tex_params(torch::Tensor base, torch::Tensor buf, std::vector<i
   return p;
 }
 
-torch::Tensor texture_fwd(torch::Tensor base, torch::Tensor buf, std::vector<int64_t> offs, std::vector<int64_t> hs,
-                          std::vector<int64_t> ws, bool cube, int64_t boundary, int64_t filter,
-                          torch::Tensor uv, c10::optional<torch::Tensor> uv_da,
+torch::Tensor texture_fwd(torch::Tensor base, torch::Tensor buf, std::vector<int64_t> offs,
+                          std::vector<int64_t> hs, std::vector<int64_t> ws, bool cube, int64_t boundary,
+                          int64_t filter, torch::Tensor uv, c10::optional<torch::Tensor> uv_da,
                           c10::optional<torch::Tensor> bias) {
   const c10::cuda::OptionalCUDAGuard guard(base.device());
   TexParams p = tex_params(base, buf, offs, hs, ws, cube, boundary, filter, uv, uv_da, bias);
@@ -65,16 +65,18 @@ torch::Tensor texture_fwd(torch::Tensor base, torch::Tensor buf, std::vector<int
 std::vector<torch::Tensor> texture_bwd(torch::Tensor base, torch::Tensor buf, std::vector<int64_t> offs,
                                        std::vector<int64_t> hs, std::vector<int64_t> ws, bool cube,
                                        int64_t boundary, int64_t filter, torch::Tensor uv,
-                                       c10::optional<torch::Tensor> uv_da,
-                                       c10::optional<torch::Tensor> bias, torch::Tensor grad_out) {
+                                       c10::optional<torch::Tensor> uv_da, c10::optional<torch::Tensor> bias,
+                                       torch::Tensor grad_out) {
   const c10::cuda::OptionalCUDAGuard guard(base.device());
   TexParams p = tex_params(base, buf, offs, hs, ws, cube, boundary, filter, uv, uv_da, bias);
   NVDREC_CHECK_INPUT(grad_out, torch::kFloat32);
   auto grad_base = torch::zeros_like(base);
   auto grad_buf = torch::zeros_like(buf);
   auto grad_uv = torch::empty_like(uv);
-  torch::Tensor grad_da = uv_da.has_value() ? torch::empty_like(uv_da.value()) : torch::zeros({0}, uv.options());
-  torch::Tensor grad_bias = bias.has_value() ? torch::empty_like(bias.value()) : torch::zeros({0}, uv.options());
+  torch::Tensor grad_da =
+      uv_da.has_value() ? torch::empty_like(uv_da.value()) : torch::zeros({0}, uv.options());
+  torch::Tensor grad_bias =
+      bias.has_value() ? torch::empty_like(bias.value()) : torch::zeros({0}, uv.options());
   p.grad_out = grad_out.data_ptr<float>();
   p.grad_base = grad_base.data_ptr<float>();
   p.grad_buf = grad_buf.numel() ? grad_buf.data_ptr<float>() : nullptr;

@@ -12,7 +12,9 @@ NVDREC_HD Dual<N> dlog2(const Dual<N>& a) {
   for (int i = 0; i < N; ++i) r.d[i] = a.d[i] / (a.v * 0.69314718056f);
   return r;
 }
-NVDREC_HD float dlog2(float a) { return log2f(a); }
+NVDREC_HD float dlog2(float a) {
+  return log2f(a);
+}
 
 // Level of detail log2(rho) (+ bias added by the caller) from pixel derivatives.
 template <class T>
@@ -101,12 +103,12 @@ NVDREC_D void make_taps(const TexParams& p, int level, float s, float t, int fac
 
 // Pixel setup shared by forward and backward: coordinates, face and level choice.
 struct PixelSetup {
-  float s, t;       // face / texture coordinates in [0, 1] (unwrapped)
+  float s, t;  // face / texture coordinates in [0, 1] (unwrapped)
   int face;
-  int l0, l1;       // levels to blend
-  float frac;       // weight of l1
-  float lod;        // unclamped level of detail
-  bool lod_live;    // gradient flows into lod
+  int l0, l1;     // levels to blend
+  float frac;     // weight of l1
+  float lod;      // unclamped level of detail
+  bool lod_live;  // gradient flows into lod
 };
 
 NVDREC_D void pixel_setup(const TexParams& p, long long q, PixelSetup& ps) {
@@ -283,8 +285,12 @@ __global__ void texture_bwd_kernel(TexParams p) {
 
 // Mip level k from level k - 1: area average over the adaptive window (a 2x2 box for even
 // sizes), matching torch's adaptive_avg_pool2d used by the reference.
-NVDREC_D int win_start(int i, int in, int out) { return (int)(((long long)i * in) / out); }
-NVDREC_D int win_end(int i, int in, int out) { return (int)(((long long)(i + 1) * in + out - 1) / out); }
+NVDREC_D int win_start(int i, int in, int out) {
+  return (int)(((long long)i * in) / out);
+}
+NVDREC_D int win_end(int i, int in, int out) {
+  return (int)(((long long)(i + 1) * in + out - 1) / out);
+}
 
 __global__ void mip_down_kernel(MipParams p) {
   long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._common import gather_rows
+from ..ops import gather_rows
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .cavities import box_boundary, fill_cavities
 from .marching_tets import MarchingTetsResult, marching_tets

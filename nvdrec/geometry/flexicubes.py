@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..ops._common import gather_rows
+from ..ops import gather_rows
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .cavities import box_boundary, fill_cavities
 from .cube_tables import CUBE_EDGES, CUBE_FACES, cube_grid, grid_edges, patch_table, tables_on

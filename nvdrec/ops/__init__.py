@@ -4,10 +4,12 @@ Semantics follow nvdiffrast's documentation so that code written for it ports by
 changing the import; see docs/ops.md.
 """
 
+from ._common import gather_rows, pick_backend
 from .antialias import TopologyHash, antialias, antialias_construct_topology_hash
 from .hashgrid import HashGridConfig, hashgrid_encode
 from .interpolate import interpolate
 from .rasterize import DepthPeeler, rasterize
+from .shading import shade
 from .texture import build_mips, texture
 
 __all__ = [
@@ -21,4 +23,7 @@ __all__ = [
     "TopologyHash",
     "hashgrid_encode",
     "HashGridConfig",
+    "shade",
+    "gather_rows",
+    "pick_backend",
 ]

@@ -52,3 +52,8 @@ def boost_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
     if factor == 1.0:
         return x
     return x * factor - x.detach() * (factor - 1.0)
+
+
+def zeros_if_none(g, like: torch.Tensor) -> torch.Tensor:
+    """A backward's incoming gradient, contiguous; zeros shaped like ``like`` when None."""
+    return torch.zeros_like(like) if g is None else g.contiguous()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..native.build import load
 from ._common import boost_gradient, check_tensor, gather_rows, pick_backend
 
 __all__ = ["antialias", "antialias_construct_topology_hash", "TopologyHash"]
@@ -205,8 +206,43 @@ def antialias(
             color, rast, pos, tri.int(), pos_gradient_boost=pos_gradient_boost
         )
     if chosen == "cuda":
-        from ._cuda import antialias_cuda
-
         topo = topology_hash or antialias_construct_topology_hash(tri)
         return antialias_cuda(color, rast, pos, tri, topo, pos_gradient_boost)
     return _antialias_ref(color, rast, pos, tri, topology_hash, pos_gradient_boost)
+
+
+# ------------------------------------------------------------------ CUDA
+class _AntialiasFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, color, pos, rast, tri, neighbor, boost):
+        out = load().antialias_fwd(color=color, rast=rast, pos=pos, tri=tri, neighbor=neighbor)
+        ctx.save_for_backward(color, pos, rast, tri, neighbor)
+        ctx.boost = boost
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        color, pos, rast, tri, neighbor = ctx.saved_tensors
+        g_color, g_pos = load().antialias_bwd(
+            color=color,
+            rast=rast,
+            pos=pos,
+            tri=tri,
+            neighbor=neighbor,
+            grad_out=g_out.contiguous(),
+            boost=ctx.boost,
+        )
+        return g_color, g_pos, None, None, None, None
+
+
+def antialias_cuda(color, rast, pos, tri, topo, boost):
+    tri = tri.to(device=color.device, dtype=torch.int32).contiguous()
+    neighbor = topo.neighbor.to(device=color.device, dtype=torch.int32).contiguous()
+    return _AntialiasFn.apply(
+        color.contiguous().float(),
+        pos.contiguous().float(),
+        rast.contiguous(),
+        tri,
+        neighbor,
+        float(boost),
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .cubeface import cube_dir_to_face
 from .cubemap import (
     _filter_grid,
     _irradiance_weights,
@@ -21,7 +22,8 @@ from .cubemap import (
     prefilter_grid_size,
     upsample_filtered,
 )
-from .texture import _cube_level_taps, cube_dir_to_face
+from .mips import build_mips
+from .texture import _cube_level_taps
 
 __all__ = [
     "CubeFilterOperator",
@@ -190,12 +192,28 @@ def _spmm(
         from ..native.build import load
 
         if seg is None:
-            ys = load().csr_gather(row_ptr, col, val, x.contiguous(), None, n_rows, 0, split_at)
+            ys = load().csr_gather(
+                row_ptr=row_ptr,
+                col=col,
+                val=val,
+                x=x.contiguous(),
+                split=None,
+                rows=n_rows,
+                slots=0,
+                split_at=split_at,
+            )
         else:
             seg_ptr, seg_out, multi_ptr, multi_rows, slots = seg
             tables = [seg_out, multi_ptr, multi_rows]
             ys = load().csr_gather(
-                seg_ptr, col, val, x.contiguous(), tables, n_rows, slots, split_at
+                row_ptr=seg_ptr,
+                col=col,
+                val=val,
+                x=x.contiguous(),
+                split=tables,
+                rows=n_rows,
+                slots=slots,
+                split_at=split_at,
             )
         return tuple(ys) if split_at else ys[0]
     import warnings
@@ -294,7 +312,7 @@ class _CubeChainFilterFn(torch.autograd.Function):
             offs.append(total)
             total += h * w
         img = base.reshape(1, hs[0], ws[0], c).contiguous().float()
-        mips = load().mip_build(img, hs, ws, offs, total)
+        mips = load().mip_build(tex=img, hs=hs, ws=ws, offs=offs, total=total)
         x = torch.cat([img.reshape(-1, c), mips.reshape(-1, c)])
         ctx.op, ctx.n_spec, ctx.meta = op, n_spec, (hs, ws, offs, total, base.shape)
         # two separate outputs: the specular levels are views of a buffer of their own
@@ -310,7 +328,14 @@ class _CubeChainFilterFn(torch.autograd.Function):
         k0 = hs[0] * ws[0]
         g_base = g_x[:k0].view(1, hs[0], ws[0], c)
         # pushes the level gradients down the chain in place, adding into g_base
-        load().mip_build_bwd(g_base, g_x[k0:].view(1, total, c), hs, ws, offs, total)
+        load().mip_build_bwd(
+            grad_tex=g_base,
+            grad_mips=g_x[k0:].view(1, total, c),
+            hs=hs,
+            ws=ws,
+            offs=offs,
+            total=total,
+        )
         return g_base.view(shape), None, None
 
 
@@ -324,8 +349,6 @@ def filter_cube_map(op: CubeFilterOperator, base: torch.Tensor) -> list[torch.Te
     On CUDA with even level sizes the chain is built by our mip kernels inside one
     autograd node; otherwise through :func:`build_mips` and :func:`apply_cube_filter`."""
     if not (base.is_cuda and base.dtype == torch.float32 and _stackable(op.in_sizes)):
-        from .texture import build_mips
-
         chain = build_mips(base[None], max_mip_level=len(op.in_sizes) - 1, cube=True)
         return apply_cube_filter(op, [lv[0] for lv in chain])
     if base.shape[1] != op.in_sizes[0]:

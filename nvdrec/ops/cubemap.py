@@ -19,7 +19,8 @@ import math
 
 import torch
 
-from .texture import cube_face_to_dir, texture
+from .cubeface import cube_face_to_dir
+from .texture import texture
 
 __all__ = [
     "cube_texel_dirs",

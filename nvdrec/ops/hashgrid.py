@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..native.build import load
 from ._common import check_tensor, gather_rows, pick_backend
 
 __all__ = ["HashGridConfig", "hashgrid_encode", "init_hashgrid_params"]
@@ -130,7 +131,33 @@ def hashgrid_encode(
             "hashgrid_encode takes 'auto', 'torch' or 'cuda'"
         )
     if pick_backend(backend, x, params) == "cuda":
-        from ._cuda import hashgrid_cuda
-
         return hashgrid_cuda(x, params, config)
     return _hashgrid_ref(x, params, config)
+
+
+# ------------------------------------------------------------------ CUDA
+class _HashGridFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, table, res, dense):
+        ctx.save_for_backward(x, table)
+        ctx.meta = (res, dense)
+        return load().hashgrid_fwd(x=x, table=table, res=res, dense=dense)
+
+    @staticmethod
+    def backward(ctx, g_out):
+        x, table = ctx.saved_tensors
+        res, dense = ctx.meta
+        g_out = g_out.contiguous()
+        g_table = g_x = None
+        if ctx.needs_input_grad[1]:
+            g_table = load().hashgrid_bwd(x=x, table=table, res=res, dense=dense, grad_out=g_out)
+        if ctx.needs_input_grad[0]:
+            g_x = load().hashgrid_bwd_input(x=x, table=table, res=res, dense=dense, grad_out=g_out)
+        return g_x, g_table, None, None
+
+
+def hashgrid_cuda(x, params, config):
+    """Hash-grid encoding on the GPU; gradients to the table and to the points."""
+    res = config.level_resolutions()
+    dense = [int(d) for d in config.level_dense()]
+    return _HashGridFn.apply(x.contiguous().float(), params.contiguous(), res, dense)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ._common import check_tensor, gather_rows, pick_backend
+from ..native.build import load
+from ._common import check_tensor, gather_rows, pick_backend, zeros_if_none
 
 __all__ = ["interpolate"]
 
@@ -83,7 +84,62 @@ def interpolate(
 
         return module().interpolate(attr, rast, tri.int(), rast_db=rast_db, diff_attrs=diff_attrs)
     if chosen == "cuda":
-        from ._cuda import interpolate_cuda
-
         return interpolate_cuda(attr, rast, tri, rast_db, diff_attrs)
     return _interpolate_ref(attr, rast, tri, rast_db, diff_attrs)
+
+
+# ------------------------------------------------------------------ CUDA
+class _InterpolateFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, attr, rast, tri, rast_db, diff_idx):
+        out, out_da = load().interpolate_fwd(
+            attr=attr, rast=rast, tri=tri, rast_db=rast_db, diff_idx=diff_idx
+        )
+        ctx.save_for_backward(attr, rast, tri, rast_db, diff_idx)
+        ctx.has_db = rast_db is not None
+        return out, out_da
+
+    @staticmethod
+    def backward(ctx, g_out, g_da):
+        attr, rast, tri, rast_db, diff_idx = ctx.saved_tensors
+        g_out = zeros_if_none(
+            g_out, torch.empty(*rast.shape[:3], attr.shape[-1], device=attr.device)
+        )
+        g_da = g_da.contiguous() if (g_da is not None and diff_idx.numel()) else None
+        grad_attr, grad_rast, grad_db = load().interpolate_bwd(
+            attr=attr,
+            rast=rast,
+            tri=tri,
+            rast_db=rast_db if ctx.has_db else None,
+            diff_idx=diff_idx,
+            grad_out=g_out,
+            grad_out_da=g_da,
+        )
+        return grad_attr, grad_rast, None, (grad_db if diff_idx.numel() else None), None
+
+
+_INDEX_CACHE: dict = {}
+
+
+def _index_tensor(idx: tuple, device) -> torch.Tensor:
+    """Cached int32 channel list on the device (avoids a host-to-device copy per call)."""
+    key = (idx, str(device))
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = torch.tensor(idx, dtype=torch.int32, device=device)
+    return _INDEX_CACHE[key]
+
+
+def interpolate_cuda(attr, rast, tri, rast_db, diff_attrs):
+    squeeze = attr.ndim == 2
+    a = (attr[None] if squeeze else attr).contiguous().float()
+    if diff_attrs is None or rast_db is None:
+        idx = []
+    elif diff_attrs == "all":
+        idx = list(range(a.shape[-1]))
+    else:
+        idx = list(diff_attrs)
+    diff_idx = _index_tensor(tuple(idx), attr.device)
+    db = rast_db.contiguous() if (rast_db is not None and idx) else None
+    tri = tri.to(device=attr.device, dtype=torch.int32).contiguous()
+    out, out_da = _InterpolateFn.apply(a, rast.contiguous(), tri, db, diff_idx)
+    return out, (out_da if idx else None)

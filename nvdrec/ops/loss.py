@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..native.build import load
 from ._common import pick_backend
 
 __all__ = ["tonemap_srgb", "image_loss", "LOSSES"]
@@ -43,8 +44,6 @@ def image_loss(
         and not ref.requires_grad
         and pick_backend("cuda" if backend == "nvdiffrast" else backend, img, ref) == "cuda"
     ):
-        from ._cuda import image_loss_cuda
-
         return image_loss_cuda(img, ref, LOSSES.index(loss))
     if loss == "l1":
         return (img - ref).abs().mean()
@@ -59,3 +58,25 @@ def image_loss(
     if loss == "relmse":
         return ((img - ref) ** 2 / (ref * ref + 0.01)).mean()
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
+# ------------------------------------------------------------------ CUDA
+class _ImageLossFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, img, ref, kind):
+        ctx.save_for_backward(img, ref)
+        ctx.kind = kind
+        return load().image_loss_fwd(img=img, ref=ref, type=kind)
+
+    @staticmethod
+    def backward(ctx, g):
+        img, ref = ctx.saved_tensors
+        grad = load().image_loss_bwd(
+            img=img, ref=ref, type=ctx.kind, grad_out=g.reshape(1).float().contiguous()
+        )
+        return grad, None, None
+
+
+def image_loss_cuda(img, ref, kind: int):
+    """Fused image loss (kind: index into nvdrec.ops.loss.LOSSES), a 0-d tensor."""
+    return _ImageLossFn.apply(img.contiguous(), ref.detach().contiguous(), kind)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._common import check_tensor, gather_rows, pick_backend
+from ..native.build import load
+from ._common import check_tensor, gather_rows, pick_backend, zeros_if_none
 
 __all__ = ["rasterize", "DepthPeeler", "RasterSettings"]
 
@@ -280,8 +281,6 @@ def rasterize(
             nv.ctx_for(pos), pos, tri.int(), (h, w), ranges=ranges, grad_db=grad_db
         )
     if chosen == "cuda":
-        from ._cuda import rasterize_cuda
-
         rast, rast_db, _ = rasterize_cuda(pos, tri, (h, w), ranges, grad_db, None)
         return rast, rast_db
     rast, rast_db, _ = _rasterize_ref(pos, tri, (h, w), ranges, grad_db)
@@ -331,8 +330,6 @@ class DepthPeeler:
             return self._nv.rasterize_next_layer()
         prev = self._prev
         if self.backend == "cuda":
-            from ._cuda import rasterize_cuda
-
             rast, rast_db, key = rasterize_cuda(
                 self.pos, self.tri, self.resolution, self.ranges, self.grad_db, prev
             )
@@ -343,3 +340,54 @@ class DepthPeeler:
         # an exhausted pixel stays empty in later layers: give it the largest key
         self._prev = torch.where(key < 0, torch.full_like(key, torch.iinfo(torch.long).max), key)
         return rast, rast_db
+
+
+# ------------------------------------------------------------------ CUDA
+class _RasterizeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pos, tri, slot_b, slot_t, n_batch, h, w, prev, grad_db):
+        rast, rast_db, key = load().rasterize_fwd(
+            pos=pos,
+            tri=tri,
+            slot_batch=slot_b,
+            slot_tri=slot_t,
+            num_batch=n_batch,
+            height=h,
+            width=w,
+            prev=prev,
+        )
+        ctx.save_for_backward(pos, tri, rast)
+        ctx.grad_db = grad_db
+        ctx.mark_non_differentiable(key)
+        return rast, rast_db, key
+
+    @staticmethod
+    def backward(ctx, g_rast, g_db, _g_key):
+        pos, tri, rast = ctx.saved_tensors
+        g_rast = zeros_if_none(g_rast, rast)
+        g_db = g_db.contiguous() if (ctx.grad_db and g_db is not None) else None
+        grad_pos = load().rasterize_bwd(pos=pos, tri=tri, rast=rast, grad_rast=g_rast, grad_db=g_db)
+        return grad_pos, None, None, None, None, None, None, None, None
+
+
+def rasterize_cuda(pos, tri, resolution, ranges, grad_db, prev):
+    """(rast, rast_db, keys) with the same layout as the torch reference."""
+    h, w = resolution
+    pos = pos.contiguous()
+    tri = tri.to(device=pos.device, dtype=torch.int32).contiguous()
+    empty = torch.zeros(0, dtype=torch.int32, device=pos.device)
+    if pos.ndim == 3:
+        n_batch, slot_b, slot_t = pos.shape[0], empty, empty
+    else:
+        if ranges is None:
+            ranges = torch.tensor([[0, tri.shape[0]]])
+        ranges = ranges.to(device=pos.device, dtype=torch.long)
+        counts = ranges[:, 1].clamp(min=0)
+        n_batch = len(ranges)
+        slot_b = torch.arange(n_batch, device=pos.device).repeat_interleave(counts)
+        first = torch.cumsum(counts, 0) - counts
+        slot_t = torch.arange(len(slot_b), device=pos.device) - first[slot_b] + ranges[slot_b, 0]
+        slot_b, slot_t = slot_b.int().contiguous(), slot_t.int().contiguous()
+    if prev is not None:
+        prev = prev.contiguous()
+    return _RasterizeFn.apply(pos, tri, slot_b, slot_t, n_batch, h, w, prev, grad_db)

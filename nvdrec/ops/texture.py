@@ -9,86 +9,16 @@ level-of-detail rule of the OpenGL specification), clamped to the available leve
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from ..native.build import load
 from ._common import check_tensor, gather_rows, pick_backend
+from .cubeface import cube_dir_to_face, cube_face_to_dir
+from .mips import _level_sizes, _MipChainFn, build_mips
 
 __all__ = ["texture", "build_mips", "cube_dir_to_face", "cube_face_to_dir"]
 
 FILTER_MODES = ("auto", "nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear")
 BOUNDARY_MODES = ("wrap", "clamp", "zero", "cube")
-
-
-# ------------------------------------------------------------------- cube maps
-def cube_dir_to_face(d: torch.Tensor):
-    """Face index [...] (+X,-X,+Y,-Y,+Z,-Z = 0..5) and (s, t) in [0, 1] for directions [..., 3]."""
-    x, y, z = d.unbind(-1)
-    ax, ay, az = x.abs(), y.abs(), z.abs()
-    is_x = (ax >= ay) & (ax >= az)
-    is_y = ~is_x & (ay >= az)
-    face = torch.where(
-        is_x,
-        torch.where(x >= 0, 0, 1),
-        torch.where(is_y, torch.where(y >= 0, 2, 3), torch.where(z >= 0, 4, 5)),
-    )
-    ma = torch.where(is_x, ax, torch.where(is_y, ay, az)).clamp(min=1e-20)
-    sc = torch.where(
-        is_x, torch.where(x >= 0, -z, z), torch.where(is_y, x, torch.where(z >= 0, x, -x))
-    )
-    tc = torch.where(is_x, -y, torch.where(is_y, torch.where(y >= 0, z, -z), -y))
-    return face, (sc / ma + 1) * 0.5, (tc / ma + 1) * 0.5
-
-
-def cube_face_to_dir(face: torch.Tensor, sc: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
-    """Inverse of the face table: direction [..., 3] for a face and sc, tc in [-1, 1]."""
-    one = torch.ones_like(sc)
-    table = torch.stack(
-        [
-            torch.stack([one, -tc, -sc], -1),
-            torch.stack([-one, -tc, sc], -1),
-            torch.stack([sc, one, tc], -1),
-            torch.stack([sc, -one, -tc], -1),
-            torch.stack([sc, -tc, one], -1),
-            torch.stack([-sc, -tc, -one], -1),
-        ],
-        dim=-2,
-    )  # [..., 6, 3]
-    idx = face.long()[..., None, None].expand(*face.shape, 1, 3)
-    return torch.gather(table, -2, idx).squeeze(-2)
-
-
-# ------------------------------------------------------------------- mip chains
-def _downsample(t: torch.Tensor) -> torch.Tensor:
-    """2x2 box filter of [N, H, W, C] (odd sizes: area filter to the floor size)."""
-    n, h, w, c = t.shape
-    x = t.permute(0, 3, 1, 2)
-    if h % 2 == 0 and w % 2 == 0:
-        y = F.avg_pool2d(x, 2)
-    else:
-        y = F.adaptive_avg_pool2d(x, (max(h // 2, 1), max(w // 2, 1)))
-    return y.permute(0, 2, 3, 1)
-
-
-def build_mips(tex: torch.Tensor, max_mip_level: int | None = None, cube: bool = False) -> list:
-    """Mip chain [level0, level1, ...] of [B, H, W, C] (or [B, 6, N, N, C] cube maps),
-    halving down to 1 texel (or ``max_mip_level`` levels beyond the base)."""
-    levels = [tex]
-    limit = max_mip_level if max_mip_level is not None else 64
-    while len(levels) - 1 < limit:
-        t = levels[-1]
-        h, w = t.shape[-3], t.shape[-2]
-        if h == 1 and w == 1:
-            break
-        if cube:
-            b = t.shape[0]
-            levels.append(
-                _downsample(t.reshape(b * 6, h, w, -1)).reshape(
-                    b, 6, max(h // 2, 1), max(w // 2, 1), -1
-                )
-            )
-        else:
-            levels.append(_downsample(t))
-    return levels
 
 
 # ------------------------------------------------------------------- sampling
@@ -351,11 +281,113 @@ def texture(
             max_mip_level=max_mip_level,
         )
     if chosen == "cuda":
-        from ._cuda import texture_cuda
-
         return texture_cuda(
             tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level
         )
     return _texture_ref(
         tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level
     )
+
+
+# ------------------------------------------------------------------ CUDA
+_FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipmap-linear": 3}
+_BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 0}
+
+
+class _TextureFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, base, buf, uv, uv_da, bias, meta):
+        offs, hs, ws, cube, boundary, filt = meta
+        out = load().texture_fwd(
+            base=base,
+            buf=buf,
+            offs=offs,
+            hs=hs,
+            ws=ws,
+            cube=cube,
+            boundary=boundary,
+            filter=filt,
+            uv=uv,
+            uv_da=uv_da,
+            bias=bias,
+        )
+        ctx.save_for_backward(base, buf, uv, uv_da, bias)
+        ctx.meta = meta
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        base, buf, uv, uv_da, bias = ctx.saved_tensors
+        offs, hs, ws, cube, boundary, filt = ctx.meta
+        g_base, g_buf, g_uv, g_da, g_bias = load().texture_bwd(
+            base=base,
+            buf=buf,
+            offs=offs,
+            hs=hs,
+            ws=ws,
+            cube=cube,
+            boundary=boundary,
+            filter=filt,
+            uv=uv,
+            uv_da=uv_da,
+            bias=bias,
+            grad_out=g_out.contiguous(),
+        )
+        return (
+            g_base,
+            g_buf if buf.numel() else None,
+            g_uv,
+            g_da if uv_da is not None else None,
+            g_bias if bias is not None else None,
+            None,
+        )
+
+
+def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
+    cube = boundary_mode == "cube"
+    if cube and tex.ndim == 4:
+        tex = tex[None]
+    if not cube and tex.ndim == 3:
+        tex = tex[None]
+    tex = tex.contiguous().float()
+    faces = 6 if cube else 1
+    bt, c = tex.shape[0], tex.shape[-1]
+    mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
+    if not mipmapped:
+        hs, ws = [tex.shape[-3]], [tex.shape[-2]]
+        levels = None
+    elif mip is not None:
+        levels = [tex, *mip]
+        if max_mip_level is not None:
+            levels = levels[: max_mip_level + 1]
+        levels = levels[:16]
+        levels = [lv.expand(bt, *lv.shape[1:]) if lv.shape[0] != bt else lv for lv in levels]
+        hs = [lv.shape[-3] for lv in levels]
+        ws = [lv.shape[-2] for lv in levels]
+    elif cube:
+        levels = build_mips(
+            tex, min(max_mip_level if max_mip_level is not None else 15, 15), cube=True
+        )
+        hs = [lv.shape[-3] for lv in levels]
+        ws = [lv.shape[-2] for lv in levels]
+    else:
+        hs, ws = _level_sizes(tex.shape[-3], tex.shape[-2], max_mip_level)
+        levels = None
+    # texel offsets of levels 1.. inside the mip buffer (level 0 stays in tex)
+    offs, total = [0], 0
+    for h, w in zip(hs[1:], ws[1:]):
+        offs.append(total)
+        total += h * w * faces
+    base = tex.reshape(bt, -1, c)
+    if len(hs) == 1:
+        buf = tex.new_zeros(bt, 0, c)
+    elif levels is None:  # 2D chain built by our kernels
+        buf = _MipChainFn.apply(tex, hs, ws, offs, total)
+    else:
+        buf = torch.cat([lv.reshape(bt, -1, c) for lv in levels[1:]], 1).contiguous().float()
+    meta = (offs, hs, ws, cube, _BOUNDARIES[boundary_mode], _FILTERS[filter_mode])
+    da = uv_da.contiguous().float() if (uv_da is not None and mipmapped) else None
+    bias = (
+        mip_level_bias.contiguous().float() if (mip_level_bias is not None and mipmapped) else None
+    )
+    return _TextureFn.apply(base, buf, uv.contiguous().float(), da, bias, meta)

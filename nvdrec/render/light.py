@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from ..ops._common import pick_backend
+from ..ops import pick_backend
 from ..ops.cubefilter import cube_filter_operator, filter_cube_map
 from ..ops.cubemap import (
     cubemap_to_latlong,
@@ -25,7 +25,8 @@ from ..ops.cubemap import (
     latlong_to_cubemap,
     specular_prefilter,
 )
-from ..ops.texture import build_mips, texture
+from ..ops.shading import roughness_level, shade
+from ..ops.texture import build_mips
 
 __all__ = ["EnvironmentLight", "split_sum_lut", "ggx_directional_albedo_terms"]
 
@@ -240,11 +241,9 @@ class EnvironmentLight(nn.Module):
 
     def mip_of_roughness(self, roughness: torch.Tensor) -> torch.Tensor:
         """Continuous specular level for a roughness (inverse of roughness_of_level)."""
-        n = len(self.specular)
-        lo, hi = self.MIN_ROUGHNESS, self.MAX_ROUGHNESS
-        inner = (roughness.clamp(lo, hi) - lo) / (hi - lo) * (n - 2)
-        outer = (roughness.clamp(hi, 1.0) - hi) / (1.0 - hi) + (n - 2)
-        return torch.where(roughness < hi, inner, outer)
+        return roughness_level(
+            roughness, len(self.specular), self.MIN_ROUGHNESS, self.MAX_ROUGHNESS
+        )
 
     def xfm(self, mtx: torch.Tensor | None) -> None:
         """Rotate lookups by ``mtx`` [B, 4, 4] (camera-space light), or None for world."""
@@ -260,33 +259,6 @@ class EnvironmentLight(nn.Module):
         self.base.clamp_(min=lo, max=hi)
 
     # ---------------------------------------------------------------- shading
-    def _rotate(self, v: torch.Tensor) -> torch.Tensor:
-        if self.mtx is None:
-            return v
-        b = v.shape[0]
-        r = self.mtx[:, :3, :3].reshape(b, 1, 1, 3, 3)
-        return (r @ v[..., None])[..., 0]
-
-    def _fused_shading(self, gb_pos, gb_normal, kd, ks, view_pos) -> bool:
-        """Whether :meth:`shade` can use the fused CUDA kernel: CUDA float32 buffers of one
-        shape [B, H, W, 3] (the light is RGB by construction) and no gradient wanted for
-        the camera position or the light rotation (the torch path handles those cases)."""
-        tensors = (gb_pos, gb_normal, kd, ks, view_pos, self.diffuse, *self.specular)
-        if not all(t.is_cuda and t.dtype == torch.float32 for t in tensors):
-            return False
-        if self._filter_backend() != "cuda":
-            return False
-        shape = gb_pos.shape
-        if gb_pos.ndim != 4 or shape[-1] != 3 or gb_normal.shape != shape or ks.shape != shape:
-            return False
-        if kd.shape[:-1] != shape[:-1] or kd.shape[-1] < 3:
-            return False
-        if view_pos.numel() not in (3, 3 * shape[0]) or view_pos.requires_grad:
-            return False
-        if self.mtx is not None and (self.mtx.requires_grad or self.mtx.shape[0] != shape[0]):
-            return False
-        return len(self.specular) <= 16
-
     def shade(
         self,
         gb_pos: torch.Tensor,
@@ -302,51 +274,23 @@ class EnvironmentLight(nn.Module):
         specular = prefiltered(reflect, level of roughness) (F0 A + B) with
         F0 = 0.04 (1 - m) + kd m; the sum is scaled by (1 - occlusion).
 
-        On CUDA this runs as one fused kernel (forward and backward; gradients to the
-        G-buffers, kd, ks and the filtered light); the torch ops below are the CPU path
-        and the oracle it is tested against.
+        The op is :func:`nvdrec.ops.shade`: on CUDA one fused kernel (forward and
+        backward; gradients to the G-buffers, kd, ks and the filtered light), its torch
+        reference on the CPU (and the oracle the kernel is tested against).
         """
         if self.diffuse is None:
             raise RuntimeError("call EnvironmentLight.build_mips() before shade()")
-        if self._fused_shading(gb_pos, gb_normal, kd, ks, view_pos):
-            from ..ops._cuda import shade_cuda
-
-            rot = None if self.mtx is None else self.mtx[:, :3, :3]
-            return shade_cuda(
-                gb_pos,
-                gb_normal,
-                kd[..., :3],
-                ks,
-                view_pos,
-                rot,
-                self.diffuse,
-                self.specular,
-                split_sum_lut(gb_pos.device)[0],
-                (self.MIN_ROUGHNESS, self.MAX_ROUGHNESS),
-                specular,
-            )
-        wo = torch.nn.functional.normalize(view_pos.view(-1, 1, 1, 3) - gb_pos, dim=-1)
-        n = gb_normal
-        occ, rough, metal = ks[..., 0:1], ks[..., 1:2], ks[..., 2:3]
-        nl = self._rotate(n).contiguous()
-        irr = texture(self.diffuse[None], nl, filter_mode="linear", boundary_mode="cube")
-        color = irr * kd[..., :3] * (1.0 - metal) if specular else irr * kd[..., :3]
-        if specular:
-            ndotv = (n * wo).sum(-1, keepdim=True).clamp(min=1e-4)
-            refl = 2 * ndotv * n - wo
-            rl = self._rotate(refl).contiguous()
-            level = self.mip_of_roughness(rough)[..., 0].contiguous()
-            spec = texture(
-                self.specular[0][None],
-                rl,
-                mip=[s[None] for s in self.specular[1:]],
-                mip_level_bias=level,
-                filter_mode="linear-mipmap-linear",
-                boundary_mode="cube",
-            )
-            lut = split_sum_lut(n.device)
-            uv = torch.cat([ndotv, rough], -1).contiguous()
-            ab = texture(lut, uv, filter_mode="linear", boundary_mode="clamp")
-            f0 = 0.04 * (1.0 - metal) + kd[..., :3] * metal
-            color = color + spec * (f0 * ab[..., 0:1] + ab[..., 1:2])
-        return color * (1.0 - occ)
+        return shade(
+            gb_pos,
+            gb_normal,
+            kd,
+            ks,
+            view_pos,
+            self.diffuse,
+            self.specular,
+            split_sum_lut(gb_pos.device),
+            rot=None if self.mtx is None else self.mtx[:, :3, :3],
+            roughness_range=(self.MIN_ROUGHNESS, self.MAX_ROUGHNESS),
+            specular=specular,
+            backend=self._filter_backend(),
+        )

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import ops
-from ..ops._common import gather_rows
+from ..ops import gather_rows
 from ..ops.shading import safe_normalize, shading_normal, xfm_points
 from ..structures.material import Material
 from .light import EnvironmentLight

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..ops._common import gather_rows
+from ..ops import gather_rows
 
 __all__ = ["Mesh", "auto_normals", "compute_tangents", "safe_normalize"]
 

@@ -175,18 +175,50 @@ def _obj_glb(obj: Path) -> bytes:
         return Path(save_glb(load_mesh(obj), Path(tmp) / "mesh.glb")).read_bytes()
 
 
+def _pass1_glb(run: Path, checkpoint: Path) -> bytes:
+    """The surface of a pass-1 checkpoint as GLB bytes, untextured (the material is still
+    the neural field then). Extracted here, in the server's process: the training does no
+    work for it."""
+    import tempfile
+
+    import torch
+
+    from ..geometry import DMTetGeometry, FlexiCubesGeometry
+    from ..io.gltf import save_glb
+
+    cfg = json.loads((run / "config.json").read_text())
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    flexi = cfg.get("isosurface") == "flexicubes"
+    geo = (FlexiCubesGeometry if flexi else DMTetGeometry)(
+        int(cfg["dmtet_grid"]), float(cfg["mesh_scale"]), seed=int(cfg.get("seed", 0))
+    )
+    params = {k[4:]: v for k, v in state["params"].items() if k.startswith("geo.")}
+    geo.load_state_dict(params)
+    with torch.no_grad():
+        mesh = geo.get_mesh(training=False) if flexi else geo.get_mesh()
+    if mesh.num_triangles == 0:
+        raise ValueError("no surface yet")
+    mesh = mesh.with_(v_tex=None, t_tex_idx=None, v_tng=None).detach()
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(save_glb(mesh, Path(tmp) / "mesh.glb")).read_bytes()
+
+
 def live_state(run) -> dict:
     """What a live page polls (``/live.json``) while a run trains: the newest mesh
-    (``mesh/mesh.glb`` at the end, before that pass 1's ``dmtet_mesh/mesh.obj``), its
-    light, the newest preview image and the stage it shows, and a ``stamp`` that changes
-    whenever one of them does."""
+    (``mesh/mesh.glb`` at the end, before that pass 1's ``dmtet_mesh/mesh.obj``, and
+    during pass 1 the surface of its newest checkpoint), its light, the newest preview
+    image and the stage it shows, and a ``stamp`` that changes whenever one of them
+    does."""
     run = Path(run)
     mesh = None
     for cand in (run / "mesh/mesh.glb", run / "mesh/mesh.obj", run / "dmtet_mesh/mesh.obj"):
         if cand.is_file():
             mesh = cand
             break
-    probe = mesh.parent / "probe.hdr" if mesh is not None else None
+    if mesh is None:  # pass 1: its newest checkpoint holds the surface
+        ckpts = sorted((run / "checkpoints").glob("dmtet_pass1_*.pt"))
+        mesh = ckpts[-1] if ckpts else None
+    probe = mesh.parent / "probe.hdr" if mesh is not None and mesh.suffix != ".pt" else None
     previews = sorted(run.glob("img_*.png"), key=lambda p: p.stat().st_mtime)
     preview = previews[-1] if previews else None
     stage = "waiting for the first preview"
@@ -257,14 +289,17 @@ def write_viewer(run_dir, output=None, live: bool = False) -> Path:
 
 def _live_files(run: Path, state: dict, cache: dict) -> dict:
     """The bytes of ``/live/mesh.glb``, ``/live/probe.hdr`` and ``/live/preview.png`` for
-    a live state (an OBJ converted once per stamp)."""
+    a live state (an OBJ converted, a checkpoint's surface extracted once per stamp)."""
     if cache.get("stamp") == state["stamp"]:
         return cache["files"]
     files = {}
     mesh = run / state["mesh"] if state["mesh"] else None
     if mesh is not None:
         try:
-            glb = mesh.read_bytes() if mesh.suffix == ".glb" else _obj_glb(mesh)
+            if mesh.suffix == ".pt":
+                glb = _pass1_glb(run, mesh)
+            else:
+                glb = mesh.read_bytes() if mesh.suffix == ".glb" else _obj_glb(mesh)
             files["/live/mesh.glb"] = glb
             if state["light"]:
                 files["/live/probe.hdr"] = (mesh.parent / "probe.hdr").read_bytes()
