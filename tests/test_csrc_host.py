@@ -63,7 +63,16 @@ def test_native_calls_name_every_argument():
     assert declared and all(declared.values()), "every m.def names its arguments"
     calls = 0
     for path in [*(ROOT / "nvdrec").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]:
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        # module functions that return a dict literal: `**f(...)` passes its keys by name
+        returns = {
+            f.name: [k.value for k in r.value.keys]
+            for f in tree.body
+            if isinstance(f, ast.FunctionDef)
+            for r in ast.walk(f)
+            if isinstance(r, ast.Return) and isinstance(r.value, ast.Dict)
+        }
+        for node in ast.walk(tree):
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -74,6 +83,14 @@ def test_native_calls_name_every_argument():
             name, where = node.func.attr, f"{path.relative_to(ROOT)}:{node.lineno}"
             assert name in declared, f"{where}: load().{name} is not bound in binding.cpp"
             assert not node.args, f"{where}: load().{name} takes positional arguments"
-            assert [k.arg for k in node.keywords] == declared[name], where
+            names = []
+            for k in node.keywords:
+                if k.arg is None:  # **helper(...): the keys of the dict it returns
+                    assert isinstance(k.value, ast.Call), f"{where}: ** of a helper call only"
+                    names += returns[k.value.func.id]
+                else:
+                    names.append(k.arg)
+            assert sorted(names) == sorted(declared[name]), where
+            assert len(set(names)) == len(names), where
             calls += 1
     assert calls >= len(declared) - 1  # every kernel function is called (the check aside)

@@ -262,49 +262,42 @@ def shade(
 
 
 # ------------------------------------------------------------------ CUDA (fused split-sum shading)
+def _kernel_args(pos, nrm, kd, ks, diffuse, spec, view, rot, lut, meta) -> dict:
+    """The arguments both shade kernels take, by their names in csrc/binding.cpp."""
+    batch, specular, sizes, lo, hi = meta
+    return {
+        "pos": pos,
+        "nrm": nrm,
+        "kd": kd,
+        "ks": ks,
+        "view": view,
+        "rot": rot,
+        "batch": batch,
+        "specular": specular,
+        "diffuse": diffuse,
+        "spec": spec,
+        "spec_sizes": sizes,
+        "lut": lut,
+        "min_rough": lo,
+        "max_rough": hi,
+    }
+
+
 class _ShadeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pos, nrm, kd, ks, diffuse, spec, view, rot, lut, meta):
-        batch, specular, sizes, lo, hi = meta
         ctx.save_for_backward(pos, nrm, kd, ks, diffuse, spec, view, rot, lut)
         ctx.meta = meta
         return load().shade_fwd(
-            pos=pos,
-            nrm=nrm,
-            kd=kd,
-            ks=ks,
-            view=view,
-            rot=rot,
-            batch=batch,
-            specular=specular,
-            diffuse=diffuse,
-            spec=spec,
-            spec_sizes=sizes,
-            lut=lut,
-            min_rough=lo,
-            max_rough=hi,
+            **_kernel_args(pos, nrm, kd, ks, diffuse, spec, view, rot, lut, meta)
         )
 
     @staticmethod
     def backward(ctx, g):
-        pos, nrm, kd, ks, diffuse, spec, view, rot, lut = ctx.saved_tensors
-        batch, specular, sizes, lo, hi = ctx.meta
+        specular = ctx.meta[1]
         light_grad = ctx.needs_input_grad[4] or ctx.needs_input_grad[5]
         g_pos, g_nrm, g_kd, g_ks, g_diff, g_spec = load().shade_bwd(
-            pos=pos,
-            nrm=nrm,
-            kd=kd,
-            ks=ks,
-            view=view,
-            rot=rot,
-            batch=batch,
-            specular=specular,
-            diffuse=diffuse,
-            spec=spec,
-            spec_sizes=sizes,
-            lut=lut,
-            min_rough=lo,
-            max_rough=hi,
+            **_kernel_args(*ctx.saved_tensors, ctx.meta),
             grad_out=g.contiguous(),
             light_grad=light_grad,
         )

@@ -294,23 +294,28 @@ _FILTERS = {"nearest": 0, "linear": 1, "linear-mipmap-nearest": 2, "linear-mipma
 _BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 0}
 
 
+def _kernel_args(base, buf, uv, uv_da, bias, meta) -> dict:
+    """The arguments both texture kernels take, by their names in csrc/binding.cpp."""
+    offs, hs, ws, cube, boundary, filt = meta
+    return {
+        "base": base,
+        "buf": buf,
+        "offs": offs,
+        "hs": hs,
+        "ws": ws,
+        "cube": cube,
+        "boundary": boundary,
+        "filter": filt,
+        "uv": uv,
+        "uv_da": uv_da,
+        "bias": bias,
+    }
+
+
 class _TextureFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, base, buf, uv, uv_da, bias, meta):
-        offs, hs, ws, cube, boundary, filt = meta
-        out = load().texture_fwd(
-            base=base,
-            buf=buf,
-            offs=offs,
-            hs=hs,
-            ws=ws,
-            cube=cube,
-            boundary=boundary,
-            filter=filt,
-            uv=uv,
-            uv_da=uv_da,
-            bias=bias,
-        )
+        out = load().texture_fwd(**_kernel_args(base, buf, uv, uv_da, bias, meta))
         ctx.save_for_backward(base, buf, uv, uv_da, bias)
         ctx.meta = meta
         return out
@@ -318,20 +323,8 @@ class _TextureFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):
         base, buf, uv, uv_da, bias = ctx.saved_tensors
-        offs, hs, ws, cube, boundary, filt = ctx.meta
         g_base, g_buf, g_uv, g_da, g_bias = load().texture_bwd(
-            base=base,
-            buf=buf,
-            offs=offs,
-            hs=hs,
-            ws=ws,
-            cube=cube,
-            boundary=boundary,
-            filter=filt,
-            uv=uv,
-            uv_da=uv_da,
-            bias=bias,
-            grad_out=g_out.contiguous(),
+            **_kernel_args(base, buf, uv, uv_da, bias, ctx.meta), grad_out=g_out.contiguous()
         )
         return (
             g_base,
