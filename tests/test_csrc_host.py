@@ -49,13 +49,15 @@ def test_installed_package_carries_every_kernel_source():
 
 def test_native_calls_name_every_argument():
     """Every call of a kernel function from Python passes all its arguments by name, and
-    the names are the ones csrc/binding.cpp declares (py::arg): an argument in the wrong
+    the names are the ones the bindings declare (py::arg in csrc/binding.cpp and each
+    family's csrc/<family>/<family>_bind.cpp): an argument in the wrong
     place is then a TypeError, never a silently wrong result. The counts of py::arg match
     the declarations (pybind11 checks that at compile time too)."""
     import ast
     import re
 
-    binding = (ROOT / "csrc" / "binding.cpp").read_text()
+    csrc = ROOT / "csrc"
+    binding = "\n".join(p.read_text() for p in [csrc / "binding.cpp", *csrc.glob("*/*_bind.cpp")])
     declared = {
         m.group(1): re.findall(r'py::arg\("(\w+)"\)', m.group(2))
         for m in re.finditer(r'm\.def\("(\w+)", &nvdrec::\w+(.*?)\);', binding, re.S)
@@ -94,3 +96,18 @@ def test_native_calls_name_every_argument():
             assert len(set(names)) == len(names), where
             calls += 1
     assert calls >= len(declared) - 1  # every kernel function is called (the check aside)
+
+
+def test_every_native_source_is_built():
+    """Each .cpp/.cu file under csrc/ (the kernels, their glue, each family's bindings) is
+    in the build's SOURCES, and binding.cpp calls every family's bind_ function."""
+    from nvdrec.native.build import SOURCES
+
+    csrc = ROOT / "csrc"
+    files = {str(p.relative_to(csrc)) for p in [*csrc.glob("*.cpp"), *csrc.glob("*/*.c*")]}
+    assert files == set(SOURCES)
+    binding = (csrc / "binding.cpp").read_text()
+    for bind in csrc.glob("*/*_bind.cpp"):
+        family = bind.parent.name
+        assert f"void bind_{family}(pybind11::module_& m) {{" in bind.read_text()
+        assert f"nvdrec::bind_{family}(m);" in binding, family
