@@ -191,30 +191,20 @@ def _spmm(
     if x.is_cuda:
         from ..native.build import load
 
-        if seg is None:
-            ys = load().csr_gather(
-                row_ptr=row_ptr,
-                col=col,
-                val=val,
-                x=x.contiguous(),
-                split=None,
-                rows=n_rows,
-                slots=0,
-                split_at=split_at,
-            )
-        else:
-            seg_ptr, seg_out, multi_ptr, multi_rows, slots = seg
+        ptr, tables, slots = row_ptr, None, 0
+        if seg is not None:  # long rows cut into segments (see _split_rows)
+            ptr, seg_out, multi_ptr, multi_rows, slots = seg
             tables = [seg_out, multi_ptr, multi_rows]
-            ys = load().csr_gather(
-                row_ptr=seg_ptr,
-                col=col,
-                val=val,
-                x=x.contiguous(),
-                split=tables,
-                rows=n_rows,
-                slots=slots,
-                split_at=split_at,
-            )
+        ys = load().csr_gather(
+            row_ptr=ptr,
+            col=col,
+            val=val,
+            x=x.contiguous(),
+            split=tables,
+            rows=n_rows,
+            slots=slots,
+            split_at=split_at,
+        )
         return tuple(ys) if split_at else ys[0]
     import warnings
 
