@@ -82,18 +82,11 @@ class ColmapDataset(NeRFDataset):
     ``masks/``, else ``masks_auto/``, else RGBA images; without any, masks are made from
     the photos into ``masks_auto/`` (needs OpenCV; ``auto_masks=False`` refuses)."""
 
-    def __init__(
-        self,
-        folder,
-        split="train",
-        resolution=None,
-        near_far=(0.1, 1000.0),
-        device="cpu",
-        max_side=None,
-        cache=None,
-        auto_masks: bool = True,
-    ) -> None:
-        folder = Path(folder)
+    def __init__(self, folder, split="train", *args, auto_masks: bool = True, **kwargs) -> None:
+        self.auto_masks = auto_masks
+        super().__init__(folder, split, *args, **kwargs)
+
+    def _read(self, folder: Path, split: str, resolution, near_far) -> tuple:
         sparse = sparse_folder(folder)
         cams = read_cameras(sparse)
         entries = sorted(read_images(sparse), key=lambda e: e[0])
@@ -132,10 +125,9 @@ class ColmapDataset(NeRFDataset):
             axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2]) if len(c2w) > 1 else c2w[0, :3, 3] * 0
         )
         c2w[:, :3, 3] -= self.centre
-        self.root = folder.resolve()
-        self._start_loading(len(items), device, max_side, cache)
+        self._count = len(items)
         projs = []
-        mask_dir = _mask_folder(folder, folder / "images" / items[0][0], auto_masks)
+        mask_dir = _mask_folder(folder, folder / "images" / items[0][0], self.auto_masks)
         has_masks = mask_dir is not None
         for name, w0, h0, fx, fy, cx, cy in items:
             ip = folder / "images" / name
@@ -167,7 +159,4 @@ class ColmapDataset(NeRFDataset):
             projs.append(
                 cam.perspective_from_intrinsics(fx * sx, fy * sy, cx * sx, cy * sy, w, h, *near_far)
             )
-        self.images = self._stored_images().to(device)
-        self.mv = torch.linalg.inv(c2w).float().to(device)
-        self.proj = torch.stack(projs).to(device)
-        self.resolution = tuple(self.images.shape[1:3])
+        return torch.linalg.inv(c2w), projs

@@ -50,17 +50,7 @@ class LLFFDataset(NeRFDataset):
     """Cameras and masked images of an LLFF folder (every image is used for training and
     validation, as in nvdiffrec: all of them are validated)."""
 
-    def __init__(
-        self,
-        folder,
-        split="train",
-        resolution=None,
-        near_far=(0.1, 1000.0),
-        device="cpu",
-        max_side=None,
-        cache=None,
-    ) -> None:
-        folder = Path(folder)
+    def _read(self, folder: Path, split: str, resolution, near_far) -> tuple:
         try:
             pb = np.load(folder / "poses_bounds.npy", allow_pickle=False)
         except (OSError, ValueError) as e:
@@ -88,8 +78,7 @@ class LLFFDataset(NeRFDataset):
         centre = axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2])
         c2w[:, :3, 3] -= centre
         self.centre = centre
-        self.root = folder.resolve()
-        self._start_loading(len(images), device, max_side, cache)
+        self._count = len(images)
         mvs, projs = [], []
         for i, (ip, mp) in enumerate(zip(images, masks)):
             t, resolution, (h0, w0) = self._load_view(ip, resolution, mp)
@@ -100,7 +89,4 @@ class LLFFDataset(NeRFDataset):
             fy = focal * h / ph
             projs.append(cam.perspective_from_intrinsics(f, fy, w / 2, h / 2, w, h, *near_far))
             mvs.append(torch.linalg.inv(c2w[i]).float())
-        self.images = self._stored_images().to(device)
-        self.mv = torch.stack(mvs).to(device)
-        self.proj = torch.stack(projs).to(device)
-        self.resolution = tuple(self.images.shape[1:3])
+        return torch.stack(mvs), projs

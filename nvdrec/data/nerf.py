@@ -88,6 +88,23 @@ class NeRFDataset(Dataset):
         cache=None,
     ) -> None:
         folder = Path(folder)
+        self.root = folder.resolve()
+        self.device = device
+        self.max_side = max_side  # with resolution None: fit the images within this size
+        self.cache = cache
+        self.size_mismatches = 0
+        self._count = 1  # images to load: each reader sets it before its first image
+        self.outside: list[str] = []  # files read from outside the dataset folder
+        mv, projs = self._read(folder, split, resolution, near_far)
+        self.images = self._stored_images().to(device)
+        self.mv = mv.float().to(device)
+        self.proj = torch.stack(projs).to(device)
+        self.resolution = tuple(self.images.shape[1:3])
+
+    def _read(self, folder: Path, split: str, resolution, near_far) -> tuple:
+        """Read the folder's cameras and store its images (``self._store``): returns
+        (world-to-camera matrices [N, 4, 4], projection matrices, one [4, 4] per view).
+        Each folder kind (NeRF, LLFF, COLMAP) has its own."""
         names = [split] if split == "train" else [split, "val", "train"]
         tf = next(
             (
@@ -100,8 +117,7 @@ class NeRFDataset(Dataset):
         if tf is None:
             raise MissingFileError(f"'{folder}' has no transforms_{split}.json")
         data = _read_json(tf)
-        self.root = folder.resolve()
-        self._start_loading(len(data["frames"]), device, max_side, cache)
+        self._count = len(data["frames"])
         mvs, projs = [], []
         to_y_up = cam.blender_to_opengl_world().double()
         for i, fr in enumerate(data["frames"]):
@@ -149,21 +165,7 @@ class NeRFDataset(Dataset):
             if abs(float(torch.linalg.det(c2w[:3, :3]))) < 1e-9:
                 raise DataError(f"{where}: 'transform_matrix' is singular")
             mvs.append(torch.linalg.inv(c2w).float())
-        self.images = self._stored_images().to(device)
-        self.mv = torch.stack(mvs).to(device)
-        self.proj = torch.stack(projs).to(device)
-        self.resolution = tuple(self.images.shape[1:3])
-
-    def _start_loading(self, count: int, device, max_side, cache) -> None:
-        """State every loader sets before its first image: ``count`` images (for the
-        memory estimate at the first one), the device, the ``max_side`` fit and the
-        ``ImageCache`` (or None)."""
-        self.device = device
-        self.max_side = max_side  # with resolution None: fit the images within this size
-        self.cache = cache
-        self.size_mismatches = 0
-        self._count = count
-        self.outside: list[str] = []  # files read from outside the dataset folder
+        return torch.stack(mvs), projs
 
     def outside_note(self, folder) -> str | None:
         """A warning when images or masks were read from outside ``folder`` (a
@@ -283,7 +285,7 @@ class NeRFDataset(Dataset):
         if not getattr(self, "_memory_checked", False):  # first image: the size is known
             self._memory_checked = True
             self._first_file_size = file_size
-            check_dataset_memory(getattr(self, "_count", 1), resolution, self.device)
+            check_dataset_memory(self._count, resolution, self.device)
         self.size_mismatches += int(file_size != self._first_file_size)
         if size != resolution:  # area filter on premultiplied colour
             t = F.interpolate(t.permute(2, 0, 1)[None], size=resolution, mode="area")[0].permute(
