@@ -31,14 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, MissingDependencyError
-from .colmap_model import (
-    pinhole_intrinsics,
-    quat_to_rot,
-    read_cameras,
-    read_images,
-    read_points3d,
-    sparse_folder,
-)
+from .colmap_model import read_points3d, read_views, sparse_folder
 
 __all__ = ["MasksReport", "ObjectRegion", "auto_masks", "mask_name", "object_region"]
 
@@ -94,22 +87,14 @@ class MasksReport:
 def _load_cameras(folder: Path):
     """(names, K [N, 3, 3], R [N, 3, 3], t [N, 3], sizes [(w, h)]): OpenCV cameras
     (world to camera x_c = R x + t) of a COLMAP folder, images in name order."""
-    sparse = sparse_folder(folder)
-    cams = read_cameras(sparse)
-    entries = sorted(read_images(sparse), key=lambda e: e[0])
-    if len(entries) < 3:
-        raise DataError(f"'{sparse}' lists {len(entries)} image(s); masks need at least 3")
-    names, ks, rs, ts, sizes = [], [], [], [], []
-    for name, q, t, cid in entries:
-        if cid not in cams:
-            raise DataError(f"image '{name}' uses camera {cid}, which '{sparse}' does not define")
-        model, w, h, params = cams[cid]
-        fx, fy, cx, cy = pinhole_intrinsics(model, params, cid)
-        names.append(name)
-        ks.append([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
-        rs.append(quat_to_rot(q, f"'{sparse}' image '{name}'").numpy())
-        ts.append(t)
-        sizes.append((w, h))
+    sparse, views = read_views(folder)
+    if len(views) < 3:
+        raise DataError(f"'{sparse}' lists {len(views)} image(s); masks need at least 3")
+    names = [v.name for v in views]
+    ks = [[[v.fx, 0, v.cx], [0, v.fy, v.cy], [0, 0, 1]] for v in views]
+    rs = [v.rot.numpy() for v in views]
+    ts = [v.t for v in views]
+    sizes = [(v.width, v.height) for v in views]
     return names, np.asarray(ks, np.float64), np.stack(rs), np.asarray(ts, np.float64), sizes
 
 

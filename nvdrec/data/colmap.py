@@ -13,7 +13,6 @@ into ``masks_auto/`` (:mod:`nvdrec.data.automask`, needs OpenCV).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -23,10 +22,10 @@ from ..structures import camera as cam
 from .colmap_model import (
     is_colmap_folder,
     pinhole_intrinsics,
-    quat_to_rot,
     read_cameras,
     read_images,
     read_points3d,
+    read_views,
     sparse_folder,
 )
 from .llff import axes_focus_point
@@ -87,39 +86,18 @@ class ColmapDataset(NeRFDataset):
         super().__init__(folder, split, *args, **kwargs)
 
     def _read(self, folder: Path, split: str, resolution, near_far) -> tuple:
-        sparse = sparse_folder(folder)
-        cams = read_cameras(sparse)
-        entries = sorted(read_images(sparse), key=lambda e: e[0])
-        if not entries:
+        sparse, views = read_views(folder)
+        if not views:
             raise DataError(f"'{sparse}' lists no images")
         c2ws, items = [], []
-        seen = set()
-        for name, q, t, cid in entries:
-            where = f"'{sparse}' image '{name}'"
-            parts = Path(name).parts
-            if not name or Path(name).is_absolute() or ".." in parts:
-                raise DataError(
-                    f"{where}: image names are paths inside '{folder / 'images'}'; this one "
-                    "leads outside it"
-                )
-            if name in seen:
-                raise DataError(f"{where} is listed twice; each photo may appear once")
-            seen.add(name)
-            if not all(math.isfinite(v) for v in (*q, *t)):
-                raise DataError(f"{where}: the pose (quaternion, translation) is not finite")
-            if cid not in cams:
-                raise DataError(
-                    f"image '{name}' uses camera {cid}, which '{sparse}' does not define"
-                )
-            model, w0, h0, params = cams[cid]
-            fx, fy, cx, cy = pinhole_intrinsics(model, params, cid)
-            rot = quat_to_rot(q, where)
+        for v in views:
             c2w_cv = torch.eye(4, dtype=torch.float64)
-            c2w_cv[:3, :3] = rot.T
-            c2w_cv[:3, 3] = -rot.T @ torch.tensor(t, dtype=torch.float64)
-            check_camera(f"{where} (camera {cid})", c2w_cv, fx, fy, cx, cy, w0, h0)
+            c2w_cv[:3, :3] = v.rot.T
+            c2w_cv[:3, 3] = -v.rot.T @ torch.tensor(v.t, dtype=torch.float64)
+            where = f"'{sparse}' image '{v.name}' (camera {v.camera})"
+            check_camera(where, c2w_cv, v.fx, v.fy, v.cx, v.cy, v.width, v.height)
             c2ws.append(cam.opencv_to_opengl(c2w_cv))
-            items.append((name, w0, h0, fx, fy, cx, cy))
+            items.append((v.name, v.width, v.height, v.fx, v.fy, v.cx, v.cy))
         c2w = torch.stack(c2ws)
         self.centre = (
             axes_focus_point(c2w[:, :3, 3], -c2w[:, :3, 2]) if len(c2w) > 1 else c2w[0, :3, 3] * 0

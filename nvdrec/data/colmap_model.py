@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -21,7 +22,9 @@ __all__ = [
     "read_cameras",
     "read_images",
     "read_points3d",
+    "read_views",
     "sparse_folder",
+    "View",
 ]
 
 # model id -> (name, number of params)
@@ -199,3 +202,47 @@ def quat_to_rot(q, where: str = "COLMAP image") -> torch.Tensor:
         ],
         dtype=torch.float64,
     )
+
+
+class View(NamedTuple):
+    """One registered image of a COLMAP model: its file name (a path inside ``images/``),
+    the world-to-camera rotation R [3, 3] (float64) and translation t (x_c = R x + t,
+    OpenCV axes), the camera's image size and its pinhole intrinsics."""
+
+    name: str
+    rot: torch.Tensor
+    t: tuple
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    camera: int
+
+
+def read_views(folder: Path) -> tuple:
+    """(the model folder, [View] in file-name order) of a COLMAP folder, each image
+    checked: a name inside ``images/`` listed once, a finite pose, a defined pinhole
+    camera. Raises DataError naming the image otherwise."""
+    sparse = sparse_folder(folder)
+    cams = read_cameras(sparse)
+    views, seen = [], set()
+    for name, q, t, cid in sorted(read_images(sparse), key=lambda e: e[0]):
+        where = f"'{sparse}' image '{name}'"
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(
+                f"{where}: image names are paths inside '{folder / 'images'}'; this one "
+                "leads outside it"
+            )
+        if name in seen:
+            raise DataError(f"{where} is listed twice; each photo may appear once")
+        seen.add(name)
+        if not all(math.isfinite(v) for v in (*q, *t)):
+            raise DataError(f"{where}: the pose (quaternion, translation) is not finite")
+        if cid not in cams:
+            raise DataError(f"image '{name}' uses camera {cid}, which '{sparse}' does not define")
+        model, w, h, params = cams[cid]
+        fx, fy, cx, cy = pinhole_intrinsics(model, params, cid)
+        views.append(View(name, quat_to_rot(q, where), tuple(t), w, h, fx, fy, cx, cy, cid))
+    return sparse, views
