@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Any config key can be overridden: --iter 200 --train_res [256,256] ...",
     )
     s.add_argument("config", help="JSON config file")
-    s.add_argument("--out-dir", dest="out_dir", help="output folder (relative: under out/)")
+    s.add_argument("--out-dir", help="output folder (relative: under out/)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     s.add_argument(
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_train)
     s = sub.add_parser("demo", help="reconstruct the built-in demo scene (no files needed)")
-    s.add_argument("--out-dir", dest="out_dir", help="output folder (default out/demo)")
+    s.add_argument("--out-dir", help="output folder (default out/demo)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.add_argument(
         "--overwrite",
@@ -219,11 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_demo)
     s = sub.add_parser("check", help="preflight report of a dataset folder (NeRF, LLFF, COLMAP)")
     s.add_argument("dataset", help="dataset folder")
-    s.add_argument("--mesh-scale", dest="mesh_scale", type=float, default=2.1, help="grid box size")
+    s.add_argument("--mesh-scale", type=float, default=2.1, help="grid box size")
     s.add_argument("--picture", help="write a top-view picture of the cameras to this PNG")
     s.add_argument(
         "--image-cache",
-        dest="image_cache",
         default="auto",
         help="reduced-image cache: auto (default folder), off, or a folder",
     )

@@ -86,7 +86,6 @@ def add_parsers(sub) -> None:
     s.add_argument("--out", help="folder to write (default: PHOTOS_colmap next to PHOTOS)")
     s.add_argument(
         "--max-side",
-        dest="max_side",
         type=int,
         default=1024,
         help="reduce the photos to this many pixels on the long side (default 1024)",
@@ -100,14 +99,12 @@ def add_parsers(sub) -> None:
     )
     s.add_argument(
         "--ignore-masks",
-        dest="ignore_masks",
         action="store_true",
         help="do not use PHOTOS/masks (by default features come from the masked object "
         "only, and the masks are written with the result)",
     )
     s.add_argument(
         "--no-auto-masks",
-        dest="no_auto_masks",
         action="store_true",
         help="photos without masks/: keep the cameras from the whole photos and make no "
         "masks (by default object masks are made from the photos, needs opencv, and the "
@@ -127,7 +124,6 @@ def add_parsers(sub) -> None:
     s.add_argument("--out", help="folder to write (default: FOLDER/masks_auto)")
     s.add_argument(
         "--max-side",
-        dest="max_side",
         type=int,
         default=512,
         help="segment the photos at this many pixels on the long side (default 512); "

@@ -241,9 +241,7 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("render", help="turntable / relighting of a finished run's mesh")
     s.add_argument("run_dir", help="out_dir of a finished run")
     s.add_argument("--envmap", help="lat-long HDR to relight with (default: the learned probe)")
-    s.add_argument(
-        "--env-scale", dest="env_scale", type=float, default=1.0, help="radiance scale of --envmap"
-    )
+    s.add_argument("--env-scale", type=float, default=1.0, help="radiance scale of --envmap")
     s.add_argument(
         "--frames", type=int, help="frames of one turn (default: 60 on a GPU, 36 on the CPU)"
     )
