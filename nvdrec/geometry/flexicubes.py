@@ -46,11 +46,10 @@ import torch
 from torch import nn
 
 from ..ops import gather_rows
-from ..structures.mesh import Mesh, auto_normals, compute_tangents
-from .cavities import box_boundary, fill_cavities
+from ..structures.mesh import Mesh
 from .cube_tables import CUBE_EDGES, CUBE_FACES, cube_grid, grid_edges, patch_table, tables_on
-from .dmtet import sdf_reg_weight, sdf_regularizer
 from .marching_tets import _face_uvs
+from .sdf_grid import SDFGrid, surface_mesh
 
 __all__ = [
     "FlexiCubesGeometry",
@@ -228,7 +227,7 @@ def flexicubes(
     return FlexiCubesResult(out, faces, ids, uvs, uv_idx, dev_loss, nq)
 
 
-class FlexiCubesGeometry(nn.Module):
+class FlexiCubesGeometry(SDFGrid):
     """Trainable FlexiCubes surface (``isosurface: "flexicubes"``).
 
     Args:
@@ -245,24 +244,11 @@ class FlexiCubesGeometry(nn.Module):
     weight_scale = 0.99
 
     def __init__(self, grid_res: int = 48, scale: float = 2.1, seed: int = 0) -> None:
-        super().__init__()
         verts, cubes = cube_grid(grid_res)
-        self.grid_res = grid_res
-        self.scale = float(scale)
-        self.spacing = self.scale / grid_res
-        self.max_offset = min(1.0 / grid_res, 0.49 * self.spacing)
-        self.register_buffer("verts", verts * self.scale, persistent=False)
-        self.register_buffer("cubes", cubes, persistent=False)
-        self.register_buffer("edges", grid_edges(cubes), persistent=False)
-        g = torch.Generator().manual_seed(seed)
-        self.sdf = nn.Parameter(torch.rand(len(verts), generator=g) - 0.1)
-        self.deform = nn.Parameter(torch.zeros(len(verts), 3))
+        edges = grid_edges(cubes)
+        super().__init__(verts, "cubes", cubes, edges, grid_res, scale, grid_res, 0.49, seed)
         self.weight = nn.Parameter(torch.zeros(len(cubes), 21))
         self._last = None
-
-    def deformed_verts(self) -> torch.Tensor:
-        """Grid vertices with bounded offsets [N, 3]."""
-        return self.verts + self.max_offset * torch.tanh(self.deform)
 
     def weights(self) -> torch.Tensor:
         """beta, alpha, gamma in (0.01, 1.99) [M, 21]."""
@@ -277,28 +263,19 @@ class FlexiCubesGeometry(nn.Module):
     def get_mesh(self, material=None, training: bool = True, sdf=None) -> Mesh:
         """Current surface with smooth normals and tangents (training: four triangles per
         quad, differentiable in gamma); ``sdf`` [N] replaces the trained one."""
-        r = self.extract(training, sdf)
-        mesh = Mesh(
-            v_pos=r.verts, t_pos_idx=r.faces, v_tex=r.uvs, t_tex_idx=r.uv_idx, material=material
-        )
-        return compute_tangents(auto_normals(mesh))
+        return surface_mesh(self.extract(training, sdf), material)
 
     def final_mesh(self, material=None, fill: bool = True, passage: int = 1) -> Mesh:
         """The surface for baking and export: two triangles per quad, the enclosed empty
         space filled (``fill``, ``passage`` as for DMTet; see
         :mod:`~nvdrec.geometry.cavities`; the number of filled grid vertices is kept in
         ``filled_vertices``)."""
-        sdf, self.filled_vertices = (
-            fill_cavities(self.sdf.detach(), self.edges, box_boundary(self.verts), passage)
-            if fill
-            else (self.sdf, 0)
-        )
-        return self.get_mesh(material, training=False, sdf=sdf)
+        return self.get_mesh(material, training=False, sdf=self.final_sdf(fill, passage))
 
     def reg_loss(self, it: int, total: int, base: float) -> torch.Tensor:
         """SDF sign-flip regulariser (DMTet's schedule) + 0.5 L_dev (mean over the dual
         vertices of the last extracted mesh) + 0.1 mean |raw alpha, beta|."""
-        loss = sdf_regularizer(self.sdf, self.edges) * sdf_reg_weight(base, it, total)
+        loss = self.sdf_loss(it, total, base)
         if self._last is not None and self._last.dev_loss.numel():
             loss = loss + 0.5 * self._last.dev_loss.mean()
         return loss + 0.1 * self.weight[:, :20].abs().mean()

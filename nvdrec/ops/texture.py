@@ -130,11 +130,9 @@ def _lod_from_derivs(uv_da, h, w, cube_dir=None):
 
 
 def _texture_ref(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
+    """``texture`` for arguments it has checked and batched (tex [B, H, W, C] or
+    [B, 6, N, N, C])."""
     cube = boundary_mode == "cube"
-    if cube and tex.ndim == 4:
-        tex = tex[None]
-    if not cube and tex.ndim == 3:
-        tex = tex[None]
     batch = uv.shape[0]
     mipmapped = filter_mode in ("linear-mipmap-nearest", "linear-mipmap-linear")
     if mipmapped:
@@ -266,27 +264,22 @@ def texture(
     if mip is not None:  # custom levels may come without the batch dimension
         unbatched = 4 if cube else 3
         mip = [m[None] if m.ndim == unbatched else m for m in mip]
+    if tex.ndim == (4 if cube else 3):
+        tex = tex[None]
+    kw = dict(
+        uv_da=uv_da,
+        mip_level_bias=mip_level_bias,
+        mip=mip,
+        filter_mode=filter_mode,
+        boundary_mode=boundary_mode,
+        max_mip_level=max_mip_level,
+    )
     chosen = pick_backend(backend, tex, uv)
     if chosen == "nvdiffrast":
         from ._nvdiffrast import module
 
-        return module().texture(
-            tex,
-            uv,
-            uv_da=uv_da,
-            mip_level_bias=mip_level_bias,
-            mip=mip,
-            filter_mode=filter_mode,
-            boundary_mode=boundary_mode,
-            max_mip_level=max_mip_level,
-        )
-    if chosen == "cuda":
-        return texture_cuda(
-            tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level
-        )
-    return _texture_ref(
-        tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level
-    )
+        return module().texture(tex, uv, **kw)
+    return (texture_cuda if chosen == "cuda" else _texture_ref)(tex, uv, **kw)
 
 
 # ------------------------------------------------------------------ CUDA
@@ -337,11 +330,9 @@ class _TextureFn(torch.autograd.Function):
 
 
 def texture_cuda(tex, uv, uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level):
+    """``texture`` for arguments it has checked and batched (tex [B, H, W, C] or
+    [B, 6, N, N, C])."""
     cube = boundary_mode == "cube"
-    if cube and tex.ndim == 4:
-        tex = tex[None]
-    if not cube and tex.ndim == 3:
-        tex = tex[None]
     tex = tex.contiguous().float()
     faces = 6 if cube else 1
     bt, c = tex.shape[0], tex.shape[-1]
