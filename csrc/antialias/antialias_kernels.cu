@@ -184,12 +184,10 @@ __global__ void antialias_bwd_kernel(AAParams p) {
 }
 
 void launch_antialias_fwd(const AAParams& p, cudaStream_t s) {
-  long long n = (long long)p.num_batch * p.height * p.width;
-  if (n) antialias_fwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(antialias_fwd_kernel, p, pixel_count(p), s);
 }
 void launch_antialias_bwd(const AAParams& p, cudaStream_t s) {
-  long long n = (long long)p.num_batch * p.height * p.width;
-  if (n) antialias_bwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(antialias_bwd_kernel, p, pixel_count(p), s);
 }
 
 }  // namespace nvdrec

@@ -102,6 +102,20 @@ inline int div_up(long long a, int b) {
   return (int)((a + b - 1) / b);
 }
 
+#ifdef __CUDACC__
+// Launches kernel(p) with one thread per item: n items in blocks of 256; nothing for n <= 0.
+template <class P>
+inline void launch_per_item(void (*kernel)(P), const P& p, long long n, cudaStream_t s) {
+  if (n > 0) kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+}
+
+// Pixels of a [num_batch, height, width] image batch, as one count.
+template <class P>
+NVDREC_HD long long pixel_count(const P& p) {
+  return (long long)p.num_batch * p.height * p.width;
+}
+#endif
+
 // Runs of equal keys among the 32 lanes of a warp (all lanes must call): neighbouring
 // pixels usually show the same triangle or touch the same texel, so gradients are summed
 // over each run with a segmented shuffle reduction and written with one atomic per run.

@@ -103,12 +103,10 @@ __global__ void interpolate_bwd_kernel(InterpParams p) {
 }
 
 void launch_interpolate_fwd(const InterpParams& p, cudaStream_t s) {
-  long long n = (long long)p.num_batch * p.height * p.width;
-  if (n) interpolate_fwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(interpolate_fwd_kernel, p, pixel_count(p), s);
 }
 void launch_interpolate_bwd(const InterpParams& p, cudaStream_t s) {
-  long long n = (long long)p.num_batch * p.height * p.width;
-  if (n) interpolate_bwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(interpolate_bwd_kernel, p, pixel_count(p), s);
 }
 
 }  // namespace nvdrec

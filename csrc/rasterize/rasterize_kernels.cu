@@ -227,14 +227,10 @@ void launch_raster_cover(const RasterParams& p, cudaStream_t s) {
   raster_cover_kernel<<<p.max_work_blocks, 256, 0, s>>>(p);
 }
 void launch_raster_resolve(const RasterParams& p, cudaStream_t s) {
-  long long n = (long long)p.num_batch * p.height * p.width;
-  if (n == 0) return;
-  raster_resolve_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(raster_resolve_kernel, p, pixel_count(p), s);
 }
 void launch_raster_grad(const RasterGradParams& p, cudaStream_t s) {
-  long long n = (long long)p.num_batch * p.height * p.width;
-  if (n == 0) return;
-  raster_grad_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(raster_grad_kernel, p, pixel_count(p), s);
 }
 
 }  // namespace nvdrec

@@ -343,7 +343,7 @@ __global__ void shade_bwd_kernel(ShadeParams p, int shared_diff, int shared_spec
 }
 
 void launch_shade_fwd(const ShadeParams& p, cudaStream_t s) {
-  if (p.total) shade_fwd_kernel<<<div_up(p.total, 256), 256, 0, s>>>(p);
+  launch_per_item(shade_fwd_kernel, p, p.total, s);
 }
 
 void launch_shade_bwd(const ShadeParams& p, int sms, cudaStream_t s) {

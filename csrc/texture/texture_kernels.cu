@@ -336,21 +336,17 @@ __global__ void mip_up_grad_kernel(MipParams p) {
 }
 
 void launch_mip_down(const MipParams& p, cudaStream_t s) {
-  long long n = (long long)p.n * p.ho * p.wo;
-  if (n) mip_down_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(mip_down_kernel, p, (long long)p.n * p.ho * p.wo, s);
 }
 void launch_mip_up_grad(const MipParams& p, cudaStream_t s) {
-  long long n = (long long)p.n * p.h * p.w;
-  if (n) mip_up_grad_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(mip_up_grad_kernel, p, (long long)p.n * p.h * p.w, s);
 }
 
 void launch_texture_fwd(const TexParams& p, cudaStream_t s) {
-  long long n = p.num_batch * p.pix_per_batch;
-  if (n) texture_fwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(texture_fwd_kernel, p, (long long)p.num_batch * p.pix_per_batch, s);
 }
 void launch_texture_bwd(const TexParams& p, cudaStream_t s) {
-  long long n = p.num_batch * p.pix_per_batch;
-  if (n) texture_bwd_kernel<<<div_up(n, 256), 256, 0, s>>>(p);
+  launch_per_item(texture_bwd_kernel, p, (long long)p.num_batch * p.pix_per_batch, s);
 }
 
 }  // namespace nvdrec
