@@ -106,47 +106,41 @@ NVDREC_D PairHit find_pair(const AAParams& p, long long pa, int b, int y, int x,
   return h;
 }
 
-__global__ void antialias_fwd_kernel(AAParams p) {
+// Calls f(b, h, into_o, amount, target) for each silhouette pair the thread's pixel forms
+// with its right and lower neighbours: the blend moves `amount` of the colour difference
+// into pixel `target` (the other pixel h.po when into_o, else the front pixel h.pf).
+template <class F>
+NVDREC_D void for_each_blend(const AAParams& p, F f) {
   long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  long long total = (long long)p.num_batch * p.height * p.width;
-  if (pix >= total) return;
+  if (pix >= pixel_count(p)) return;
   int x = (int)(pix % p.width);
   int y = (int)((pix / p.width) % p.height);
   int b = (int)(pix / ((long long)p.width * p.height));
-  int C = p.channels;
   for (int axis = 0; axis < 2; ++axis) {
     if (axis == 0 && x + 1 >= p.width) continue;
     if (axis == 1 && y + 1 >= p.height) continue;
     PairHit h = find_pair(p, pix, b, y, x, axis);
     if (!h.hit) continue;
     bool into_o = h.t > 0.5f;
-    float amount = fabsf(h.t - 0.5f);
-    long long target = into_o ? h.po : h.pf;
+    f(b, h, into_o, fabsf(h.t - 0.5f), into_o ? h.po : h.pf);
+  }
+}
+
+__global__ void antialias_fwd_kernel(AAParams p) {
+  for_each_blend(p, [&](int, const PairHit& h, bool into_o, float amount, long long target) {
+    int C = p.channels;
     const float* cf = p.color + h.pf * C;
     const float* co = p.color + h.po * C;
     for (int c = 0; c < C; ++c) {
       float v = into_o ? (cf[c] - co[c]) : (co[c] - cf[c]);
       atomicAdd(p.out + target * C + c, v * amount);
     }
-  }
+  });
 }
 
 __global__ void antialias_bwd_kernel(AAParams p) {
-  long long pix = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  long long total = (long long)p.num_batch * p.height * p.width;
-  if (pix >= total) return;
-  int x = (int)(pix % p.width);
-  int y = (int)((pix / p.width) % p.height);
-  int b = (int)(pix / ((long long)p.width * p.height));
-  int C = p.channels;
-  for (int axis = 0; axis < 2; ++axis) {
-    if (axis == 0 && x + 1 >= p.width) continue;
-    if (axis == 1 && y + 1 >= p.height) continue;
-    PairHit h = find_pair(p, pix, b, y, x, axis);
-    if (!h.hit) continue;
-    bool into_o = h.t > 0.5f;
-    float amount = fabsf(h.t - 0.5f);
-    long long target = into_o ? h.po : h.pf;
+  for_each_blend(p, [&](int b, const PairHit& h, bool into_o, float amount, long long target) {
+    int C = p.channels;
     const float* cf = p.color + h.pf * C;
     const float* co = p.color + h.po * C;
     const float* g = p.grad_out + target * C;
@@ -160,7 +154,7 @@ __global__ void antialias_bwd_kernel(AAParams p) {
       atomicAdd(p.grad_color + h.pf * C + c, s * amount * gc);
       atomicAdd(p.grad_color + h.po * C + c, -s * amount * gc);
     }
-    if (gt == 0.f) continue;
+    if (gt == 0.f) return;
     // d t / d (x, y, w) of the two edge vertices, by dual numbers
     int va = p.tri[h.tf * 3 + h.k], vb = p.tri[h.tf * 3 + (h.k + 1) % 3];
     const float* A = aa_vertex(p, b, va);
@@ -180,7 +174,7 @@ __global__ void antialias_bwd_kernel(AAParams p) {
     atomicAdd(gb + 0, scale * t.d[3]);
     atomicAdd(gb + 1, scale * t.d[4]);
     atomicAdd(gb + 3, scale * t.d[5]);
-  }
+  });
 }
 
 void launch_antialias_fwd(const AAParams& p, cudaStream_t s) {
