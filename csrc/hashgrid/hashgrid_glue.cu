@@ -39,30 +39,34 @@ torch::Tensor hashgrid_fwd(torch::Tensor x, torch::Tensor table, std::vector<int
   return out;
 }
 
-torch::Tensor hashgrid_bwd(torch::Tensor x, torch::Tensor table, std::vector<int64_t> res,
-                           std::vector<int64_t> dense, torch::Tensor grad_out) {
+// The gradient of the loss with respect to the table (zeros, accumulated by atomics) or,
+// with wrt_x, to the points.
+static torch::Tensor hg_backward(torch::Tensor x, torch::Tensor table, std::vector<int64_t> res,
+                                 std::vector<int64_t> dense, torch::Tensor grad_out, bool wrt_x) {
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   HashGridParams p = hg_params(x, table, res, dense);
   NVDREC_CHECK_INPUT(grad_out, torch::kFloat32);
-  auto grad_table = torch::zeros_like(table);
   p.grad_out = grad_out.data_ptr<float>();
-  p.grad_table = grad_table.data_ptr<float>();
-  launch_hashgrid_bwd(p, nvdrec_stream());
+  torch::Tensor grad = wrt_x ? torch::empty_like(x) : torch::zeros_like(table);
+  if (wrt_x) {
+    p.grad_x = grad.data_ptr<float>();
+    launch_hashgrid_bwd_input(p, nvdrec_stream());
+  } else {
+    p.grad_table = grad.data_ptr<float>();
+    launch_hashgrid_bwd(p, nvdrec_stream());
+  }
   NVDREC_CHECK_LAUNCH();
-  return grad_table;
+  return grad;
+}
+
+torch::Tensor hashgrid_bwd(torch::Tensor x, torch::Tensor table, std::vector<int64_t> res,
+                           std::vector<int64_t> dense, torch::Tensor grad_out) {
+  return hg_backward(x, table, res, dense, grad_out, false);
 }
 
 torch::Tensor hashgrid_bwd_input(torch::Tensor x, torch::Tensor table, std::vector<int64_t> res,
                                  std::vector<int64_t> dense, torch::Tensor grad_out) {
-  const c10::cuda::OptionalCUDAGuard guard(x.device());
-  HashGridParams p = hg_params(x, table, res, dense);
-  NVDREC_CHECK_INPUT(grad_out, torch::kFloat32);
-  auto grad_x = torch::empty_like(x);
-  p.grad_out = grad_out.data_ptr<float>();
-  p.grad_x = grad_x.data_ptr<float>();
-  launch_hashgrid_bwd_input(p, nvdrec_stream());
-  NVDREC_CHECK_LAUNCH();
-  return grad_x;
+  return hg_backward(x, table, res, dense, grad_out, true);
 }
 
 }  // namespace nvdrec
