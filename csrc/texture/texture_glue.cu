@@ -88,6 +88,20 @@ std::vector<torch::Tensor> texture_bwd(torch::Tensor base, torch::Tensor buf, st
   return {grad_base, grad_buf, grad_uv, grad_da, grad_bias};
 }
 
+// Step k-1 -> k of a mip chain whose level 0 is `level0` [n, H, W, c] (H * W = texels0)
+// and whose levels 1.. lie in `buf` [n, total, c] at texel offsets `offs`.
+static MipParams mip_step(const float* level0, long long texels0, float* buf, const std::vector<int64_t>& hs,
+                          const std::vector<int64_t>& ws, const std::vector<int64_t>& offs, int64_t total,
+                          int n, int c, size_t k) {
+  MipParams m{};
+  m.src = k == 1 ? level0 : buf + offs[k - 1] * c;
+  m.src_stride = k == 1 ? texels0 * c : total * c;
+  m.dst = buf + offs[k] * c;
+  m.dst_stride = total * c;
+  m.n = n, m.c = c, m.h = (int)hs[k - 1], m.w = (int)ws[k - 1], m.ho = (int)hs[k], m.wo = (int)ws[k];
+  return m;
+}
+
 // Mip levels 1..L-1 of images [N, H, W, C] in one buffer [N, M, C]; sizes halve (floor,
 // at least 1) with area averaging. Returns the buffer.
 torch::Tensor mip_build(torch::Tensor tex, std::vector<int64_t> hs, std::vector<int64_t> ws,
@@ -96,16 +110,13 @@ torch::Tensor mip_build(torch::Tensor tex, std::vector<int64_t> hs, std::vector<
   TORCH_CHECK(tex.dim() == 4, "tex must be [N, H, W, C]");
   const c10::cuda::OptionalCUDAGuard guard(tex.device());
   int n = (int)tex.size(0), c = (int)tex.size(3);
+  long long texels0 = tex.size(1) * tex.size(2);
   auto out = torch::empty({n, total, c}, tex.options());
   auto stream = nvdrec_stream();
   for (size_t k = 1; k < hs.size(); ++k) {
-    MipParams m{};
-    m.src = k == 1 ? tex.data_ptr<float>() : out.data_ptr<float>() + offs[k - 1] * c;
-    m.src_stride = k == 1 ? (long long)tex.size(1) * tex.size(2) * c : total * c;
-    m.dst = out.data_ptr<float>() + offs[k] * c;
-    m.dst_stride = total * c;
-    m.n = n, m.c = c, m.h = (int)hs[k - 1], m.w = (int)ws[k - 1], m.ho = (int)hs[k], m.wo = (int)ws[k];
-    launch_mip_down(m, stream);
+    launch_mip_down(
+        mip_step(tex.data_ptr<float>(), texels0, out.data_ptr<float>(), hs, ws, offs, total, n, c, k),
+        stream);
     NVDREC_CHECK_LAUNCH();
   }
   return out;
@@ -119,15 +130,12 @@ torch::Tensor mip_build_bwd(torch::Tensor grad_tex, torch::Tensor grad_mips, std
   NVDREC_CHECK_INPUT(grad_mips, torch::kFloat32);
   const c10::cuda::OptionalCUDAGuard guard(grad_tex.device());
   int n = (int)grad_tex.size(0), c = (int)grad_tex.size(3);
+  long long texels0 = grad_tex.size(1) * grad_tex.size(2);
   auto stream = nvdrec_stream();
   for (size_t k = hs.size() - 1; k >= 1; --k) {
-    MipParams m{};
-    m.src = k == 1 ? grad_tex.data_ptr<float>() : grad_mips.data_ptr<float>() + offs[k - 1] * c;
-    m.src_stride = k == 1 ? (long long)grad_tex.size(1) * grad_tex.size(2) * c : total * c;
-    m.dst = grad_mips.data_ptr<float>() + offs[k] * c;
-    m.dst_stride = total * c;
-    m.n = n, m.c = c, m.h = (int)hs[k - 1], m.w = (int)ws[k - 1], m.ho = (int)hs[k], m.wo = (int)ws[k];
-    launch_mip_up_grad(m, stream);
+    launch_mip_up_grad(mip_step(grad_tex.data_ptr<float>(), texels0, grad_mips.data_ptr<float>(), hs, ws,
+                                offs, total, n, c, k),
+                       stream);
     NVDREC_CHECK_LAUNCH();
   }
   return grad_tex;
