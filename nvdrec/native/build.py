@@ -240,7 +240,7 @@ def load(verbose: bool = False):
 
         if not torch.cuda.is_available():
             raise BuildError("no CUDA device is visible to torch; the CUDA kernels need one")
-            src = csrc_dir()
+        src = csrc_dir()
         if src is None:
             raise BuildError("nvdrec's CUDA sources are missing from this installation")
         key, record = _build_key(src)
