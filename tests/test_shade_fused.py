@@ -6,6 +6,7 @@ import pytest
 import torch
 from _helpers import assert_close
 
+from nvdrec.ops import shading
 from nvdrec.render import EnvironmentLight
 from nvdrec.structures import camera as cam
 
@@ -36,6 +37,14 @@ def _inputs(seed=0, b=2, h=24, w=20, res=32):
     return base, pos, n, kd, ks, view, go
 
 
+def _fused(lgt, pos, n, kd, ks, view) -> bool:
+    """Whether ``lgt.shade`` takes the fused kernel for these inputs (what ops.shade
+    decides with the light's backend)."""
+    rot = None if lgt.mtx is None else lgt.mtx[:, :3, :3]
+    args = (pos, n, kd, ks, view, rot, lgt.diffuse, lgt.specular)
+    return lgt._filter_backend() == "cuda" and shading._fusable(*args)
+
+
 def _run(device, base, pos, n, kd, ks, view, go, specular=True, mtx=None, light_grad=True):
     lgt = EnvironmentLight(base.to(device), backend="auto" if device == "cuda" else "torch")
     lgt.base.requires_grad_(light_grad)
@@ -44,7 +53,7 @@ def _run(device, base, pos, n, kd, ks, view, go, specular=True, mtx=None, light_
     if mtx is not None:
         lgt.xfm(mtx.to(device))
     p_, n_, kd_, ks_ = leaves
-    fused = lgt._fused_shading(p_, n_, kd_[..., :3], ks_, view.to(device))
+    fused = _fused(lgt, p_, n_, kd_[..., :3], ks_, view.to(device))
     out = lgt.shade(p_, n_, kd_[..., :3], ks_, view.to(device), specular=specular)
     (out * go.to(device)).sum().backward()
     grads = [t.grad for t in leaves] + [lgt.base.grad if light_grad else None]
@@ -127,9 +136,9 @@ def test_fused_shading_falls_back_for_camera_gradients():
     lgt.build_mips()
     v = view.cuda().requires_grad_()
     args = (pos.cuda(), n.cuda(), kd[..., :3].cuda(), ks.cuda())
-    assert not lgt._fused_shading(*args, v)
+    assert not _fused(lgt, *args, v)
     out = lgt.shade(*args, v)
     out.sum().backward()
     assert v.grad is not None and torch.isfinite(v.grad).all()
-    assert lgt._fused_shading(*args, v.detach())
+    assert _fused(lgt, *args, v.detach())
     assert_close(lgt.shade(*args, v.detach()), out, atol=VALUE_ATOL)
