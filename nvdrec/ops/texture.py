@@ -266,20 +266,14 @@ def texture(
         mip = [m[None] if m.ndim == unbatched else m for m in mip]
     if tex.ndim == (4 if cube else 3):
         tex = tex[None]
-    kw = dict(
-        uv_da=uv_da,
-        mip_level_bias=mip_level_bias,
-        mip=mip,
-        filter_mode=filter_mode,
-        boundary_mode=boundary_mode,
-        max_mip_level=max_mip_level,
-    )
+    # the same positional order for every backend (nvdiffrast's texture() has it too)
+    opts = (uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
     chosen = pick_backend(backend, tex, uv)
     if chosen == "nvdiffrast":
         from ._nvdiffrast import module
 
-        return module().texture(tex, uv, **kw)
-    return (texture_cuda if chosen == "cuda" else _texture_ref)(tex, uv, **kw)
+        return module().texture(tex, uv, *opts)
+    return (texture_cuda if chosen == "cuda" else _texture_ref)(tex, uv, *opts)
 
 
 # ------------------------------------------------------------------ CUDA
