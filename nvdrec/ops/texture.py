@@ -266,13 +266,13 @@ def texture(
         mip = [m[None] if m.ndim == unbatched else m for m in mip]
     if tex.ndim == (4 if cube else 3):
         tex = tex[None]
-    # the same positional order for every backend (nvdiffrast's texture() has it too)
+    names = ("uv_da", "mip_level_bias", "mip", "filter_mode", "boundary_mode", "max_mip_level")
     opts = (uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
     chosen = pick_backend(backend, tex, uv)
-    if chosen == "nvdiffrast":
+    if chosen == "nvdiffrast":  # nvdiffrast's texture() takes the same names
         from ._nvdiffrast import module
 
-        return module().texture(tex, uv, *opts)
+        return module().texture(tex, uv, **dict(zip(names, opts)))
     return (texture_cuda if chosen == "cuda" else _texture_ref)(tex, uv, *opts)
 
 
