@@ -189,3 +189,15 @@ def test_jpeg_reduced_decoding_and_header_size(tmp_path):
     png = read_image(tmp_path / "a.png", reduce=4)  # 8-bit PNG: box filter of the values
     box = read_image(tmp_path / "a.png").reshape(120, 4, 160, 4, 3).mean((1, 3))
     assert png.shape == (120, 160, 3) and np.abs(png - box).max() <= 0.5 / 255 + 1e-6
+
+
+def test_pngs_encoded_at_once_keep_order_and_errors():
+    """in_parallel (the texture set of an export) gives the results in input order, the
+    same bytes as one at a time, and raises a worker's error."""
+    from nvdrec.io.png import encode_png, in_parallel
+
+    g = np.random.default_rng(0)
+    imgs = [g.integers(0, 256, (s, s + 3, 3), dtype=np.uint8) for s in (64, 8, 33, 120)]
+    assert in_parallel(encode_png, imgs) == [encode_png(i) for i in imgs]
+    with pytest.raises(ValueError, match="encode_png"):
+        in_parallel(encode_png, [imgs[0], np.zeros((4, 4, 5), np.uint8)])

@@ -13,7 +13,7 @@ from ..errors import MeshFormatError
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .files import atomic_write_bytes
 from .image import linear_to_srgb
-from .png import encode_png
+from .png import encode_png, in_parallel
 
 __all__ = ["check_glb", "save_glb", "unify_vertices"]
 
@@ -142,10 +142,9 @@ def save_glb(mesh: Mesh, path: str | os.PathLike) -> Path:
 
     images, textures = [], []
 
-    def add_image(img: np.ndarray) -> int:
+    def add_image(data: bytes) -> int:
         while blob.tell() % 4:
             blob.write(b"\0")
-        data = _png_bytes(img)
         off = blob.tell()
         blob.write(data)
         views.append(g.BufferView(buffer=0, byteOffset=off, byteLength=len(data)))
@@ -161,24 +160,30 @@ def save_glb(mesh: Mesh, path: str | os.PathLike) -> Path:
     if mat is not None and uv is not None:
         kd = mat.kd.image().detach().cpu().float().numpy() if mat.kd is not None else None
         ks = mat.ks.image().detach().cpu().float().numpy() if mat.ks is not None else None
+        pictures = {}  # encoded together, added in this order
         if kd is not None:
             rgb = linear_to_srgb(np.clip(kd[..., :3], 0, 1))
             if kd.shape[-1] > 3:
                 rgb = np.concatenate([rgb, kd[..., 3:4]], -1)
                 material.alphaMode = "BLEND"
-            pbr.baseColorTexture = g.TextureInfo(index=add_image(rgb))
+            pictures["kd"] = rgb
         if ks is not None:
             orm = np.stack([1.0 - ks[..., 0], ks[..., 1], ks[..., 2]], -1)
-            tex = add_image(np.clip(orm, 0, 1))
+            pictures["orm"] = np.clip(orm, 0, 1)
+        if mat.normal is not None and not mat.normal.is_constant:
+            n = mat.normal.image().detach().cpu().float().numpy()
+            pictures["n"] = (n[..., :3] + 1) * 0.5
+        png = dict(zip(pictures, in_parallel(_png_bytes, list(pictures.values()))))
+        if "kd" in png:
+            pbr.baseColorTexture = g.TextureInfo(index=add_image(png["kd"]))
+        if "orm" in png:
+            tex = add_image(png["orm"])
             pbr.metallicRoughnessTexture = g.TextureInfo(index=tex)
             material.occlusionTexture = g.OcclusionTextureInfo(index=tex)
             pbr.metallicFactor = 1.0
             pbr.roughnessFactor = 1.0
-        if mat.normal is not None and not mat.normal.is_constant:
-            n = mat.normal.image().detach().cpu().float().numpy()
-            material.normalTexture = g.NormalMaterialTexture(
-                index=add_image((n[..., :3] + 1) * 0.5)
-            )
+        if "n" in png:
+            material.normalTexture = g.NormalMaterialTexture(index=add_image(png["n"]))
     gltf = g.GLTF2(
         asset=g.Asset(version="2.0", generator="nvdrec"),
         scene=0,

@@ -18,6 +18,7 @@ from ..errors import MeshFormatError, MissingFileError
 from ..structures.material import Material, Texture2D
 from ..structures.mesh import Mesh
 from .image import linear_to_srgb, read_image, srgb_to_linear, write_image
+from .png import in_parallel
 
 __all__ = ["load_mesh", "load_mtl", "save_mesh", "save_mtl"]
 
@@ -272,22 +273,24 @@ def save_mtl(material: Material, folder: str | os.PathLike, name: str = "mesh.mt
     folder = Path(folder)
     lines = [f"newmtl {material.name or 'defaultMat'}", f"bsdf {material.bsdf}"]
     kd, ks, nrm = (_texture_image(t) for t in (material.kd, material.ks, material.normal))
+    files = []  # (file name, image): written together below
     if kd is not None:
         if kd.shape[0] * kd.shape[1] == 1:
             lines.append("Kd %.9g %.9g %.9g" % tuple(kd.reshape(-1)[:3]))
         else:
             rgb = linear_to_srgb(kd[..., :3])
-            write_image(folder / "texture_kd.png", np.concatenate([rgb, kd[..., 3:4]], -1))
+            files.append(("texture_kd.png", np.concatenate([rgb, kd[..., 3:4]], -1)))
             lines.append("map_Kd texture_kd.png")
     if ks is not None:
         if ks.shape[0] * ks.shape[1] == 1:
             lines.append("Ks %.9g %.9g %.9g" % tuple(ks.reshape(-1)[:3]))
         else:
-            write_image(folder / "texture_ks.png", ks[..., :3])
+            files.append(("texture_ks.png", ks[..., :3]))
             lines.append("map_Ks texture_ks.png")
     if nrm is not None and nrm.shape[0] * nrm.shape[1] > 1:
-        write_image(folder / "texture_n.png", (nrm[..., :3] + 1.0) * 0.5)
+        files.append(("texture_n.png", (nrm[..., :3] + 1.0) * 0.5))
         lines.append("bump texture_n.png")
+    in_parallel(lambda f: write_image(folder / f[0], f[1]), files)
     from .files import atomic_write_text
 
     atomic_write_text(folder / name, "\n".join(lines) + "\n")
