@@ -7,6 +7,7 @@ import platform
 import sys
 
 from . import __version__, cli_photos, cli_show
+from .cli_common import flag
 from .cli_common import writable as _writable
 from .errors import ConfigError, NvdrecError
 
@@ -193,10 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", help="output folder (relative: under out/)")
     s.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    s.add_argument(
+    flag(
+        s,
         "--overwrite",
-        action="store_true",
-        help="replace an earlier run's results in the output folder (otherwise refused)",
+        "replace an earlier run's results in the output folder (otherwise refused)",
     )
     s.add_argument(
         "--gpus",

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from .errors import ConfigError
 
-__all__ = ["finite", "writable"]
+__all__ = ["finite", "flag", "writable"]
+
+
+def flag(parser, name: str, help: str) -> None:
+    """Add an on/off option ``name`` (``--some-thing``, False unless given) to ``parser``."""
+    parser.add_argument(name, action="store_true", help=help)
 
 
 def writable(path, flag: str, want: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli_common import flag
 from .cli_common import writable as _writable
 from .errors import ConfigError, DataError, MissingFileError
 
@@ -73,6 +74,12 @@ def _masks(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _max_side(parser, default: int, what: str) -> None:
+    parser.add_argument(
+        "--max-side", type=int, default=default, help=f"pixels on the long side: {what}"
+    )
+
+
 def add_parsers(sub) -> None:
     """Add this module's commands to the ``nvdrec`` sub-command parser ``sub``."""
     s = sub.add_parser(
@@ -84,12 +91,7 @@ def add_parsers(sub) -> None:
     )
     s.add_argument("photos", help="folder of photos (or with images/ and masks/)")
     s.add_argument("--out", help="folder to write (default: PHOTOS_colmap next to PHOTOS)")
-    s.add_argument(
-        "--max-side",
-        type=int,
-        default=1024,
-        help="reduce the photos to this many pixels on the long side (default 1024)",
-    )
+    _max_side(s, 1024, "reduce the photos to this size as they load")
     s.add_argument(
         "--matcher",
         choices=("auto", "exhaustive", "sequential"),
@@ -97,16 +99,16 @@ def add_parsers(sub) -> None:
         help="pairs to match: every pair (exhaustive), neighbours in name order "
         "(sequential, for video frames), or auto (exhaustive up to 120 photos)",
     )
-    s.add_argument(
+    flag(
+        s,
         "--ignore-masks",
-        action="store_true",
-        help="do not use PHOTOS/masks (by default features come from the masked object "
+        "do not use PHOTOS/masks (by default features come from the masked object "
         "only, and the masks are written with the result)",
     )
-    s.add_argument(
+    flag(
+        s,
         "--no-auto-masks",
-        action="store_true",
-        help="photos without masks/: keep the cameras from the whole photos and make no "
+        "photos without masks/: keep the cameras from the whole photos and make no "
         "masks (by default object masks are made from the photos, needs opencv, and the "
         "cameras placed again from the object only)",
     )
@@ -122,11 +124,5 @@ def add_parsers(sub) -> None:
     )
     s.add_argument("folder", help="COLMAP folder (images/, sparse/0 with points3D)")
     s.add_argument("--out", help="folder to write (default: FOLDER/masks_auto)")
-    s.add_argument(
-        "--max-side",
-        type=int,
-        default=512,
-        help="segment the photos at this many pixels on the long side (default 512); "
-        "the masks are written at the photos' size",
-    )
+    _max_side(s, 512, "segment the photos at this size; the masks are written at the photos' size")
     s.set_defaults(func=_masks)

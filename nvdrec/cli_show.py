@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .cli_common import finite as _finite
+from .cli_common import flag
 from .cli_common import writable as _writable
 from .errors import ConfigError, MissingFileError
 
@@ -260,10 +261,10 @@ def add_parsers(sub) -> None:
         help="output file (gif/mp4) or folder (png); default RUN_DIR/render/turntable.gif, "
         "or turntable_MAP.gif with --envmap MAP.hdr",
     )
-    s.add_argument(
+    flag(
+        s,
         "--sheet",
-        action="store_true",
-        help="write a contact sheet instead (RUN_DIR/render/sheet.png, sheet_MAP.png with "
+        "write a contact sheet instead (RUN_DIR/render/sheet.png, sheet_MAP.png with "
         "--envmap): 4 views of the mesh shaded (learned light, and --envmap) and its base "
         "colour, roughness, metallic and normals, labelled; --res is the cell size",
     )
@@ -272,10 +273,10 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("view", help="write (and serve) an offline HTML viewer of a run")
     s.add_argument("run_dir", help="out_dir of a finished run (or, with --serve, a running one)")
     s.add_argument("--output", help="the page to write (default RUN_DIR/viewer.html)")
-    s.add_argument(
+    flag(
+        s,
         "--serve",
-        action="store_true",
-        help="serve it on localhost; the page follows the run as it trains (newest "
+        "serve it on localhost; the page follows the run as it trains (newest "
         "preview image and mesh, checked every 2 s)",
     )
     s.add_argument("--port", type=int, default=8000)
