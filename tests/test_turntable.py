@@ -3,6 +3,7 @@ and the {"relight": HDR} preview tile."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,20 @@ def test_contact_sheet_rows_columns_and_labels(tiny_run, tmp_path):  # noqa: F81
     assert np.abs(colour[obj] - normals[obj]).mean() > 0.05
     rc = main(["render", str(run), "--sheet", "--res", "16", "--output", str(tmp_path / "s.gif")])
     assert rc != 0
+
+
+def test_results_pictures_relit_rows(tiny_run, tmp_path):  # noqa: F811
+    """bench/results_pictures.py (docs/results.md's relit picture): a row of three views
+    per light, the learned one first; a red map turns the second row red."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from results_pictures import relit_rows
+
+    out, _ = tiny_run
+    red = _envmap(tmp_path / "red.hdr", (3.0, 0.2, 0.2))
+    rows = relit_rows(out, [red], views=3, res=24)
+    assert rows.shape == (2 * 24, 3 * 24, 3) and rows.dtype == np.uint8
+    learned, relit = rows[:24].astype(float), rows[24:].astype(float)
+    obj = (learned < 250).any(-1)  # the object on white
+    assert obj.mean() > 0.02
+    assert (relit[..., 0][obj] - relit[..., 1][obj]).mean() > 20  # red light on the surface
+    assert np.abs(learned[:, :24] - learned[:, 48:]).mean() > 0.5  # the views differ
