@@ -110,6 +110,7 @@ def run_one(config, seed, overrides, device):
         row[f"ms_{tag}"] = t.get("ms_per_iter_median")
         row[f"mem_gb_{tag}"] = t.get("peak_memory_gb")
     row["seconds"] = result["seconds"]
+    row["stages"] = result.get("stages", {})  # seconds outside the iterations (JSON only)
     return row
 
 

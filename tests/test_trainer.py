@@ -458,6 +458,16 @@ def test_cleanup_unseen_and_decimation_after_pass_1(tmp_path):
     tr.fit()
     run = json.loads((out / "run.json").read_text())
     assert run["cleanup"]["unseen_faces"] >= 0
+    # the time outside the iterations, stage by stage, within the run's seconds
+    stages = run["stages"]
+    for key in ("data loaded", "surface extraction", "visibility from the training views"):
+        assert key in stages, sorted(stages)
+    for key in ("mesh clean-up", "unwrap", "export"):
+        assert key in stages, sorted(stages)
+    assert any(k.startswith("bake ") for k in stages)
+    assert all(v >= 0 for v in stages.values())
+    fit = sum(v for k, v in stages.items() if k != "data loaded")  # loading: before fit()
+    assert fit < run["seconds"]
     n = run["cleanup"]["decimated_faces"]
     assert run["cleanup"]["faces_out"] > 300 and 298 <= n  # a collapse removes 2
     faces = [ln for ln in (out / "mesh" / "mesh.obj").read_text().splitlines() if ln[:2] == "f "]

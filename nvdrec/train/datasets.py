@@ -17,20 +17,19 @@ def load_data(tr) -> None:
     image folders, which take a while, and the image cache's work), checked, and framed
     when ``mesh_scale`` is "auto" (``tr.shift``, ``tr.cfg.mesh_scale``)."""
     ref = Path(str(tr.cfg.ref_mesh)) if tr.cfg.ref_mesh else None
-    if ref is not None and ref.is_dir():  # photos can take a while: say so first
+    folder = ref is not None and ref.is_dir()
+    if folder:  # photos can take a while: say so first
         h, w = tr.cfg.train_res
         tr._note(f"loading the images of {ref} at {w}x{h} ...")
-        with tr._stage("images loaded"):
-            tr.dataset, tr.val_dataset = open_dataset(tr.cfg, tr.device)
-        cache = tr.dataset.cache
-        if cache is not None and (cache.hits or cache.written or cache.failed):
-            tr._note(
-                cache.failed
-                or f"image cache {cache.root}: {cache.hits} reduced images read, "
-                f"{cache.written} written"
-            )
-    else:
+    with tr._stage("images loaded" if folder else "data loaded", say=folder):
         tr.dataset, tr.val_dataset = open_dataset(tr.cfg, tr.device)
+    cache = tr.dataset.cache
+    if folder and cache is not None and (cache.hits or cache.written or cache.failed):
+        tr._note(
+            cache.failed
+            or f"image cache {cache.root}: {cache.hits} reduced images read, "
+            f"{cache.written} written"
+        )
     _check_images(tr, ref)
     tr.val_dataset = tr.val_dataset.for_validation(tr.cfg.display_res)
     tr.shift = torch.zeros(3)

@@ -78,8 +78,8 @@ def pass1(tr):
     check_coverage(tr, "dmtet_pass1")
     payload = None
     if tr.dist.is_main:  # extract, unwrap and bake once; the other ranks receive it
-        with torch.no_grad():  # enclosed empty space filled: no surfaces inside
-            mesh = geo.final_mesh(fill=cfg.fill_cavities).detach()
+        with torch.no_grad(), tr._stage("surface extraction", say=False):
+            mesh = geo.final_mesh(fill=cfg.fill_cavities).detach()  # cavities filled
         if tr.keep_pass1_state:  # for tools that compare extractions (bench/)
             tr.pass1_state = (geo, mat, lgt)
         filled = geo.filled_vertices
@@ -98,9 +98,10 @@ def pass1(tr):
             def confirm(p):
                 return in_visual_hull(tr.dataset, p)
 
-        mesh, report = clean_mesh(
-            mesh, min_component=cfg.cleanup_min_component, keep_faces=keep, confirm=confirm
-        )
+        with tr._stage("mesh clean-up", say=False):
+            mesh, report = clean_mesh(
+                mesh, min_component=cfg.cleanup_min_component, keep_faces=keep, confirm=confirm
+            )
         tr.cleanup = dataclasses.asdict(report)
         tr.cleanup["filled_cavity_vertices"] = filled
         if filled:
@@ -114,7 +115,8 @@ def pass1(tr):
             tr._note(
                 f"decimate: {n_in} -> {mesh.num_triangles} triangles in {time.time() - t0:.1f} s"
             )
-        mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, tr._note)
+        with tr._stage("unwrap", say=False):  # unwrap_uv says how it went
+            mesh = unwrap_uv(mesh, cfg.texture_res[0], cfg.unwrap_timeout, tr._note)
 
         def sample(p):
             return MLPTexture3D.split(mat.sample(p))

@@ -218,12 +218,13 @@ class Reporter:
         return metrics
 
     def write_run_json(self, result: dict, losses: dict, cleanup: dict, coverage: dict) -> None:
-        """``run.json``: timing, seconds, world size, batch per process, the early stop,
+        """``run.json``: timing (per pass), the stages outside the iterations (seconds),
+        seconds, world size, batch per process, the early stop,
         the losses per iteration, the clean-up and each pass's coverage (rendered /
         reference alpha over its last iterations: ``coverage`` holds the sums)."""
         from ..io.files import atomic_write_text
 
-        run = {k: result[k] for k in ("timing", "seconds", "world_size")}
+        run = {k: result[k] for k in ("timing", "stages", "seconds", "world_size")}
         run["batch_per_process"] = self.cfg.batch
         if result.get("stopped_early"):
             run["stopped_early"] = result["stopped_early"]

@@ -86,6 +86,7 @@ class Trainer:
         self.ctx = RasterContext(cfg.backend)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.stages: dict = {}  # seconds of the work outside the iterations
         load_data(self)
         self.report = Reporter(
             self.cfg, self.out, self.device, self.ctx, self.val_dataset, self.shift, self._warn
@@ -176,13 +177,16 @@ class Trainer:
             print(f"nvdrec: {text}", flush=True)
 
     @contextlib.contextmanager
-    def _stage(self, what: str):
-        """Report a stage that may take a while: one line with its duration when done."""
+    def _stage(self, what: str, say: bool = True):
+        """Time a stage outside the iterations: kept in ``stages`` (run.json) under
+        ``what``, and (``say``) one line with its duration when done."""
         t0 = time.time()
         yield
         if self.device.type == "cuda":  # the GPU work of the stage, not only its launches
             torch.cuda.synchronize(self.device)
-        self._note(f"{what}: {time.time() - t0:.1f} s")
+        self.stages[what] = round(time.time() - t0, 3)
+        if say:
+            self._note(f"{what}: {time.time() - t0:.1f} s")
 
     def _run(self, spec: PassSpec) -> None:
         """One pass's loop (a method, so tools can wrap it: bench/profile_train.py)."""
@@ -268,6 +272,7 @@ class Trainer:
             "metrics": metrics,
             "metrics_pass1": self.metrics_pass1,
             "timing": self.timing,
+            "stages": self.stages,
             "seconds": time.time() - t0,
             "world_size": self.dist.world,
             "rank": self.dist.rank,
