@@ -263,7 +263,7 @@ def shade(
 
 # ------------------------------------------------------------------ CUDA (fused split-sum shading)
 def _kernel_args(pos, nrm, kd, ks, diffuse, spec, view, rot, lut, meta) -> dict:
-    """The arguments both shade kernels take, by their names in csrc/binding.cpp."""
+    """The arguments both shade kernels take, by their names in csrc/shade/shade_bind.cpp."""
     batch, specular, sizes, lo, hi = meta
     return {
         "pos": pos,

@@ -266,14 +266,20 @@ def texture(
         mip = [m[None] if m.ndim == unbatched else m for m in mip]
     if tex.ndim == (4 if cube else 3):
         tex = tex[None]
-    names = ("uv_da", "mip_level_bias", "mip", "filter_mode", "boundary_mode", "max_mip_level")
-    opts = (uv_da, mip_level_bias, mip, filter_mode, boundary_mode, max_mip_level)
+    kw = dict(
+        uv_da=uv_da,
+        mip_level_bias=mip_level_bias,
+        mip=mip,
+        filter_mode=filter_mode,
+        boundary_mode=boundary_mode,
+        max_mip_level=max_mip_level,
+    )
     chosen = pick_backend(backend, tex, uv)
     if chosen == "nvdiffrast":  # nvdiffrast's texture() takes the same names
         from ._nvdiffrast import module
 
-        return module().texture(tex, uv, **dict(zip(names, opts)))
-    return (texture_cuda if chosen == "cuda" else _texture_ref)(tex, uv, *opts)
+        return module().texture(tex, uv, **kw)
+    return (texture_cuda if chosen == "cuda" else _texture_ref)(tex, uv, **kw)
 
 
 # ------------------------------------------------------------------ CUDA
@@ -282,7 +288,7 @@ _BOUNDARIES = {"wrap": 0, "clamp": 1, "zero": 2, "cube": 0}
 
 
 def _kernel_args(base, buf, uv, uv_da, bias, meta) -> dict:
-    """The arguments both texture kernels take, by their names in csrc/binding.cpp."""
+    """The arguments both texture kernels take, by their names in csrc/texture/texture_bind.cpp."""
     offs, hs, ws, cube, boundary, filt = meta
     return {
         "base": base,

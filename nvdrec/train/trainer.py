@@ -184,9 +184,10 @@ class Trainer:
         yield
         if self.device.type == "cuda":  # the GPU work of the stage, not only its launches
             torch.cuda.synchronize(self.device)
-        self.stages[what] = round(time.time() - t0, 3)
+        seconds = time.time() - t0
+        self.stages[what] = round(seconds, 3)
         if say:
-            self._note(f"{what}: {time.time() - t0:.1f} s")
+            self._note(f"{what}: {seconds:.1f} s")
 
     def _run(self, spec: PassSpec) -> None:
         """One pass's loop (a method, so tools can wrap it: bench/profile_train.py)."""
