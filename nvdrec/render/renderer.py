@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from .. import ops
 from ..ops import gather_rows
@@ -147,7 +148,10 @@ def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_ro
     tng = None
     if mesh.v_tng is not None:
         tng, _ = ops.interpolate(mesh.v_tng[None], rast, mesh.t_tng_idx.int(), backend=backend)
-    kd, ks, pert, kd_grad = _sample_material(material, mesh, rast, rast_db, gb_pos, backend, noise)
+    with record_function("nvdrec:material"):
+        kd, ks, pert, kd_grad = _sample_material(
+            material, mesh, rast, rast_db, gb_pos, backend, noise
+        )
     ks = torch.cat([ks[..., 0:1], ks[..., 1:2].clamp(min=min_roughness), ks[..., 2:3]], -1)
     vp = view_pos.view(-1, 1, 1, 3)
     n = shading_normal(gb_pos, vp, pert, smooth_n, tng, geom_n, two_sided=True)
@@ -164,7 +168,8 @@ def _shade_layer(ctx, mesh, material, rast, rast_db, view_pos, lgt, bsdf, min_ro
             raise TypeError("shading needs an EnvironmentLight (or a debug bsdf)")
         if bsdf == "white":
             kd = torch.full_like(kd[..., :3], 0.8)
-        color = lgt.shade(gb_pos, n, kd[..., :3], ks, view_pos, specular=bsdf != "diffuse")
+        with record_function("nvdrec:shade"):
+            color = lgt.shade(gb_pos, n, kd[..., :3], ks, view_pos, specular=bsdf != "diffuse")
     alpha = kd[..., 3:4] if kd.shape[-1] > 3 else torch.ones_like(kd[..., :1])
     return color, alpha, kd_grad, ks[..., 0:1]
 
@@ -229,7 +234,10 @@ def render_mesh(
             0, 2, 3, 1
         )
     layers = []
-    with ops.DepthPeeler(pos_clip, tri, (fh, fw), backend=ctx.backend) as peeler:
+    with (
+        record_function("nvdrec:rasterize"),
+        ops.DepthPeeler(pos_clip, tri, (fh, fw), backend=ctx.backend) as peeler,
+    ):
         for _ in range(num_layers):
             rast, rast_db = peeler.rasterize_next_layer()
             layers.append((rast, rast_db))

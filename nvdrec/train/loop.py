@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from ..errors import NumericalError
 from ..geometry import UniformAdam
@@ -125,17 +126,25 @@ def run_pass(tr, spec: PassSpec) -> None:
     # after a callback's stop in pass 1, pass 2 runs no iteration (its start is the bake)
     end = start if tr.stopped_early else cfg.iter
     for it in range(start, end):
-        batch, bg, jitter = train_batch(tr, it, pass_idx)
+        with record_function("nvdrec:batch (a reference mesh's views are rendered)"):
+            batch, bg, jitter = train_batch(tr, it, pass_idx)
         h, w = batch["resolution"]
 
         def forward():
-            if lgt.base.requires_grad or lgt.diffuse is None:
-                lgt.build_mips()
-            buffers = tr.report.render(mesh_fn(), batch, lgt, bg, material, jitter)
-            img_loss, reg = losses(cfg, buffers, batch["img"], bg, it)
-            reg = reg + spec.geometry.reg_loss(it, cfg.iter, spec.reg_weight)
-            if lgt.base.requires_grad:
-                reg = reg + lgt.regularizer() * 0.005
+            # the "nvdrec:" ranges name the parts of an iteration in a profile
+            # (bench/profile_train.py); outside a profiler they cost about a microsecond
+            with record_function("nvdrec:light filter"):
+                if lgt.base.requires_grad or lgt.diffuse is None:
+                    lgt.build_mips()
+            with record_function("nvdrec:geometry"):
+                mesh = mesh_fn()
+            with record_function("nvdrec:render"):
+                buffers = tr.report.render(mesh, batch, lgt, bg, material, jitter)
+            with record_function("nvdrec:losses"):
+                img_loss, reg = losses(cfg, buffers, batch["img"], bg, it)
+                reg = reg + spec.geometry.reg_loss(it, cfg.iter, spec.reg_weight)
+                if lgt.base.requires_grad:
+                    reg = reg + lgt.regularizer() * 0.005
             return img_loss, reg, buffers
 
         img_loss, reg, buffers = step(forward)
@@ -147,16 +156,18 @@ def run_pass(tr, spec: PassSpec) -> None:
             # queue the backward before reading the losses: the one host-device sync of
             # the iteration then waits for the GPU to finish the backward, while the CPU
             # has been issuing backward kernels during the forward's GPU time
-            loss.backward()
+            with record_function("nvdrec:backward"):
+                loss.backward()
         # with the losses (one device sync): the rendered and the reference coverage
-        img_v, reg_v, a_opt, a_ref = torch.stack(
-            [
-                img_loss.detach(),
-                reg.detach(),
-                buffers["shaded"][..., 3].detach().sum().to(img_loss.dtype),
-                batch["img"][..., 3].sum().to(img_loss.device, img_loss.dtype),
-            ]
-        ).tolist()
+        with record_function("nvdrec:loss read (waits for the GPU)"):
+            img_v, reg_v, a_opt, a_ref = torch.stack(
+                [
+                    img_loss.detach(),
+                    reg.detach(),
+                    buffers["shaded"][..., 3].detach().sum().to(img_loss.dtype),
+                    batch["img"][..., 3].sum().to(img_loss.device, img_loss.dtype),
+                ]
+            ).tolist()
         if it >= cfg.iter - max(cfg.iter // 10, 1):  # the pass's last 10%
             cov = tr.coverage.setdefault(name, [0.0, 0.0])
             cov[0], cov[1] = cov[0] + a_opt, cov[1] + a_ref
@@ -180,9 +191,9 @@ def run_pass(tr, spec: PassSpec) -> None:
                 "(outputs of earlier stages are kept). Try a lower learning_rate or a "
                 "different seed"
             )
-        if opt is not None:
-            opt.step()
-        with torch.no_grad():
+        with record_function("nvdrec:optimizer"), torch.no_grad():
+            if opt is not None:
+                opt.step()
             if lgt.base.requires_grad:
                 lgt.clamp_(0.0)
             if isinstance(material, Material):
