@@ -4,9 +4,11 @@ filter, geometry, rasterize, material, shade, losses, backward, optimizer, the l
 that waits for the GPU) and the top CUDA kernels.
 
     python bench/profile_train.py configs/bob.json --ref_mesh PATH --envmap PATH [--iter 40]
+        [--out_dir DIR] [any other config key as --key value]
 """
 
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -24,7 +26,8 @@ SKIP = 5  # first iterations of each pass (kernel builds, caches, allocator grow
 def main():
     ov = {"iter": 40, "validate": False, "save_interval": 0, "checkpoint_interval": 0}
     ov.update(_overrides(sys.argv[2:]))
-    cfg = nvdrec.load_config(sys.argv[1], overrides={**ov, "out_dir": "/tmp/nvdrec_profile"})
+    out = str(Path(tempfile.gettempdir()) / "nvdrec_profile")  # unless --out_dir says
+    cfg = nvdrec.load_config(sys.argv[1], overrides={"out_dir": out, **ov})
     skip = min(SKIP, max(cfg.iter - 1, 0))  # warm-up iterations left out of the profile
     active = cfg.iter - skip
     current = {}

@@ -29,3 +29,32 @@ def test_pass2_ab_on_a_tiny_scene(tmp_path):
     for row in rows[1:]:
         assert 0.0 <= row["views_worse"] <= 1.0 and row["psnr"] > 5.0
     assert "pass-1 extraction with passage 1" in r.stdout
+
+
+def test_profile_train_names_the_parts_of_an_iteration(tmp_path):
+    """bench/profile_train.py on the built-in demo scene: both passes profiled after the
+    warm-up, and the host time of each part the training loop names."""
+    f = tmp_path / "tiny.json"
+    f.write_text(json.dumps(TINY))
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "profile_train.py"), str(f)]
+        + ["--iter", "7", "--out_dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for name in ("dmtet_pass1", "mesh_pass"):
+        assert f"=== {name}: " in r.stdout and "iterations 6-7 profiled" in r.stdout
+    parts = {}
+    for line in r.stdout.splitlines():
+        words = line.rsplit(None, 2)
+        if len(words) == 3 and words[1].replace(".", "").isdigit():
+            parts.setdefault(words[0], []).append(float(words[2]))
+    # calls per iteration in each pass: the demo scene is a reference mesh, so the batch
+    # renders its views too (a second rasterize, material and shade)
+    for part in ("geometry", "render", "losses", "backward", "optimizer", "light filter"):
+        assert parts.get(part) == [1.0, 1.0], (part, parts.get(part))
+    for part in ("rasterize", "material", "shade"):
+        assert parts.get(part) == [2.0, 2.0], (part, parts.get(part))
+    assert parts.get("batch (a reference mesh's views are rendered)") == [1.0, 1.0]
+    assert (tmp_path / "run" / "run.json").is_file()
