@@ -31,6 +31,16 @@ NVDREC_D CellPos cell_of(const float* x, int res) {
   return c;
 }
 
+// Corner `corner` of a point's cell (bit a set: the far side along axis a): its table
+// index, and in `w` its trilinear weight.
+NVDREC_D unsigned cell_corner(const CellPos& c, int corner, int res, bool dense, unsigned table_size,
+                              float& w) {
+  int o0 = corner & 1, o1 = (corner >> 1) & 1, o2 = (corner >> 2) & 1;
+  w = (o0 ? c.frac[0] : 1.f - c.frac[0]) * (o1 ? c.frac[1] : 1.f - c.frac[1]) *
+      (o2 ? c.frac[2] : 1.f - c.frac[2]);
+  return corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, table_size);
+}
+
 template <int F>
 __global__ void hashgrid_fwd_kernel(HashGridParams p) {
   int n = blockIdx.x * blockDim.x + threadIdx.x;
@@ -45,10 +55,8 @@ __global__ void hashgrid_fwd_kernel(HashGridParams p) {
   for (int f = 0; f < F; ++f) acc[f] = 0.f;
 #pragma unroll
   for (int corner = 0; corner < 8; ++corner) {
-    int o0 = corner & 1, o1 = (corner >> 1) & 1, o2 = (corner >> 2) & 1;
-    float w = (o0 ? c.frac[0] : 1.f - c.frac[0]) * (o1 ? c.frac[1] : 1.f - c.frac[1]) *
-              (o2 ? c.frac[2] : 1.f - c.frac[2]);
-    unsigned idx = corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, p.table_size);
+    float w;
+    unsigned idx = cell_corner(c, corner, res, dense, p.table_size, w);
     const float* e = table + (long long)idx * F;
     if (F == 2) {
       float2 v = *reinterpret_cast<const float2*>(e);
@@ -103,10 +111,8 @@ __global__ void hashgrid_bwd_kernel(HashGridParams p) {
   float* table = p.grad_table + (long long)lvl * p.table_size * F;
 #pragma unroll
   for (int corner = 0; corner < 8; ++corner) {
-    int o0 = corner & 1, o1 = (corner >> 1) & 1, o2 = (corner >> 2) & 1;
-    float w = (o0 ? c.frac[0] : 1.f - c.frac[0]) * (o1 ? c.frac[1] : 1.f - c.frac[1]) *
-              (o2 ? c.frac[2] : 1.f - c.frac[2]);
-    unsigned idx = corner_index(c.base[0] + o0, c.base[1] + o1, c.base[2] + o2, res, dense, p.table_size);
+    float w;
+    unsigned idx = cell_corner(c, corner, res, dense, p.table_size, w);
     float* e = table + (long long)idx * F;
     if (!dense) {
       atomic_add_features<F>(e, w, go);
