@@ -1,4 +1,4 @@
-"""bench/pass2_ab.py runs end to end on a tiny scene and reports what it promises."""
+"""The scripts in bench/ run end to end on tiny inputs and report what they promise."""
 
 import json
 import subprocess
@@ -58,3 +58,24 @@ def test_profile_train_names_the_parts_of_an_iteration(tmp_path):
         assert parts.get(part) == [2.0, 2.0], (part, parts.get(part))
     assert parts.get("batch (a reference mesh's views are rendered)") == [1.0, 1.0]
     assert (tmp_path / "run" / "run.json").is_file()
+
+
+def test_smooth_solve_bench_prints_a_row_per_size():
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "smooth_solve.py"), "--device", "cpu"]
+        + ["--sizes", "100", "300"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in r.stdout.splitlines() if line.startswith("| ")]
+    assert [c.strip() for c in rows[0]] == [
+        "vertices",
+        "inverse built once",
+        "dense solves",
+        "conjugate gradients",
+    ]
+    sizes = [int(row[0].replace(",", "")) for row in rows[1:]]
+    assert len(sizes) == 2 and abs(sizes[0] - 100) < 30 and abs(sizes[1] - 300) < 40, sizes
+    for row in rows[1:]:
+        assert row[1].strip().endswith(" s") and float(row[2]) > 0 and float(row[3]) > 0

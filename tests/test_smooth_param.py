@@ -7,7 +7,7 @@ import pytest
 import torch
 from _helpers import assert_close, sphere
 
-from nvdrec.geometry import SmoothPositions, UniformAdam, solve_smooth
+from nvdrec.geometry import SmoothPositions, UniformAdam, smooth_param, solve_smooth
 from nvdrec.geometry.smooth_param import laplacian_apply, mesh_edges
 from nvdrec.train.helpers import Optimizers
 
@@ -23,11 +23,12 @@ def _dense(v, f, lam):
     return torch.eye(n, dtype=torch.float64) + lam * lap
 
 
-def test_positions_and_gradient_match_a_dense_solve():
+@pytest.mark.parametrize("solver", ["dense", "cg"])
+def test_positions_and_gradient_match_a_dense_solve(solver):
     v, f = sphere(8, 16)
     v = v.double()
     m = _dense(v, f, 19.0)
-    sp = SmoothPositions(v, f, 19.0)
+    sp = SmoothPositions(v, f, 19.0, solver=solver)
     assert_close(sp(), v, atol=SOLVE_TOL, name="initial positions")  # u = M x0
     g = torch.Generator().manual_seed(0)
     u = sp.u.detach() + 0.05 * torch.randn(v.shape, generator=g, dtype=torch.float64)
@@ -38,6 +39,30 @@ def test_positions_and_gradient_match_a_dense_solve():
     w = torch.randn(v.shape, generator=g, dtype=torch.float64)
     (x * w).sum().backward()
     assert_close(sp.u.grad, torch.linalg.solve(m, w), atol=SOLVE_TOL, name="grad_u")
+
+
+def test_auto_solver_is_dense_up_to_the_size_limit(monkeypatch):
+    """Up to DENSE_MAX vertices the solves go through the inverse (built once per device),
+    above it through conjugate gradients; both give the same positions and gradient."""
+    v, f = sphere(8, 16)
+    monkeypatch.setitem(smooth_param.DENSE_MAX, "cpu", len(v))
+    dense = SmoothPositions(v, f, 19.0)
+    inv = dense.inverse()
+    assert inv is not None and inv.shape == (len(v), len(v)) and inv.dtype == torch.float64
+    assert dense.inverse() is inv  # built once
+    assert_close(inv @ _dense(v, f, 19.0), torch.eye(len(v), dtype=torch.float64), atol=1e-9)
+    monkeypatch.setitem(smooth_param.DENSE_MAX, "cpu", len(v) - 1)
+    cg = SmoothPositions(v, f, 19.0)
+    assert cg.inverse() is None
+    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(1))
+    for sp in (dense, cg):
+        with torch.no_grad():
+            sp.u.add_(0.1 * w)
+        (sp() * w).sum().backward()
+    assert_close(dense(), cg(), atol=1e-5, name="positions")
+    assert_close(dense.u.grad, cg.u.grad, atol=1e-5, name="gradient")
+    with pytest.raises(ValueError, match="solver must be one of auto, dense, cg, got 'lu'"):
+        SmoothPositions(v, f, 19.0, solver="lu")
 
 
 def test_smooth_motion_passes_and_rough_motion_is_damped():
@@ -117,3 +142,19 @@ def test_optimizers_step_and_state_together():
     other.load_state_dict(st)
     with pytest.raises(ValueError, match="does not match"):
         Optimizers([torch.optim.Adam([a], lr=0.1)]).load_state_dict(st)
+
+
+@pytest.mark.cuda
+def test_dense_solves_on_the_gpu_match_the_cpu():
+    v, f = sphere(12, 24)
+    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(2))
+    out = {}
+    for dev in ("cpu", "cuda"):
+        sp = SmoothPositions(v.to(dev), f.to(dev), 19.0, solver="dense")
+        with torch.no_grad():
+            sp.u.add_(0.1 * w.to(dev))
+        x = sp()
+        (x * w.to(dev)).sum().backward()
+        out[dev] = (x.detach().cpu(), sp.u.grad.cpu())
+    assert_close(out["cuda"][0], out["cpu"][0], atol=1e-5, name="positions")
+    assert_close(out["cuda"][1], out["cpu"][1], atol=1e-5, name="gradient")

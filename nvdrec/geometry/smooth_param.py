@@ -13,7 +13,11 @@ while its high-frequency part (one vertex against its neighbours) is damped by
 meaning (world units per step for smooth motion) and ``lambda`` is dimensionless: it
 sets the damping width in edges, the same on every mesh and grid resolution.
 
-The solves use conjugate gradients with a Jacobi preconditioner in float64 (float32
+The matrix is fixed for a mesh (the topology does not change in pass 2), so a mesh of up
+to :data:`DENSE_MAX` vertices is solved through its inverse, computed once in float64 by
+Cholesky: every solve is then one exact matrix product (on a GPU one launch, where
+conjugate gradients take dozens of small launches and host reads per solve). Larger
+meshes use conjugate gradients with a Jacobi preconditioner in float64 (float32
 residuals stall near 1e-5); the forward solve starts from the previous solution
 (successive steps change ``u`` little), the backward pass solves the same symmetric
 system for the gradient from scratch (the gradient changes too much between iterations
@@ -31,6 +35,7 @@ __all__ = [
     "UniformAdam",
     "laplacian_apply",
     "mesh_edges",
+    "dense_inverse",
     "solve_smooth",
     "system_matrix",
 ]
@@ -39,6 +44,13 @@ __all__ = [
 CG_TOL = 1e-5
 CG_MAX_ITER = 500
 CHECK_EVERY = 4
+
+# Largest mesh (vertices) solved through a dense inverse, per device type. The inverse
+# takes V^2 x 8 bytes (537 MB at 8192 vertices) and about three times that while it is
+# built; on the CPU a product with it outgrows conjugate gradients above a few thousand
+# vertices (docs/training.md, "The solves"; bench/smooth_solve.py).
+DENSE_MAX = {"cuda": 8192, "cpu": 3072}
+SOLVERS = ("auto", "dense", "cg")
 
 
 def mesh_edges(tri: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,6 +120,18 @@ def solve_smooth(
     return x.to(out_dtype)
 
 
+def dense_inverse(edges: torch.Tensor, deg: torch.Tensor, lam: float) -> torch.Tensor:
+    """``(I + lam L)^-1`` [V, V] float64, by Cholesky (the matrix is symmetric positive
+    definite: its eigenvalues are ``1 + lam mu`` with Laplacian eigenvalues ``mu >= 0``)."""
+    n = len(deg)
+    a = torch.zeros(n, n, dtype=torch.float64, device=deg.device)
+    a[edges[:, 0], edges[:, 1]] = -lam
+    a.diagonal().add_(1.0 + lam * deg.double())
+    chol = torch.linalg.cholesky(a)
+    del a
+    return torch.cholesky_inverse(chol)
+
+
 def system_matrix(edges: torch.Tensor, deg: torch.Tensor, lam: float) -> torch.Tensor:
     """``I + lam L`` [V, V] as a sparse CSR float64 matrix."""
     n = len(deg)
@@ -134,9 +158,13 @@ class _Solve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, owner):
-        x = solve_smooth(
-            u.detach(), owner.edges, owner.deg, owner.lam, owner.x_prev, matrix=owner.matrix()
-        )
+        inv = owner.inverse()
+        if inv is not None:
+            x = (inv @ u.detach().double()).to(u.dtype)
+        else:
+            x = solve_smooth(
+                u.detach(), owner.edges, owner.deg, owner.lam, owner.x_prev, matrix=owner.matrix()
+            )
         owner.x_prev.copy_(x)
         ctx.owner = owner
         return x
@@ -144,6 +172,9 @@ class _Solve(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_x):
         o = ctx.owner
+        inv = o.inverse()
+        if inv is not None:  # the inverse is symmetric too
+            return (inv @ grad_x.double()).to(grad_x.dtype), None
         # no warm start here: the gradient is noisy from one iteration to the next (a
         # previous solution saves few iterations), and under DDP each process's own
         # gradient would make its warm start, and so a resumed run, differ
@@ -159,15 +190,23 @@ class SmoothPositions(torch.nn.Module):
         faces: triangles [T, 3] (int32/int64) that define the graph Laplacian.
         lam: smoothing strength ``lambda`` (dimensionless; the paper's experiments use
             about 10-100). 0 makes ``u`` the positions themselves.
+        solver: ``"dense"`` (solves through the inverse of ``I + lam L``, [V, V] float64,
+            built once per device), ``"cg"`` (conjugate gradients), or ``"auto"``: dense up
+            to :data:`DENSE_MAX` vertices for the device type, else conjugate gradients.
 
     ``u`` is the trainable parameter; :meth:`forward` returns the positions [V, 3].
     """
 
-    def __init__(self, v_pos: torch.Tensor, faces: torch.Tensor, lam: float) -> None:
+    def __init__(
+        self, v_pos: torch.Tensor, faces: torch.Tensor, lam: float, solver: str = "auto"
+    ) -> None:
         super().__init__()
         if lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         self.lam = float(lam)
+        self.solver = solver
         edges, deg = mesh_edges(faces, len(v_pos))
         self.register_buffer("edges", edges.to(v_pos.device), persistent=False)
         self.register_buffer("deg", deg.to(v_pos.device), persistent=False)
@@ -186,6 +225,18 @@ class SmoothPositions(torch.nn.Module):
             self._matrix = system_matrix(self.edges, self.deg, self.lam)
             self._matrix_key = key
         return self._matrix
+
+    def inverse(self) -> torch.Tensor | None:
+        """``(I + lam L)^-1`` (dense, float64) where this mesh is solved through it (see
+        ``solver``), built once per device; None where conjugate gradients solve it."""
+        dev = self.deg.device
+        if getattr(self, "_inverse_key", None) != str(dev):
+            dense = self.solver == "dense" or (
+                self.solver == "auto" and len(self.deg) <= DENSE_MAX.get(dev.type, 0)
+            )
+            self._inverse = dense_inverse(self.edges, self.deg, self.lam) if dense else None
+            self._inverse_key = str(dev)
+        return self._inverse
 
     def forward(self) -> torch.Tensor:
         if self.lam == 0:
