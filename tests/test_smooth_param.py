@@ -65,6 +65,22 @@ def test_auto_solver_is_dense_up_to_the_size_limit(monkeypatch):
         SmoothPositions(v, f, 19.0, solver="lu")
 
 
+def test_auto_solver_falls_back_to_cg_when_the_inverse_does_not_fit(monkeypatch):
+    v, f = sphere(8, 16)
+
+    def no_memory(*args):
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(smooth_param, "dense_inverse", no_memory)
+    sp = SmoothPositions(v, f, 19.0)
+    assert sp.inverse() is None  # conjugate gradients instead
+    with torch.no_grad():
+        sp.u.add_(0.1)
+    assert_close(sp(), v + 0.1, atol=1e-5, name="positions by CG")
+    with pytest.raises(torch.OutOfMemoryError):  # asked for by hand: the error stands
+        SmoothPositions(v, f, 19.0, solver="dense").inverse()
+
+
 def test_smooth_motion_passes_and_rough_motion_is_damped():
     v, f = sphere(12, 24)
     sp = SmoothPositions(v, f, 19.0)

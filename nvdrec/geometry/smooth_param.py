@@ -231,12 +231,27 @@ class SmoothPositions(torch.nn.Module):
         ``solver``), built once per device; None where conjugate gradients solve it."""
         dev = self.deg.device
         if getattr(self, "_inverse_key", None) != str(dev):
-            dense = self.solver == "dense" or (
-                self.solver == "auto" and len(self.deg) <= DENSE_MAX.get(dev.type, 0)
-            )
-            self._inverse = dense_inverse(self.edges, self.deg, self.lam) if dense else None
+            self._inverse = None
+            if self.solver == "dense" or (self.solver == "auto" and self._dense_fits(dev)):
+                try:
+                    self._inverse = dense_inverse(self.edges, self.deg, self.lam)
+                except torch.OutOfMemoryError:
+                    if self.solver == "dense":
+                        raise
+                    # auto: conjugate gradients need no more than the mesh itself
             self._inverse_key = str(dev)
         return self._inverse
+
+    def _dense_fits(self, dev: torch.device) -> bool:
+        """Auto's choice: at most DENSE_MAX vertices, and on a GPU the inverse's build
+        (three V x V float64 matrices) within a quarter of the free memory."""
+        n = len(self.deg)
+        if n > DENSE_MAX.get(dev.type, 0):
+            return False
+        if dev.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(dev)
+            return 3 * 8 * n * n <= free // 4
+        return True
 
     def forward(self) -> torch.Tensor:
         if self.lam == 0:
