@@ -189,3 +189,72 @@ def test_photos_alone_without_an_object_keep_one_placement(tmp_path, capsys, mon
     std = capsys.readouterr()
     assert "note: no object masks" in std.err and "2/2" not in std.err
     assert "registered   24 of 24" in std.out and not (out / "masks").exists()
+
+
+class _FakeColmap:
+    """Just what _place_cameras calls, without pycolmap: incremental mapping places
+    ``placed[seed]`` photos for each seed."""
+
+    def __init__(self, placed):
+        from types import SimpleNamespace as NS
+
+        self.placed, self.seeds = placed, []
+        self.ImageReaderOptions = lambda: NS()
+        self.FeatureExtractionOptions = lambda: NS(sift=NS())
+        self.FeatureMatchingOptions = lambda: NS()
+        self.IncrementalPipelineOptions = lambda: NS()
+        self.CameraMode = NS(SINGLE=0)
+        self.Device = NS(cpu=0)
+
+    def extract_features(self, *a, **k):
+        pass
+
+    def match_exhaustive(self, *a, **k):
+        pass
+
+    def incremental_mapping(self, db, images, sparse, mapping):
+        self.seeds.append(mapping.random_seed)
+        n = self.placed[mapping.random_seed]
+
+        class Rec:
+            def num_reg_images(self):
+                return n
+
+            def write(self, folder):
+                (folder / "cameras.txt").write_text(f"{n}\n")
+
+        return {0: Rec()} if n else {}
+
+
+@pytest.mark.parametrize(
+    "placed, seeds, result",
+    [
+        ([24], [0], 24),  # placed at once: one mapping
+        ([6, 0, 24], [0, 1, 2], 24),  # a poor start, nothing, then all: mapped again
+        ([6, 5, 7], [0, 1, 2], None),  # too few with every seed: the error names the count
+        ([0, 0, 0], [0, 1, 2], None),
+    ],
+)
+def test_mapping_is_tried_again_while_too_few_photos_are_placed(tmp_path, placed, seeds, result):
+    from nvdrec.data.sfm import MAPPING_TRIES, _place_cameras
+    from nvdrec.errors import DataError
+
+    assert MAPPING_TRIES == 3
+    fake, said = _FakeColmap(placed), []
+    opts = {"max_side": 320, "num_threads": 1, "max_features": 100, "matcher": "exhaustive"}
+    opts["src"] = "photos"
+    names = [f"{i}.png" for i in range(24)]
+    args = (fake, tmp_path, tmp_path, "whole", names, None, opts, said.append)
+    if result is None:
+        want = "only 7 of 24 photos" if max(placed) else "no camera could be placed"
+        with pytest.raises(DataError, match=want):
+            _place_cameras(*args)
+    else:
+        rec, model_dir, seconds = _place_cameras(*args)
+        assert rec.num_reg_images() == result and (model_dir / "cameras.txt").is_file()
+        assert set(seconds) == {"features", "matching", "mapping"}
+    assert fake.seeds == seeds
+    again = [s for s in said if "mapping again" in s]
+    assert len(again) == len(seeds) - 1
+    if len(seeds) > 1:
+        assert again[0] == f"{placed[0]} of 24 photos placed; mapping again (seed 1) ..."

@@ -95,6 +95,10 @@ class PosesReport:
         return out
 
 
+# incremental mappings (seeds 0, 1, ...) tried while fewer than half the photos are placed
+MAPPING_TRIES = 3
+
+
 def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks, opts, progress):
     """Features, matching and incremental mapping of the photos in ``images`` (features
     only inside ``feature_masks`` when given). Returns (the reconstruction with the most
@@ -143,20 +147,31 @@ def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks
     mapping = pycolmap.IncrementalPipelineOptions()
     mapping.num_threads = opts["num_threads"]
     mapping.multiple_models = False
-    mapping.random_seed = 0
-    sparse = work / f"sparse_{tag}"
-    sparse.mkdir()
-    models = pycolmap.incremental_mapping(db, images, sparse, mapping)
+    need = max(3, len(names) // 2)
+    rec = None
+    for attempt in range(MAPPING_TRIES):
+        # the mapping runs on threads and can stall after a poor start (a few photos
+        # placed); another seed usually places them all, at the cost of one more mapping
+        mapping.random_seed = attempt
+        sparse = work / f"sparse_{tag}_{attempt}"
+        sparse.mkdir()
+        models = pycolmap.incremental_mapping(db, images, sparse, mapping)
+        for r in models.values():
+            if rec is None or r.num_reg_images() > rec.num_reg_images():
+                rec = r
+        if (rec is not None and rec.num_reg_images() >= need) or attempt + 1 == MAPPING_TRIES:
+            break
+        placed = 0 if rec is None else rec.num_reg_images()
+        progress(f"{placed} of {len(names)} photos placed; mapping again (seed {attempt + 1}) ...")
     seconds["mapping"] = time.time() - t0
     src = opts["src"]
-    if not models:
+    if rec is None:
         raise DataError(
             f"no camera could be placed from the {len(names)} photos of '{src}': they "
             "share too few features. Take photos with more overlap (each part of the "
             "object in 3+ photos, 10-20 degrees apart), in focus, of a textured object"
         )
-    rec = max(models.values(), key=lambda r: r.num_reg_images())
-    if rec.num_reg_images() < max(3, len(names) // 2):
+    if rec.num_reg_images() < need:
         raise DataError(
             f"only {rec.num_reg_images()} of {len(names)} photos of '{src}' could be placed; "
             "take photos with more overlap (10-20 degrees apart) or try --matcher exhaustive"
