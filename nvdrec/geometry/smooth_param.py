@@ -99,23 +99,25 @@ def solve_smooth(
         def apply(v):
             return v + lam * laplacian_apply(v, edges, deg)
 
+    # in-place, fused updates: about ten kernels per iteration on a GPU
+    inv_diag = 1.0 / diag
     x = (b if x0 is None else x0.double()).clone()
     r = b - apply(x)
     bnorm = b.norm(dim=0).clamp(min=1e-30)
-    z = r / diag
+    z = r * inv_diag
     p = z.clone()
-    rz = (r * z).sum(0)
+    rz = torch.linalg.vecdot(r, z, dim=0)
     for i in range(max_iter):
         # the convergence test reads the device: every few iterations only
         if i % CHECK_EVERY == 0 and bool((r.norm(dim=0) <= tol * bnorm).all()):
             break
         ap = apply(p)
-        alpha = rz / (p * ap).sum(0).clamp(min=1e-300)
-        x = x + alpha * p
-        r = r - alpha * ap
-        z = r / diag
-        rz_new = (r * z).sum(0)
-        p = z + (rz_new / rz.clamp(min=1e-300)) * p
+        alpha = rz / torch.linalg.vecdot(p, ap, dim=0).clamp(min=1e-300)
+        x.addcmul_(alpha, p)
+        r.addcmul_(alpha, ap, value=-1.0)
+        torch.mul(r, inv_diag, out=z)
+        rz_new = torch.linalg.vecdot(r, z, dim=0)
+        p = torch.addcmul(z, rz_new / rz.clamp(min=1e-300), p)
         rz = rz_new
     return x.to(out_dtype)
 
