@@ -125,10 +125,7 @@ def solve_smooth(
 def dense_inverse(edges: torch.Tensor, deg: torch.Tensor, lam: float) -> torch.Tensor:
     """``(I + lam L)^-1`` [V, V] float64, by Cholesky (the matrix is symmetric positive
     definite: its eigenvalues are ``1 + lam mu`` with Laplacian eigenvalues ``mu >= 0``)."""
-    n = len(deg)
-    a = torch.zeros(n, n, dtype=torch.float64, device=deg.device)
-    a[edges[:, 0], edges[:, 1]] = -lam
-    a.diagonal().add_(1.0 + lam * deg.double())
+    a = system_matrix(edges, deg, lam).to_dense()
     chol = torch.linalg.cholesky(a)
     del a
     return torch.cholesky_inverse(chol)
