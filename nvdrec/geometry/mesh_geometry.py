@@ -31,15 +31,24 @@ class MeshGeometry(nn.Module):
         laplace: "relative" (the Laplacian of the displacement from the start) or
             "absolute" (of the positions), the config's ``laplace``.
         locked: positions frozen (the config's ``lock_pos``): no parameter, no regulariser.
+        solver: how the positions are solved for (the config's ``pos_solver``; see
+            :class:`~nvdrec.geometry.SmoothPositions`).
     """
 
     def __init__(
-        self, mesh: Mesh, smoothing: float, laplace: str = "relative", locked: bool = False
+        self,
+        mesh: Mesh,
+        smoothing: float,
+        laplace: str = "relative",
+        locked: bool = False,
+        solver: str = "auto",
     ) -> None:
         super().__init__()
         self.mesh, self.laplace, self.locked = mesh, laplace, locked
         self.register_buffer("v_init", mesh.v_pos.detach().clone(), persistent=False)
-        self.pos = SmoothPositions(self.v_init, mesh.t_pos_idx, smoothing).to(mesh.v_pos.device)
+        self.pos = SmoothPositions(self.v_init, mesh.t_pos_idx, smoothing, solver).to(
+            mesh.v_pos.device
+        )
         self.pos.u.requires_grad_(not locked)
         self._current: torch.Tensor | None = None  # this iteration's positions
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..geometry.smooth_param import SOLVERS as _SOLVERS
 from .config_checks import (
     _BACKENDS,
     _BACKGROUNDS,
@@ -201,6 +202,9 @@ class Config:
     pos_smoothing: float = field(
         default=19.0,
         metadata=_meta(_float(0.0), "pass-2 vertex steps smoothed (Large Steps lambda, 0 = off)"),
+    )
+    pos_solver: str = field(
+        default="auto", metadata=_meta(_choice(_SOLVERS), "pass-2 solves: auto, dense or cg")
     )
     fill_cavities: bool = field(
         default=True, metadata=_meta(_bool, "fill enclosed empty space before extraction")

@@ -177,7 +177,9 @@ def check_coverage(tr, name: str) -> None:
 def pass2(tr, mesh: Mesh, lgt: EnvironmentLight) -> Mesh:
     cfg = tr.cfg
     # the positions are x = (I + lambda L)^-1 u, u trained (Large Steps; lambda 0: x = u)
-    geo = MeshGeometry(mesh, cfg.pos_smoothing, cfg.laplace, locked=cfg.lock_pos)
+    geo = MeshGeometry(
+        mesh, cfg.pos_smoothing, cfg.laplace, locked=cfg.lock_pos, solver=cfg.pos_solver
+    )
     pos = geo.pos
     mat = mesh.material
     if cfg.custom_mip:  # trainable mip levels (a resumed run restores them by name)
