@@ -153,3 +153,18 @@ def test_sdf_regularizer_and_schedule():
     assert abs(sdf_reg_weight(0.2, 25, 100) - 0.01) < 1e-12
     assert abs(sdf_reg_weight(0.2, 12.5, 100) - 0.105) < 1e-12
     assert sdf_reg_weight(0.2, 90, 100) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("device", devices())
+def test_unique_pairs_match_the_row_wise_unique(device):
+    from nvdrec.geometry.tetgrid import tet_edges, unique_pairs
+
+    g = torch.Generator().manual_seed(0)
+    e = torch.randint(0, 50, (2000, 2), generator=g).to(device)  # many repeated rows
+    assert torch.equal(unique_pairs(e), torch.unique(e, dim=0))
+    assert unique_pairs(e[:0]).shape == (0, 2)
+    _, tets = tet_grid(12)
+    tets = tets.to(device)
+    pairs = torch.tensor([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]], device=device)
+    rows = torch.sort(tets[:, pairs].reshape(-1, 2), dim=1).values
+    assert torch.equal(tet_edges(tets), torch.unique(rows, dim=0))
