@@ -156,13 +156,28 @@ def test_sdf_regularizer_and_schedule():
 
 
 @pytest.mark.parametrize("device", devices())
-def test_unique_pairs_match_the_row_wise_unique(device):
-    from nvdrec.geometry.tetgrid import tet_edges, unique_pairs
+def test_unique_rows_match_the_row_wise_unique(device):
+    from nvdrec.geometry.tetgrid import tet_edges
+    from nvdrec.ops import unique_rows
 
     g = torch.Generator().manual_seed(0)
-    e = torch.randint(0, 50, (2000, 2), generator=g).to(device)  # many repeated rows
-    assert torch.equal(unique_pairs(e), torch.unique(e, dim=0))
-    assert unique_pairs(e[:0]).shape == (0, 2)
+    cases = [
+        torch.randint(0, 50, (2000, 2), generator=g),  # one int64 key a row
+        torch.randint(0, 2**40, (300, 3), generator=g).repeat(3, 1),  # too wide for a key
+        torch.randint(-5, 5, (500, 4), generator=g, dtype=torch.int32),  # negative values
+        torch.randint(0, 4, (800, 3), generator=g).float() / 2,  # floats
+        torch.tensor([[0.0, 1.0], [-0.0, 1.0], [0.0, 1.0]]),  # -0 and 0 are one row
+    ]
+    for x in cases:
+        x = x.to(device)
+        u, inv = unique_rows(x, return_inverse=True)
+        ref_u, ref_inv = torch.unique(x, dim=0, return_inverse=True)
+        assert torch.equal(u, ref_u) and u.dtype == x.dtype
+        assert torch.equal(inv, ref_inv)
+        assert torch.equal(unique_rows(x), ref_u)
+    empty = torch.zeros(0, 2, dtype=torch.long, device=device)
+    u, inv = unique_rows(empty, return_inverse=True)
+    assert u.shape == (0, 2) and inv.shape == (0,)
     _, tets = tet_grid(12)
     tets = tets.to(device)
     pairs = torch.tensor([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]], device=device)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..ops import unique_rows
 from ..structures.mesh import Mesh
 
 __all__ = [
@@ -56,7 +57,7 @@ def weld_vertices(v: torch.Tensor, f: torch.Tensor, tol: float = 0.0):
     size; exact when 0). Returns (vertices [V', 3], faces [T, 3] reindexed, merged count).
     """
     key = v if tol <= 0 else torch.round(v / tol)
-    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    _, inverse = unique_rows(key, return_inverse=True)
     n = int(inverse.max()) + 1 if len(v) else 0
     # first vertex of each group keeps its exact position
     first = torch.full((n,), len(v), dtype=torch.long, device=v.device)

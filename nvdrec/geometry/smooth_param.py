@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-from .tetgrid import unique_pairs
+from ..ops import unique_rows
 
 __all__ = [
     "SmoothPositions",
@@ -60,7 +60,7 @@ def mesh_edges(tri: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     degrees [n] (float, at least 1) of a triangle list: the uniform Laplacian's graph."""
     t = tri.long()
     e = torch.cat([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
-    e = unique_pairs(torch.cat([e, e.flip(1)]))
+    e = unique_rows(torch.cat([e, e.flip(1)]))
     deg = torch.bincount(e[:, 0], minlength=n).clamp(min=1).float()
     return e, deg
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import MeshFormatError
+from ..ops import unique_rows
 from ..structures.mesh import Mesh, auto_normals, compute_tangents
 from .files import atomic_write_bytes
 from .image import linear_to_srgb
@@ -61,7 +62,7 @@ def unify_vertices(mesh: Mesh):
     for idx in (mesh.t_tex_idx, mesh.t_nrm_idx, mesh.t_tng_idx):
         cols.append(idx if idx is not None else mesh.t_pos_idx)
     key = torch.stack([c.reshape(-1).long().cpu() for c in cols], -1)  # [3T, 4]
-    uniq, inv = torch.unique(key, dim=0, return_inverse=True)
+    uniq, inv = unique_rows(key, return_inverse=True)
 
     def take(arr, col):
         return arr.detach().cpu().float()[uniq[:, col]].numpy() if arr is not None else None

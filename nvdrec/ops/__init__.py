@@ -4,7 +4,7 @@ Semantics follow nvdiffrast's documentation so that code written for it ports by
 changing the import; see docs/ops.md.
 """
 
-from ._common import gather_rows, pick_backend
+from ._common import gather_rows, pick_backend, unique_rows
 from .antialias import TopologyHash, antialias, antialias_construct_topology_hash
 from .hashgrid import HashGridConfig, hashgrid_encode
 from .interpolate import interpolate
@@ -25,5 +25,6 @@ __all__ = [
     "HashGridConfig",
     "shade",
     "gather_rows",
+    "unique_rows",
     "pick_backend",
 ]

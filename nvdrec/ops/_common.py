@@ -47,6 +47,48 @@ def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return out.reshape(*idx.shape, *x.shape[1:])
 
 
+def unique_rows(x: torch.Tensor, return_inverse: bool = False):
+    """The distinct rows of ``x`` [N, C], in the order ``torch.unique(x, dim=0)`` gives
+    them (lexicographic), and with ``return_inverse`` also each row's index among them
+    [N]. The same result as ``torch.unique(x, dim=0, ...)``, without its row-wise sort,
+    which took 12.5 s for a grid-128 tet grid's 10M edges on a 2-core CPU: non-negative
+    integers whose rows fit one int64 key go through a 1-D unique of the keys, other rows
+    through stable sorts one column at a time."""
+    n, c = x.shape
+    if n == 0 or c == 0:
+        u = x[: min(n, 1)]
+        return (u, torch.zeros(n, dtype=torch.long, device=x.device)) if return_inverse else u
+    if not x.is_floating_point() and not x.is_complex():
+        lo, hi = (int(v) for v in torch.aminmax(x))
+        base = hi + 1
+        if lo >= 0 and base**c < 2**63:
+            k = x[:, 0].long()
+            for j in range(1, c):
+                k = k * base + x[:, j]
+            if return_inverse:
+                k, inverse = torch.unique(k, return_inverse=True)
+            else:
+                k = torch.unique(k)
+            cols = []
+            for _ in range(c):
+                cols.append(k % base)
+                k = k // base
+            u = torch.stack(cols[::-1], dim=1).to(x.dtype)
+            return (u, inverse) if return_inverse else u
+    order = torch.arange(n, device=x.device)
+    for j in reversed(range(c)):  # stable sorts, last column first: lexicographic order
+        order = order[torch.sort(x[order, j], stable=True).indices]
+    xs = x[order]
+    new = torch.ones(n, dtype=torch.bool, device=x.device)
+    new[1:] = (xs[1:] != xs[:-1]).any(dim=1)
+    u = xs[new]
+    if not return_inverse:
+        return u
+    inverse = torch.empty(n, dtype=torch.long, device=x.device)
+    inverse[order] = torch.cumsum(new, 0) - 1
+    return u, inverse
+
+
 def boost_gradient(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Identity in the forward pass; multiplies the gradient by ``factor``."""
     if factor == 1.0:
