@@ -79,3 +79,68 @@ def test_smooth_solve_bench_prints_a_row_per_size():
     assert len(sizes) == 2 and abs(sizes[0] - 100) < 30 and abs(sizes[1] - 300) < 40, sizes
     for row in rows[1:]:
         assert row[1].strip().endswith(" s") and float(row[2]) > 0 and float(row[3]) > 0
+
+
+def test_sidebyside_reads_both_systems_outputs(tmp_path):
+    """bench/sidebyside.py: nvdiffrec's per-pass medians and PSNRs from its log, nvdrec's
+    from run.json and metrics.json, the memory peaks and the ratios."""
+    log = ["Config / Flags:", "iter 30"]
+    log += [
+        f"iter={i:5d}, img_loss=0.1, reg_loss=0.1, lr=0.03, time={t} ms, rem=1 s"
+        for i, t in [(10, 200.0), (20, 180.0), (30, 190.0)]
+    ]
+    log += [
+        "Running validation",
+        "MSE,      PSNR",
+        "0.001, 30.000",
+        "Base mesh has 1234 triangles and 600 vertices.",
+    ]
+    log += [
+        f"iter={i:5d}, img_loss=0.1, reg_loss=0.1, lr=0.03, time={t} ms, rem=1 s"
+        for i, t in [(10, 100.0), (20, 120.0)]
+    ]
+    log += ["Running validation", "MSE,      PSNR", "0.0008, 31.500", "Done exporting mesh"]
+    (tmp_path / "anchor.log").write_text("\n".join(log) + "\n")
+    run = tmp_path / "run"
+    for sub, psnr in (("dmtet_validate", 32.0), ("validate", 33.0)):
+        (run / sub).mkdir(parents=True)
+        (run / sub / "metrics.json").write_text(json.dumps({"psnr": psnr}))
+    timing = {
+        "dmtet_pass1": {"ms_per_iter_median": 19.0, "peak_memory_gb": 1.5},
+        "mesh_pass": {"ms_per_iter_median": 22.0, "peak_memory_gb": 1.2},
+    }
+    (run / "run.json").write_text(json.dumps({"timing": timing, "cleanup": {"faces_out": 999}}))
+    (tmp_path / "a.mem").write_text("0\n4000\n6000\n5000\n")
+    (tmp_path / "o.mem").write_text("0\n2000\n3000\n")
+    out = tmp_path / "cols.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "sidebyside.py"),
+            "--anchor-log",
+            str(tmp_path / "anchor.log"),
+            "--ours",
+            str(run),
+            "--anchor-wall",
+            "100",
+            "--ours-wall",
+            "25",
+            "--anchor-mem",
+            str(tmp_path / "a.mem"),
+            "--ours-mem",
+            str(tmp_path / "o.mem"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "| pass 1 ms/iter (median) | 190.0 | 19.0 | 0.10 |" in r.stdout
+    assert "| pass 2 ms/iter (median) | 110.0 | 22.0 | 0.20 |" in r.stdout
+    assert "| whole run s | 100.0 | 25.0 | 0.25 |" in r.stdout
+    assert "| peak GPU memory MiB (nvidia-smi) | 6000 | 3000 | 0.50 |" in r.stdout
+    assert "| final PSNR dB | 31.50 | 33.00 | - |" in r.stdout
+    cols = json.loads(out.read_text())
+    assert cols["nvdiffrec"]["psnr_pass1"] == 30.0 and cols["nvdiffrec"]["triangles"] == 1234
+    assert cols["nvdrec"]["triangles"] == 999 and cols["nvdrec"]["allocated_gb"] == 1.5
