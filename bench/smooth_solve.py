@@ -5,7 +5,8 @@
 For UV spheres of about the given vertex counts: the time to build the inverse of
 ``I + lam L`` once, and the median time of one training iteration's solves (the forward
 solve of the positions and the backward solve of the gradient) with each solver, after
-warm-up (CUDA events on a GPU). The step between iterations is a small random change of
+warm-up (CUDA events on a GPU). Where cholespy is installed, also the sparse Cholesky
+factor: its build time and its solves. The step between iterations is a small random change of
 ``u``, as in training.
 """
 
@@ -75,18 +76,28 @@ def main():
     cuda = dev.type == "cuda"
     name = torch.cuda.get_device_name(dev) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}, torch {torch.__version__}, lambda {args.lam}, median ms")
-    print("| vertices | inverse built once | dense solves | conjugate gradients |")
-    print("|---|---|---|---|")
+    try:
+        import cholespy  # noqa: F401
+
+        solvers = ("dense", "cg", "cholesky")
+    except ImportError:
+        solvers = ("dense", "cg")
+        print("(cholespy is not installed: no Cholesky columns)")
+    head = ["vertices", "inverse built once", "dense solves", "conjugate gradients"]
+    if "cholesky" in solvers:
+        head += ["Cholesky factor built once", "Cholesky solves"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     for n in args.sizes:
         v, f = uv_sphere(n, dev)
         gen = torch.Generator().manual_seed(0)
         w = torch.randn(v.shape, generator=gen).to(dev)
         row = [f"{len(v):,}"]
-        for solver in ("dense", "cg"):
+        for solver in solvers:
             sp = SmoothPositions(v, f, args.lam, solver=solver)
-            if solver == "dense":
+            if solver in ("dense", "cholesky"):
                 t = time.perf_counter()
-                sp.inverse()
+                sp.inverse() if solver == "dense" else sp.factor()
                 if cuda:
                     torch.cuda.synchronize(dev)
                 row.append(f"{time.perf_counter() - t:.2f} s")

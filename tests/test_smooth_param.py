@@ -23,8 +23,10 @@ def _dense(v, f, lam):
     return torch.eye(n, dtype=torch.float64) + lam * lap
 
 
-@pytest.mark.parametrize("solver", ["dense", "cg"])
+@pytest.mark.parametrize("solver", ["dense", "cg", "cholesky"])
 def test_positions_and_gradient_match_a_dense_solve(solver):
+    if solver == "cholesky":
+        pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
     v, f = sphere(8, 16)
     v = v.double()
     m = _dense(v, f, 19.0)
@@ -45,6 +47,7 @@ def test_auto_solver_is_dense_up_to_the_size_limit(monkeypatch):
     """Up to DENSE_MAX vertices the solves go through the inverse (built once per device),
     above it through conjugate gradients; both give the same positions and gradient."""
     v, f = sphere(8, 16)
+    monkeypatch.setattr(smooth_param, "cholesky_factor", lambda *a: None)  # no cholespy
     monkeypatch.setitem(smooth_param.DENSE_MAX, "cpu", len(v))
     dense = SmoothPositions(v, f, 19.0)
     inv = dense.inverse()
@@ -61,12 +64,15 @@ def test_auto_solver_is_dense_up_to_the_size_limit(monkeypatch):
         (sp() * w).sum().backward()
     assert_close(dense(), cg(), atol=1e-5, name="positions")
     assert_close(dense.u.grad, cg.u.grad, atol=1e-5, name="gradient")
-    with pytest.raises(ValueError, match="solver must be one of auto, dense, cg, got 'lu'"):
+    with pytest.raises(
+        ValueError, match="solver must be one of auto, dense, cg, cholesky, got 'lu'"
+    ):
         SmoothPositions(v, f, 19.0, solver="lu")
 
 
 def test_auto_solver_falls_back_to_cg_when_the_inverse_does_not_fit(monkeypatch):
     v, f = sphere(8, 16)
+    monkeypatch.setattr(smooth_param, "cholesky_factor", lambda *a: None)  # no cholespy
 
     def no_memory(*args):
         raise torch.OutOfMemoryError("out of memory")
@@ -79,6 +85,32 @@ def test_auto_solver_falls_back_to_cg_when_the_inverse_does_not_fit(monkeypatch)
     assert_close(sp(), v + 0.1, atol=1e-5, name="positions by CG")
     with pytest.raises(torch.OutOfMemoryError):  # asked for by hand: the error stands
         SmoothPositions(v, f, 19.0, solver="dense").inverse()
+
+
+def test_auto_solver_on_the_cpu_uses_the_cholesky_factor_where_cholespy_is_installed(
+    monkeypatch,
+):
+    pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
+    v, f = sphere(10, 20)
+    auto = SmoothPositions(v, f, 19.0)
+    fac = auto.factor()
+    assert fac is not None and auto.factor() is fac  # built once
+    cg = SmoothPositions(v, f, 19.0, solver="cg")
+    assert cg.factor() is None and cg.inverse() is None
+    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(3))
+    for sp in (auto, cg):
+        with torch.no_grad():
+            sp.u.add_(0.1 * w)
+        (sp() * w).sum().backward()
+    assert_close(auto(), cg(), atol=1e-5, name="positions")
+    assert_close(auto.u.grad, cg.u.grad, atol=1e-5, name="gradient")
+    assert auto.u.grad.dtype == torch.float32
+    # without cholespy: auto goes on with the dense inverse or conjugate gradients, and
+    # asking for the Cholesky solver by hand says what to install
+    monkeypatch.setitem(__import__("sys").modules, "cholespy", None)
+    assert SmoothPositions(v, f, 19.0).factor() is None
+    with pytest.raises(ImportError, match="needs cholespy: pip install cholespy"):
+        SmoothPositions(v, f, 19.0, solver="cholesky").factor()
 
 
 def test_smooth_motion_passes_and_rough_motion_is_damped():
@@ -167,6 +199,23 @@ def test_dense_solves_on_the_gpu_match_the_cpu():
     out = {}
     for dev in ("cpu", "cuda"):
         sp = SmoothPositions(v.to(dev), f.to(dev), 19.0, solver="dense")
+        with torch.no_grad():
+            sp.u.add_(0.1 * w.to(dev))
+        x = sp()
+        (x * w.to(dev)).sum().backward()
+        out[dev] = (x.detach().cpu(), sp.u.grad.cpu())
+    assert_close(out["cuda"][0], out["cpu"][0], atol=1e-5, name="positions")
+    assert_close(out["cuda"][1], out["cpu"][1], atol=1e-5, name="gradient")
+
+
+@pytest.mark.cuda
+def test_cholesky_solves_on_the_gpu_match_the_cpu():
+    pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
+    v, f = sphere(12, 24)
+    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(4))
+    out = {}
+    for dev in ("cpu", "cuda"):
+        sp = SmoothPositions(v.to(dev), f.to(dev), 19.0, solver="cholesky")
         with torch.no_grad():
             sp.u.add_(0.1 * w.to(dev))
         x = sp()

@@ -204,7 +204,8 @@ class Config:
         metadata=_meta(_float(0.0), "pass-2 vertex steps smoothed (Large Steps lambda, 0 = off)"),
     )
     pos_solver: str = field(
-        default="auto", metadata=_meta(_choice(_SOLVERS), "pass-2 solves: auto, dense or cg")
+        default="auto",
+        metadata=_meta(_choice(_SOLVERS), "pass-2 solves: auto, dense, cg or cholesky"),
     )
     fill_cavities: bool = field(
         default=True, metadata=_meta(_bool, "fill enclosed empty space before extraction")
