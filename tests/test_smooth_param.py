@@ -43,6 +43,17 @@ def test_positions_and_gradient_match_a_dense_solve(solver):
     assert_close(sp.u.grad, torch.linalg.solve(m, w), atol=SOLVE_TOL, name="grad_u")
 
 
+def _assert_same_solves(a, b, w):
+    """One step ``0.1 w`` of ``u`` and a backward of ``(x * w).sum()`` through two
+    SmoothPositions of one mesh: the same positions and gradients."""
+    for sp in (a, b):
+        with torch.no_grad():
+            sp.u.add_(0.1 * w)
+        (sp() * w).sum().backward()
+    assert_close(a(), b(), atol=1e-5, name="positions")
+    assert_close(a.u.grad, b.u.grad, atol=1e-5, name="gradient")
+
+
 def test_auto_solver_is_dense_up_to_the_size_limit(monkeypatch):
     """Up to DENSE_MAX vertices the solves go through the inverse (built once per device),
     above it through conjugate gradients; both give the same positions and gradient."""
@@ -57,13 +68,7 @@ def test_auto_solver_is_dense_up_to_the_size_limit(monkeypatch):
     monkeypatch.setitem(smooth_param.DENSE_MAX, "cpu", len(v) - 1)
     cg = SmoothPositions(v, f, 19.0)
     assert cg.inverse() is None
-    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(1))
-    for sp in (dense, cg):
-        with torch.no_grad():
-            sp.u.add_(0.1 * w)
-        (sp() * w).sum().backward()
-    assert_close(dense(), cg(), atol=1e-5, name="positions")
-    assert_close(dense.u.grad, cg.u.grad, atol=1e-5, name="gradient")
+    _assert_same_solves(dense, cg, torch.randn(v.shape, generator=torch.Generator().manual_seed(1)))
     with pytest.raises(
         ValueError, match="solver must be one of auto, dense, cg, cholesky, got 'lu'"
     ):
@@ -97,13 +102,7 @@ def test_auto_solver_on_the_cpu_uses_the_cholesky_factor_where_cholespy_is_insta
     assert fac is not None and auto.factor() is fac  # built once
     cg = SmoothPositions(v, f, 19.0, solver="cg")
     assert cg.factor() is None and cg.inverse() is None
-    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(3))
-    for sp in (auto, cg):
-        with torch.no_grad():
-            sp.u.add_(0.1 * w)
-        (sp() * w).sum().backward()
-    assert_close(auto(), cg(), atol=1e-5, name="positions")
-    assert_close(auto.u.grad, cg.u.grad, atol=1e-5, name="gradient")
+    _assert_same_solves(auto, cg, torch.randn(v.shape, generator=torch.Generator().manual_seed(3)))
     assert auto.u.grad.dtype == torch.float32
     # without cholespy: auto goes on with the dense inverse or conjugate gradients, and
     # asking for the Cholesky solver by hand says what to install
@@ -193,29 +192,15 @@ def test_optimizers_step_and_state_together():
 
 
 @pytest.mark.cuda
-def test_dense_solves_on_the_gpu_match_the_cpu():
+@pytest.mark.parametrize("solver", ["dense", "cholesky"])
+def test_solves_on_the_gpu_match_the_cpu(solver):
+    if solver == "cholesky":
+        pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
     v, f = sphere(12, 24)
     w = torch.randn(v.shape, generator=torch.Generator().manual_seed(2))
     out = {}
     for dev in ("cpu", "cuda"):
-        sp = SmoothPositions(v.to(dev), f.to(dev), 19.0, solver="dense")
-        with torch.no_grad():
-            sp.u.add_(0.1 * w.to(dev))
-        x = sp()
-        (x * w.to(dev)).sum().backward()
-        out[dev] = (x.detach().cpu(), sp.u.grad.cpu())
-    assert_close(out["cuda"][0], out["cpu"][0], atol=1e-5, name="positions")
-    assert_close(out["cuda"][1], out["cpu"][1], atol=1e-5, name="gradient")
-
-
-@pytest.mark.cuda
-def test_cholesky_solves_on_the_gpu_match_the_cpu():
-    pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
-    v, f = sphere(12, 24)
-    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(4))
-    out = {}
-    for dev in ("cpu", "cuda"):
-        sp = SmoothPositions(v.to(dev), f.to(dev), 19.0, solver="cholesky")
+        sp = SmoothPositions(v.to(dev), f.to(dev), 19.0, solver=solver)
         with torch.no_grad():
             sp.u.add_(0.1 * w.to(dev))
         x = sp()
