@@ -189,10 +189,9 @@ class _Solve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, owner):
         fac = owner.factor()
-        inv = None if fac is not None else owner.inverse()
         if fac is not None:
             x = _factor_solve(fac, u)
-        elif inv is not None:
+        elif (inv := owner.inverse()) is not None:
             x = (inv @ u.detach().double()).to(u.dtype)
         else:
             x = solve_smooth(
@@ -257,45 +256,55 @@ class SmoothPositions(torch.nn.Module):
         # little on where it starts)
         self.register_buffer("x_prev", x.clone())
 
+    def _once_per_device(self, name: str, build):
+        """``build()``'s result, kept until the module moves to another device (an error
+        keeps nothing: the next call builds again)."""
+        key = str(self.deg.device)
+        cache = self.__dict__.setdefault("_built", {})
+        if name not in cache or cache[name][0] != key:
+            cache[name] = (key, build())
+        return cache[name][1]
+
     def matrix(self) -> torch.Tensor:
         """``I + lam L`` (sparse CSR, float64), built once per device."""
-        key = str(self.deg.device)
-        if getattr(self, "_matrix_key", None) != key:
-            self._matrix = system_matrix(self.edges, self.deg, self.lam)
-            self._matrix_key = key
-        return self._matrix
+        return self._once_per_device(
+            "matrix", lambda: system_matrix(self.edges, self.deg, self.lam)
+        )
 
     def factor(self):
         """The sparse Cholesky factor (:func:`cholesky_factor`) where this mesh is solved
         through it (see ``solver``), built once per device; None otherwise."""
-        dev = self.deg.device
-        if getattr(self, "_factor_key", None) != str(dev):
-            self._factor = None
-            if self.solver == "cholesky" or (self.solver == "auto" and dev.type == "cpu"):
-                self._factor = cholesky_factor(self.edges, self.deg, self.lam)
-                if self._factor is None and self.solver == "cholesky":
-                    raise ImportError(
-                        "solver 'cholesky' (config key pos_solver) needs cholespy: "
-                        "pip install cholespy, or choose auto, dense or cg"
-                    )
-            self._factor_key = str(dev)
-        return self._factor
+
+        def build():
+            on_cpu = self.deg.device.type == "cpu"
+            if not (self.solver == "cholesky" or (self.solver == "auto" and on_cpu)):
+                return None
+            fac = cholesky_factor(self.edges, self.deg, self.lam)
+            if fac is None and self.solver == "cholesky":
+                raise ImportError(
+                    "solver 'cholesky' (config key pos_solver) needs cholespy: "
+                    "pip install cholespy, or choose auto, dense or cg"
+                )
+            return fac
+
+        return self._once_per_device("factor", build)
 
     def inverse(self) -> torch.Tensor | None:
         """``(I + lam L)^-1`` (dense, float64) where this mesh is solved through it (see
         ``solver``), built once per device; None where conjugate gradients solve it."""
-        dev = self.deg.device
-        if getattr(self, "_inverse_key", None) != str(dev):
-            self._inverse = None
-            if self.solver == "dense" or (self.solver == "auto" and self._dense_fits(dev)):
-                try:
-                    self._inverse = dense_inverse(self.edges, self.deg, self.lam)
-                except torch.OutOfMemoryError:
-                    if self.solver == "dense":
-                        raise
-                    # auto: conjugate gradients need no more than the mesh itself
-            self._inverse_key = str(dev)
-        return self._inverse
+
+        def build():
+            dev = self.deg.device
+            if not (self.solver == "dense" or (self.solver == "auto" and self._dense_fits(dev))):
+                return None
+            try:
+                return dense_inverse(self.edges, self.deg, self.lam)
+            except torch.OutOfMemoryError:
+                if self.solver == "dense":
+                    raise
+                return None  # auto: conjugate gradients need no more than the mesh itself
+
+        return self._once_per_device("inverse", build)
 
     def _dense_fits(self, dev: torch.device) -> bool:
         """Auto's choice: at most DENSE_MAX vertices, and on a GPU the inverse's build
