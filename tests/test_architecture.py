@@ -123,6 +123,23 @@ def test_no_private_module_imported_across_packages():
     assert bad == []
 
 
+def test_no_private_name_imported_across_packages():
+    """``from ..ops.cubemap import _helper`` in another package is a private import too."""
+    modules = _modules()
+    bad = []
+    for name, path in modules.items():
+        is_pkg = path.name == "__init__.py"
+        here = name.split(".") if is_pkg else name.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            target = ".".join(here[: len(here) - (node.level - 1)] + [node.module or ""])
+            private = [a.name for a in node.names if a.name[:1] == "_" and a.name[:2] != "__"]
+            if private and _top(target.rstrip(".")) != _top(name):
+                bad.append(f"{name} imports {', '.join(private)} from {target}")
+    assert bad == []
+
+
 def test_no_module_over_400_lines():
     long = {
         str(p.relative_to(ROOT)): n

@@ -112,6 +112,16 @@ def test_auto_solver_on_the_cpu_uses_the_cholesky_factor_where_cholespy_is_insta
         SmoothPositions(v, f, 19.0, solver="cholesky").factor()
 
 
+def test_the_factor_lives_on_cuda_0_or_the_cpu():
+    """cholespy's GPU solver binds the driver's device 0: a mesh on another GPU keeps its
+    factor on the CPU."""
+    fd = smooth_param.factor_device
+    assert fd(torch.device("cpu")) == torch.device("cpu")
+    assert fd(torch.device("cuda", 0)) == torch.device("cuda", 0)
+    assert fd(torch.device("cuda")) == torch.device("cuda", 0)
+    assert fd(torch.device("cuda", 1)) == torch.device("cpu")
+
+
 def test_smooth_motion_passes_and_rough_motion_is_damped():
     v, f = sphere(12, 24)
     sp = SmoothPositions(v, f, 19.0)
@@ -208,3 +218,38 @@ def test_solves_on_the_gpu_match_the_cpu(solver):
         out[dev] = (x.detach().cpu(), sp.u.grad.cpu())
     assert_close(out["cuda"][0], out["cpu"][0], atol=1e-5, name="positions")
     assert_close(out["cuda"][1], out["cpu"][1], atol=1e-5, name="gradient")
+
+
+@pytest.mark.cuda
+def test_auto_on_the_gpu_uses_the_factor_above_the_dense_limit(monkeypatch):
+    pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
+    v, f = sphere(12, 24)
+    v, f = v.cuda(), f.cuda()
+    small = SmoothPositions(v, f, 19.0)
+    assert small.factor() is None and small.inverse() is not None  # dense below the limit
+    monkeypatch.setitem(smooth_param.DENSE_MAX, "cuda", len(v) - 1)
+    auto = SmoothPositions(v, f, 19.0)
+    assert auto.factor() is not None and auto.inverse() is None
+    cg = SmoothPositions(v, f, 19.0, solver="cg")
+    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(4))
+    _assert_same_solves(auto, cg, w.cuda())
+    assert auto.u.grad.device == v.device
+
+
+@pytest.mark.cuda
+def test_a_factor_on_the_cpu_solves_a_mesh_on_the_gpu(monkeypatch):
+    """The path of a mesh on a GPU other than cuda:0: the factor on the CPU, each
+    right-hand side copied there and back."""
+    pytest.importorskip("cholespy", reason="cholespy is not installed (pip install cholespy)")
+    monkeypatch.setattr(smooth_param, "factor_device", lambda dev: torch.device("cpu"))
+    v, f = sphere(12, 24)
+    gpu = SmoothPositions(v.cuda(), f.cuda(), 19.0, solver="cholesky")
+    cpu = SmoothPositions(v, f, 19.0, solver="cholesky")
+    w = torch.randn(v.shape, generator=torch.Generator().manual_seed(5))
+    for sp, dev in ((gpu, "cuda"), (cpu, "cpu")):
+        with torch.no_grad():
+            sp.u.add_(0.1 * w.to(dev))
+        (sp() * w.to(dev)).sum().backward()
+    assert gpu().device.type == "cuda" and gpu.u.grad.device.type == "cuda"
+    assert_close(gpu().cpu(), cpu(), atol=1e-6, name="positions")
+    assert_close(gpu.u.grad.cpu(), cpu.u.grad, atol=1e-6, name="gradient")

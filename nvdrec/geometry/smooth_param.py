@@ -23,11 +23,12 @@ residuals stall near 1e-5); the forward solve starts from the previous solution
 system for the gradient from scratch (the gradient changes too much between iterations
 for a warm start to pay).
 
-On the CPU, where cholespy (the paper authors' sparse Cholesky solver) is installed, the
-solves instead go through a sparse Cholesky factor of the matrix, computed once: on a
-2-core CPU a 20k-vertex solve takes about 1 ms, against about 100 ms by conjugate
-gradients. On a GPU that path is used only when asked for (``solver="cholesky"``); it
-has not been timed there yet.
+Where cholespy (the paper authors' sparse Cholesky solver) is installed, larger meshes
+(and on the CPU every mesh) go through a sparse Cholesky factor of the matrix, computed
+once: a 20k-vertex iteration's solves take about 3 ms on a 2-core CPU and 5 ms on an H100,
+against 50 and 27 ms by conjugate gradients. cholespy runs its GPU solves on CUDA device 0
+only (it binds the driver's device 0), so a mesh on another GPU keeps its factor on the
+CPU and copies each right-hand side there and back.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "mesh_edges",
     "dense_inverse",
     "cholesky_factor",
+    "factor_device",
     "solve_smooth",
     "system_matrix",
 ]
@@ -140,26 +142,39 @@ def dense_inverse(edges: torch.Tensor, deg: torch.Tensor, lam: float) -> torch.T
     return torch.cholesky_inverse(chol)
 
 
+def factor_device(dev: torch.device) -> torch.device:
+    """Where a Cholesky factor for a mesh on ``dev`` lives: ``dev`` itself on the CPU and
+    on CUDA device 0, else the CPU (cholespy's GPU solver binds the driver's device 0,
+    which is torch's ``cuda:0`` under any ``CUDA_VISIBLE_DEVICES``)."""
+    if dev.type == "cuda" and (dev.index if dev.index is not None else 0) == 0:
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
 def cholesky_factor(edges: torch.Tensor, deg: torch.Tensor, lam: float):
     """A sparse Cholesky factorisation of ``I + lam L`` by cholespy (the Large Steps
-    authors' solver; ``pip install cholespy``), on the device of ``deg``, float64; None
-    when cholespy is not installed. Its ``solve(b, x)`` writes ``x`` [V, C] for ``b``."""
+    authors' solver; ``pip install cholespy``), float64, on :func:`factor_device` of
+    ``deg``'s device; None when cholespy is not installed. Its ``solve(b, x)`` writes
+    ``x`` [V, C] for ``b`` [V, C], both on that device."""
     try:
         from cholespy import CholeskySolverD, MatrixType
     except ImportError:
         return None
-    a = system_matrix(edges, deg, lam)
+    where = factor_device(deg.device)
+    a = system_matrix(edges.to(where), deg.to(where), lam)
     rows = a.crow_indices().int().contiguous()
     cols = a.col_indices().int().contiguous()
     return CholeskySolverD(len(deg), rows, cols, a.values().contiguous(), MatrixType.CSR)
 
 
 def _factor_solve(factor, b: torch.Tensor) -> torch.Tensor:
-    """``(I + lam L)^-1 b`` [V, C] through a :func:`cholesky_factor`, in ``b``'s dtype."""
-    b64 = b.detach().double().contiguous()
+    """``(I + lam L)^-1 b`` [V, C] through a :func:`cholesky_factor`, in ``b``'s dtype and
+    on its device."""
+    where = factor_device(b.device)
+    b64 = b.detach().to(device=where, dtype=torch.float64).contiguous()
     x = torch.empty_like(b64)
     factor.solve(b64, x)
-    return x.to(b.dtype)
+    return x.to(device=b.device, dtype=b.dtype)
 
 
 def system_matrix(edges: torch.Tensor, deg: torch.Tensor, lam: float) -> torch.Tensor:
@@ -229,8 +244,10 @@ class SmoothPositions(torch.nn.Module):
             built once per device), ``"cg"`` (conjugate gradients), ``"cholesky"`` (a
             sparse Cholesky factor built once per device, :func:`cholesky_factor`; needs
             cholespy), or ``"auto"``: on the CPU the Cholesky factor where cholespy is
-            installed, else (and on a GPU) dense up to :data:`DENSE_MAX` vertices for the
-            device type, else conjugate gradients.
+            installed, else dense up to :data:`DENSE_MAX` vertices, else conjugate
+            gradients; on a GPU dense up to :data:`DENSE_MAX` vertices (where the inverse
+            fits), else the Cholesky factor on ``cuda:0`` where cholespy is installed, else
+            conjugate gradients.
 
     ``u`` is the trainable parameter; :meth:`forward` returns the positions [V, 3].
     """
@@ -276,8 +293,7 @@ class SmoothPositions(torch.nn.Module):
         through it (see ``solver``), built once per device; None otherwise."""
 
         def build():
-            on_cpu = self.deg.device.type == "cpu"
-            if not (self.solver == "cholesky" or (self.solver == "auto" and on_cpu)):
+            if not (self.solver == "cholesky" or (self.solver == "auto" and self._auto_factor())):
                 return None
             fac = cholesky_factor(self.edges, self.deg, self.lam)
             if fac is None and self.solver == "cholesky":
@@ -305,6 +321,15 @@ class SmoothPositions(torch.nn.Module):
                 return None  # auto: conjugate gradients need no more than the mesh itself
 
         return self._once_per_device("inverse", build)
+
+    def _auto_factor(self) -> bool:
+        """Auto's choice of the Cholesky factor (where cholespy is installed): on the CPU
+        always; on a GPU for meshes the dense inverse does not take, on ``cuda:0`` (on other
+        GPUs the factor would live on the CPU: conjugate gradients stay on the device)."""
+        dev = self.deg.device
+        if dev.type == "cpu":
+            return True
+        return factor_device(dev) == dev and not self._dense_fits(dev)
 
     def _dense_fits(self, dev: torch.device) -> bool:
         """Auto's choice: at most DENSE_MAX vertices, and on a GPU the inverse's build

@@ -106,7 +106,10 @@ def diffuse_irradiance(cube: torch.Tensor) -> torch.Tensor:
     return (w @ cube.reshape(-1, cube.shape[-1])).reshape(cube.shape)
 
 
-def _radical_inverse(i: torch.Tensor) -> torch.Tensor:
+def radical_inverse(i: torch.Tensor) -> torch.Tensor:
+    """Van der Corput radical inverse in base 2 of the integers ``i`` [N] (0 <= i < 2^32):
+    their 32 bits mirrored about the binary point, in [0, 1) as float64 [N] (the second
+    coordinate of the Hammersley points)."""
     b = i.clone()
     b = ((b << 16) | (b >> 16)) & 0xFFFFFFFF
     b = ((b & 0x55555555) << 1) | ((b & 0xAAAAAAAA) >> 1)
@@ -121,7 +124,7 @@ def hammersley_ggx_samples(count: int, roughness: float) -> tuple[torch.Tensor, 
     (h [count, 3], pdf of the reflected light direction [count]) for n = v."""
     i = torch.arange(count, dtype=torch.long)
     u1 = (i.double() + 0.5) / count
-    u2 = _radical_inverse(i)
+    u2 = radical_inverse(i)
     a = max(roughness, 1e-4) ** 2
     cos_t = torch.sqrt((1 - u1) / (1 + (a * a - 1) * u1))
     sin_t = torch.sqrt((1 - cos_t * cos_t).clamp(min=0))

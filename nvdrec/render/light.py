@@ -51,12 +51,12 @@ def ggx_directional_albedo_terms(ndotv: torch.Tensor, roughness: torch.Tensor, s
     ``Fc = (1 - v.h)^5`` and height-correlated Smith ``G2`` (low variance even at
     grazing angles).
     """
-    from ..ops.cubemap import _radical_inverse
+    from ..ops.cubemap import radical_inverse
 
     ndotv = ndotv.double().clamp(1e-4, 1.0)[:, None]
     a = (roughness.double().clamp(1e-3, 1.0) ** 2)[:, None]  # alpha
     u1 = ((torch.arange(samples, dtype=torch.float64) + 0.5) / samples)[None]
-    u2 = _radical_inverse(torch.arange(samples))[None]
+    u2 = radical_inverse(torch.arange(samples))[None]
     vx, vz = torch.sqrt((1 - ndotv * ndotv).clamp(min=0)), ndotv
     # view in the hemisphere configuration (stretch by alpha), then a disk sample
     hx, hz = a * vx, vz
