@@ -246,8 +246,8 @@ class SmoothPositions(torch.nn.Module):
             cholespy), or ``"auto"``: on the CPU the Cholesky factor where cholespy is
             installed, else dense up to :data:`DENSE_MAX` vertices, else conjugate
             gradients; on a GPU dense up to :data:`DENSE_MAX` vertices (where the inverse
-            fits), else the Cholesky factor on ``cuda:0`` where cholespy is installed, else
-            conjugate gradients.
+            fits), else the Cholesky factor where cholespy is installed (on
+            :func:`factor_device`), else conjugate gradients.
 
     ``u`` is the trainable parameter; :meth:`forward` returns the positions [V, 3].
     """
@@ -324,12 +324,11 @@ class SmoothPositions(torch.nn.Module):
 
     def _auto_factor(self) -> bool:
         """Auto's choice of the Cholesky factor (where cholespy is installed): on the CPU
-        always; on a GPU for meshes the dense inverse does not take, on ``cuda:0`` (on other
-        GPUs the factor would live on the CPU: conjugate gradients stay on the device)."""
+        always, on a GPU for meshes the dense inverse does not take (on a GPU other than
+        ``cuda:0`` the factor lives on the CPU: still faster than conjugate gradients, and
+        every process of a multi-GPU run solves the same way)."""
         dev = self.deg.device
-        if dev.type == "cpu":
-            return True
-        return factor_device(dev) == dev and not self._dense_fits(dev)
+        return dev.type == "cpu" or not self._dense_fits(dev)
 
     def _dense_fits(self, dev: torch.device) -> bool:
         """Auto's choice: at most DENSE_MAX vertices, and on a GPU the inverse's build
