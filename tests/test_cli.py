@@ -46,3 +46,22 @@ def test_public_api_names():
 
     assert nvdrec.Trainer is Trainer and nvdrec.train.Trainer is Trainer
     assert callable(nvdrec.load_config) and nvdrec.Config().iter == 5000
+
+
+def test_the_cli_asks_for_expandable_segments_unless_the_user_chose(monkeypatch, capsys):
+    """The allocator setting reaches the process before CUDA's first allocation (main()
+    sets it first); a user's own PYTORCH_CUDA_ALLOC_CONF is kept."""
+    from nvdrec import cli
+
+    key = "PYTORCH_CUDA_ALLOC_CONF"
+    monkeypatch.setattr(cli.sys, "platform", "linux")
+    monkeypatch.delenv(key, raising=False)
+    assert cli.main([]) == 2  # no command: help, and the setting was made first
+    assert cli.os.environ[key] == "expandable_segments:True"
+    monkeypatch.setenv(key, "max_split_size_mb:128")
+    cli.use_expandable_segments()
+    assert cli.os.environ[key] == "max_split_size_mb:128"
+    monkeypatch.delenv(key)
+    monkeypatch.setattr(cli.sys, "platform", "win32")  # PyTorch has none there
+    cli.use_expandable_segments()
+    assert key not in cli.os.environ
