@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from _helpers import run_nvdrec
 
 
@@ -56,12 +57,35 @@ def test_the_cli_asks_for_expandable_segments_unless_the_user_chose(monkeypatch,
     key = "PYTORCH_CUDA_ALLOC_CONF"
     monkeypatch.setattr(cli.sys, "platform", "linux")
     monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
     assert cli.main([]) == 2  # no command: help, and the setting was made first
     assert cli.os.environ[key] == "expandable_segments:True"
     monkeypatch.setenv(key, "max_split_size_mb:128")
     cli.use_expandable_segments()
     assert cli.os.environ[key] == "max_split_size_mb:128"
     monkeypatch.delenv(key)
+    monkeypatch.setenv("PYTORCH_ALLOC_CONF", "max_split_size_mb:64")  # the newer name
+    cli.use_expandable_segments()
+    assert key not in cli.os.environ
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF")
     monkeypatch.setattr(cli.sys, "platform", "win32")  # PyTorch has none there
     cli.use_expandable_segments()
     assert key not in cli.os.environ
+
+
+def test_the_allocator_reads_the_setting_made_by_the_cli():
+    """Importing nvdrec does not make PyTorch read its allocator settings, so the CLI's
+    setting is the one CUDA's first allocation uses."""
+    code = (
+        "import os, sys, torch; os.environ.pop('PYTORCH_CUDA_ALLOC_CONF', None);"
+        "os.environ.pop('PYTORCH_ALLOC_CONF', None);"
+        "get = getattr(torch._C, '_accelerator_getAllocatorSettings', None);"
+        "sys.exit(3) if get is None else None;"
+        "import nvdrec.cli; nvdrec.cli.use_expandable_segments(); print(get())"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if r.returncode == 3:
+        pytest.skip("this PyTorch has no reader of its allocator settings")
+    assert r.returncode == 0, r.stderr
+    if sys.platform == "linux":
+        assert "expandable_segments:True" in r.stdout
