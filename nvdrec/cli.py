@@ -239,9 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def use_expandable_segments() -> None:
     """Ask PyTorch's CUDA caching allocator for expandable segments unless the user set
-    ``PYTORCH_CUDA_ALLOC_CONF`` or ``PYTORCH_ALLOC_CONF``: the same speed, 270-460 MiB less peak GPU memory on the
-    side-by-side configs (docs/benchmarks.md). Linux only (elsewhere PyTorch warns that
-    it lacks them); read when CUDA first allocates, so it must run before that."""
+    ``PYTORCH_CUDA_ALLOC_CONF`` or ``PYTORCH_ALLOC_CONF``: the same speed, 270-460 MiB
+    less peak GPU memory on the side-by-side configs (docs/benchmarks.md). Linux only
+    (elsewhere PyTorch warns that it lacks them); read when CUDA first allocates, so it
+    must run before that."""
     own = {"PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF"} & set(os.environ)
     if sys.platform == "linux" and not own:
         os.environ["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
