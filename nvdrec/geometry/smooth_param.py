@@ -332,14 +332,19 @@ class SmoothPositions(torch.nn.Module):
 
     def _dense_fits(self, dev: torch.device) -> bool:
         """Auto's choice: at most DENSE_MAX vertices, and on a GPU the inverse's build
-        (three V x V float64 matrices) within a quarter of the free memory."""
-        n = len(self.deg)
-        if n > DENSE_MAX.get(dev.type, 0):
-            return False
-        if dev.type == "cuda":
-            free, _total = torch.cuda.mem_get_info(dev)
-            return 3 * 8 * n * n <= free // 4
-        return True
+        (three V x V float64 matrices) within a quarter of the free memory. Decided once
+        per device, so the factor and the inverse read the same answer."""
+
+        def decide():
+            n = len(self.deg)
+            if n > DENSE_MAX.get(dev.type, 0):
+                return False
+            if dev.type == "cuda":
+                free, _total = torch.cuda.mem_get_info(dev)
+                return 3 * 8 * n * n <= free // 4
+            return True
+
+        return self._once_per_device("dense_fits", decide)
 
     def forward(self) -> torch.Tensor:
         if self.lam == 0:
