@@ -188,17 +188,19 @@ def test_photos_alone_without_an_object_keep_one_placement(tmp_path, capsys, mon
     assert main(["poses", str(tmp_path / "photos"), "--out", str(out), "--max-side", "320"]) == 0
     std = capsys.readouterr()
     assert "note: no object masks" in std.err and "2/2" not in std.err
+    assert std.err.count("features (SIFT)") == 1  # the first placement is the result
     assert "registered   24 of 24" in std.out and not (out / "masks").exists()
 
 
 class _FakeColmap:
     """Just what _place_cameras calls, without pycolmap: incremental mapping places
-    ``placed[seed]`` photos for each seed."""
+    ``placed[seed]`` photos for each seed; a database is a text file listing what was
+    done to it."""
 
     def __init__(self, placed):
         from types import SimpleNamespace as NS
 
-        self.placed, self.seeds = placed, []
+        self.placed, self.seeds, self.maps_on = placed, [], []
         self.ImageReaderOptions = lambda: NS()
         self.FeatureExtractionOptions = lambda: NS(sift=NS())
         self.FeatureMatchingOptions = lambda: NS()
@@ -206,14 +208,15 @@ class _FakeColmap:
         self.CameraMode = NS(SINGLE=0)
         self.Device = NS(cpu=0)
 
-    def extract_features(self, *a, **k):
-        pass
+    def extract_features(self, db, *a, **k):
+        db.write_text("features")
 
-    def match_exhaustive(self, *a, **k):
-        pass
+    def match_exhaustive(self, db, *a, **k):
+        db.write_text(db.read_text() + " matches")
 
     def incremental_mapping(self, db, images, sparse, mapping):
         self.seeds.append(mapping.random_seed)
+        self.maps_on.append((db.name, db.read_text()))
         n = self.placed[mapping.random_seed]
 
         class Rec:
@@ -254,7 +257,15 @@ def test_mapping_is_tried_again_while_too_few_photos_are_placed(tmp_path, placed
         assert rec.num_reg_images() == result and (model_dir / "cameras.txt").is_file()
         assert set(seconds) == {"features", "matching", "mapping"}
     assert fake.seeds == seeds
-    again = [s for s in said if "mapping again" in s]
+    # the first two tries map the same matches, the third fresh matches of the features
+    same, fresh = (
+        ("database_whole.db", "features matches"),
+        ("database_whole_2.db", "features matches"),
+    )
+    assert fake.maps_on == ([same] * 2 + [fresh])[: len(seeds)]
+    again = [s for s in said if "again" in s]
     assert len(again) == len(seeds) - 1
     if len(seeds) > 1:
         assert again[0] == f"{placed[0]} of 24 photos placed; mapping again (seed 1) ..."
+        best = max(placed[:2])  # the most placed so far
+        assert again[1] == f"{best} of 24 photos placed; matching and mapping again (seed 2) ..."

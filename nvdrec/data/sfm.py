@@ -95,8 +95,28 @@ class PosesReport:
         return out
 
 
-# incremental mappings (seeds 0, 1, ...) tried while fewer than half the photos are placed
+# incremental mappings tried while fewer than half the photos are placed: seeds 0, 1, ...
+# on the same matches, the last one on fresh matches
 MAPPING_TRIES = 3
+
+
+def _match(pycolmap, db: Path, opts):
+    """Match the features of ``db`` and verify the pairs geometrically (RANSAC, randomly
+    seeded: each matching of the same features verifies the pairs afresh)."""
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = opts["num_threads"]
+    if opts["matcher"] == "exhaustive":
+        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
+    else:
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = 15
+        pairing.quadratic_overlap = True
+        pycolmap.match_sequential(
+            db,
+            matching_options=matching,
+            pairing_options=pairing,
+            device=pycolmap.Device.cpu,
+        )
 
 
 def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks, opts, progress):
@@ -124,22 +144,13 @@ def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks
         extraction_options=extraction,
         device=pycolmap.Device.cpu,
     )
+    features = work / f"features_{tag}.db"  # the features alone, for fresh matches
+    shutil.copy(db, features)
     seconds["features"] = time.time() - t0
 
     t0 = time.time()
-    kind = opts["matcher"]
-    progress(f"matching ({kind}) ...")
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.num_threads = opts["num_threads"]
-    if kind == "exhaustive":
-        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-    else:
-        pairing = pycolmap.SequentialPairingOptions()
-        pairing.overlap = 15
-        pairing.quadratic_overlap = True
-        pycolmap.match_sequential(
-            db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
-        )
+    progress(f"matching ({opts['matcher']}) ...")
+    _match(pycolmap, db, opts)
     seconds["matching"] = time.time() - t0
 
     t0 = time.time()
@@ -151,7 +162,12 @@ def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks
     rec = None
     for attempt in range(MAPPING_TRIES):
         # the mapping runs on threads and can stall after a poor start (a few photos
-        # placed); another seed usually places them all, at the cost of one more mapping
+        # placed): another seed usually places them all; when every seed stalled on the
+        # same matches, the last try matches and verifies the pairs again
+        if attempt and attempt + 1 == MAPPING_TRIES:
+            db = work / f"database_{tag}_{attempt}.db"
+            shutil.copy(features, db)
+            _match(pycolmap, db, opts)
         mapping.random_seed = attempt
         sparse = work / f"sparse_{tag}_{attempt}"
         sparse.mkdir()
@@ -162,7 +178,8 @@ def _place_cameras(pycolmap, work: Path, images: Path, tag, names, feature_masks
         if (rec is not None and rec.num_reg_images() >= need) or attempt + 1 == MAPPING_TRIES:
             break
         placed = 0 if rec is None else rec.num_reg_images()
-        progress(f"{placed} of {len(names)} photos placed; mapping again (seed {attempt + 1}) ...")
+        again = "matching and mapping" if attempt + 2 == MAPPING_TRIES else "mapping"
+        progress(f"{placed} of {len(names)} photos placed; {again} again (seed {attempt + 1}) ...")
     seconds["mapping"] = time.time() - t0
     src = opts["src"]
     if rec is None:
@@ -218,8 +235,10 @@ def estimate_poses(
             OpenCV) and the cameras placed again from features on the object only (a
             static background, as on a turntable, pulls the cameras towards "no
             motion"); the masks are made again on the final cameras and written to
-            ``out/masks``. Without OpenCV the first placement is kept and no masks are
-            written (a note says so).
+            ``out/masks``. Without OpenCV the photos are placed once, on the whole
+            photos, and no masks are written (a note says so). When no object is found,
+            the first placement is the result (placed again at full size when it used
+            smaller copies), and no masks are written.
 
     Returns:
         A :class:`PosesReport`.
@@ -271,6 +290,7 @@ def estimate_poses(
             src=src,
         )
         made_masks = masks is None and auto_masks
+        placement = None  # (reconstruction, model folder, seconds) of the final placement
         if made_masks:  # place once on the whole photos, mask, place again
             small = small_copies(work, names, FIRST_PASS_SIDE)
             rec, model_dir, sec = _place_cameras(
@@ -287,20 +307,25 @@ def estimate_poses(
             except DataError as e:  # no object found: one placement on the whole photos
                 made_masks = False
                 progress(f"note: no object masks ({e}); cameras from the whole photos")
+                if small == work / "images":  # made on these very photos: it is the result
+                    placement = rec, model_dir, sec
+                    del seconds["first cameras"]
             seconds["first masks"] = time.time() - t0
-        say = (lambda s: progress(f"2/2 {s}")) if made_masks else progress
-        rec, model_dir, sec = _place_cameras(
-            pycolmap,
-            work,
-            work / "images",
-            "object",
-            names,
-            feature_masks(work, names, mask_names)
-            if mask_names is not None and mask_features
-            else None,
-            opts,
-            say,
-        )
+        if placement is None:
+            say = (lambda s: progress(f"2/2 {s}")) if made_masks else progress
+            placement = _place_cameras(
+                pycolmap,
+                work,
+                work / "images",
+                "object",
+                names,
+                feature_masks(work, names, mask_names)
+                if mask_names is not None and mask_features
+                else None,
+                opts,
+                say,
+            )
+        rec, model_dir, sec = placement
         seconds.update(sec)
         registered = rec.num_reg_images()
         placed = {img.name for img in rec.images.values() if is_registered(img)}
