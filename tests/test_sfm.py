@@ -95,6 +95,18 @@ def test_poses_without_pycolmap_say_what_to_install(tmp_path, monkeypatch):
         estimate_poses(tmp_path, tmp_path / "out")
 
 
+def test_poses_with_an_old_pycolmap_say_what_to_upgrade(tmp_path, monkeypatch):
+    """pycolmap before 3.13 has another options API (no FeatureMatchingOptions)."""
+    import sys
+    from types import SimpleNamespace
+
+    from nvdrec.data.sfm import estimate_poses
+
+    monkeypatch.setitem(sys.modules, "pycolmap", SimpleNamespace(__version__="3.12.6"))
+    with pytest.raises(MissingDependencyError, match=r"3\.13 or newer; this is pycolmap 3\.12\.6"):
+        estimate_poses(tmp_path, tmp_path / "out")
+
+
 @pytest.mark.extras
 def test_poses_of_a_rendered_scene_match_the_known_cameras(tmp_path, capsys):
     """`nvdrec poses` on 24 rendered photos (+ masks) places every camera where it was."""

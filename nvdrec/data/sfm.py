@@ -47,6 +47,11 @@ def _pycolmap():
             "pycolmap (or pip install 'nvdrec[photos]'); or bring poses (COLMAP, LLFF, "
             "NeRF transforms)"
         ) from None
+    if not hasattr(pycolmap, "FeatureMatchingOptions"):  # the options API of pycolmap 3.13
+        raise MissingDependencyError(
+            f"camera poses from photos need pycolmap 3.13 or newer; this is pycolmap "
+            f"{getattr(pycolmap, '__version__', '(unknown version)')}: pip install -U pycolmap"
+        )
     return pycolmap
 
 
