@@ -1,29 +1,41 @@
 """Shared test helpers: comparisons that say where they failed, small scenes, the tiny
 training config and the command line in a subprocess."""
 
+import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
 from nvdrec.structures import camera as cam
 
-# the smallest run that still trains every stage (both passes, bake, export, validation);
-# tests that need other settings spread it: {**TINY, "iter": 2}
-TINY = {
-    "iter": 6,
+# a data folder's end-to-end check: a few iterations at 24 px through every stage
+TINY_FOLDER = {
+    "iter": 3,
     "batch": 1,
+    "train_res": [24, 24],
+    "texture_res": [32, 32],
+    "dmtet_grid": 16,
+    "light_res": 16,
+    "hash_log2_size": 10,
+    "save_interval": 0,
+    "validate_views": 2,
+    "progress": "none",
+}
+
+# the smallest run that still trains every stage (both passes, bake, export, validation)
+# on the built-in demo; tests that need other settings spread it: {**TINY, "iter": 2}
+TINY = {
+    **TINY_FOLDER,
+    "iter": 6,
     "train_res": [48, 48],
     "texture_res": [64, 64],
     "dmtet_grid": 20,
-    "light_res": 16,
-    "hash_log2_size": 10,
     "save_interval": 3,
-    "validate_views": 2,
     "demo_grid": 32,
     "learning_rate": [0.03, 0.01],
-    "progress": "none",
     "seed": 3,
 }
 
@@ -33,6 +45,13 @@ def run_nvdrec(*args, **kw) -> subprocess.CompletedProcess:
     ``env``, ``timeout``, ``cwd`` of subprocess.run)."""
     cmd = [sys.executable, "-m", "nvdrec", *(str(a) for a in args)]
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def train_cli(cfg: dict, folder) -> subprocess.CompletedProcess:
+    """``nvdrec train`` in a new process on ``cfg``, written to ``folder/config.json``."""
+    f = Path(folder) / "config.json"
+    f.write_text(json.dumps(cfg))
+    return run_nvdrec("train", f)
 
 
 def assert_close(actual, expected, atol, rtol=0.0, name="value"):

@@ -8,20 +8,15 @@ import time
 
 import pytest
 import torch
+from _helpers import TINY_FOLDER
 
 import nvdrec
 from nvdrec.train.trainer import Trainer
 
 CFG = {
+    **TINY_FOLDER,
     "iter": 8,
-    "batch": 1,
     "train_res": [40, 40],
-    "texture_res": [32, 32],
-    "dmtet_grid": 16,
-    "light_res": 16,
-    "hash_log2_size": 10,
-    "save_interval": 0,
-    "validate_views": 2,
     "demo_grid": 28,
     "learning_rate": [0.03, 0.01],
     "progress": "none",

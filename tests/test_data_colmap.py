@@ -1,12 +1,11 @@
 """COLMAP loading (text and binary models) from data written from our own renders."""
 
-import json
 import math
 import struct
 
 import pytest
 import torch
-from _helpers import rot_to_quat, run_nvdrec
+from _helpers import TINY_FOLDER, rot_to_quat, train_cli
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.colmap import ColmapDataset
@@ -97,23 +96,8 @@ def test_colmap_rgba_without_masks_and_errors(tmp_path):
 
 def test_colmap_trains_end_to_end(tmp_path):
     write_colmap(tmp_path / "scene", binary=True)
-    cfg = {
-        "ref_mesh": str(tmp_path / "scene"),
-        "iter": 3,
-        "batch": 1,
-        "train_res": [24, 24],
-        "texture_res": [32, 32],
-        "dmtet_grid": 16,
-        "light_res": 16,
-        "hash_log2_size": 10,
-        "save_interval": 0,
-        "validate_views": 2,
-        "progress": "none",
-        "out_dir": str(tmp_path / "out"),
-    }
-    f = tmp_path / "c.json"
-    f.write_text(json.dumps(cfg))
-    r = run_nvdrec("train", str(f))
+    cfg = {**TINY_FOLDER, "ref_mesh": str(tmp_path / "scene"), "out_dir": str(tmp_path / "out")}
+    r = train_cli(cfg, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.obj").is_file()
 
@@ -125,8 +109,6 @@ def test_data_errors_through_the_cli(tmp_path):
         p.unlink()
     (tmp_path / "scene" / "masks").rmdir()
     cfg = {"ref_mesh": str(tmp_path / "scene"), "iter": 2, "out_dir": str(tmp_path / "out")}
-    f = tmp_path / "c.json"
-    f.write_text(json.dumps(cfg))
-    r = run_nvdrec("train", str(f))
+    r = train_cli(cfg, tmp_path)
     assert r.returncode == 1 and "needs object masks" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out" / "mesh").exists()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _helpers import run_nvdrec
+from _helpers import TINY_FOLDER, train_cli
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.llff import LLFFDataset, axes_focus_point
@@ -89,23 +89,8 @@ def test_llff_bad_inputs(tmp_path):
 
 def test_llff_trains_end_to_end(tmp_path):
     write_llff(tmp_path / "scene", n=6)
-    cfg = {
-        "ref_mesh": str(tmp_path / "scene"),
-        "iter": 3,
-        "batch": 1,
-        "train_res": [24, 24],
-        "texture_res": [32, 32],
-        "dmtet_grid": 16,
-        "light_res": 16,
-        "hash_log2_size": 10,
-        "save_interval": 0,
-        "validate_views": 2,
-        "progress": "none",
-        "out_dir": str(tmp_path / "out"),
-    }
-    f = tmp_path / "llff.json"
-    f.write_text(json.dumps(cfg))
-    r = run_nvdrec("train", str(f))
+    cfg = {**TINY_FOLDER, "ref_mesh": str(tmp_path / "scene"), "out_dir": str(tmp_path / "out")}
+    r = train_cli(cfg, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
     for folder in ("dmtet_validate", "validate"):  # every photo is validated

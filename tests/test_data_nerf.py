@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _helpers import run_nvdrec, sphere
+from _helpers import TINY_FOLDER, sphere, train_cli
 
 from nvdrec.data.nerf import NeRFDataset
 from nvdrec.errors import DataError, MissingFileError
@@ -112,23 +112,8 @@ def test_nerf_folder_trains_end_to_end(tmp_path):
     data = tmp_path / "scene"
     write_nerf(data, n=6)
     write_nerf(data, n=3, split="test")
-    cfg = {
-        "ref_mesh": str(data),
-        "iter": 4,
-        "batch": 1,
-        "train_res": [32, 32],
-        "texture_res": [32, 32],
-        "dmtet_grid": 16,
-        "light_res": 16,
-        "hash_log2_size": 10,
-        "save_interval": 0,
-        "validate_views": 2,
-        "progress": "none",
-        "out_dir": str(tmp_path / "out"),
-    }
-    f = tmp_path / "nerf.json"
-    f.write_text(json.dumps(cfg))
-    r = run_nvdrec("train", str(f))
+    cfg = {**TINY_FOLDER, "iter": 4, "train_res": [32, 32], "ref_mesh": str(data)}
+    r = train_cli({**cfg, "out_dir": str(tmp_path / "out")}, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "mesh" / "mesh.glb").is_file()
     # nvdiffrec's protocol: every test frame, after each pass (validate_views counts only

@@ -11,20 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import TINY_FOLDER
 
 import nvdrec
 from nvdrec.train import distributed
 from nvdrec.train.trainer import Trainer
 
 TINY = {
+    **TINY_FOLDER,
     "iter": 4,
     "train_res": [40, 40],
-    "texture_res": [32, 32],
-    "dmtet_grid": 16,
-    "light_res": 16,
-    "hash_log2_size": 10,
     "save_interval": 2,
-    "validate_views": 2,
     "demo_grid": 24,
     "learning_rate": [0.03, 0.01],
     "progress": "log",
@@ -35,21 +32,23 @@ TINY = {
 }
 
 
+def torchrun(cfg: dict, folder: Path, out: str = "ddp", *extra) -> subprocess.CompletedProcess:
+    """``nvdrec train --gpus 2 --device cpu --out-dir FOLDER/OUT EXTRA`` (torchrun, gloo, one
+    OpenMP thread a process) on ``cfg`` written to ``folder/config.json``; asserts exit 0."""
+    cfg_path = folder / "config.json"
+    cfg_path.write_text(json.dumps(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "nvdrec", "train", str(cfg_path), "--gpus", "2"]
+    cmd += ["--device", "cpu", "--out-dir", str(folder / out), *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist")
-    cfg_path = root / "tiny.json"
-    cfg_path.write_text(json.dumps({**TINY, "batch": 1}))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "nvdrec", "train", str(cfg_path), "--gpus", "2", "--device", "cpu"]
-        + ["--out-dir", str(root / "ddp")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = torchrun({**TINY, "batch": 1}, root)
     single = Trainer(nvdrec.load_config({**TINY, "batch": 2, "out_dir": str(root / "single")}))
     result = single.fit()
     return root, proc, result
@@ -123,20 +122,12 @@ def test_gpus_flag_is_checked():
 
 def test_resume_under_torchrun(tmp_path):
     """A two-process run resumed from its pass-2 checkpoint ends with the same mesh."""
-    cfg_path = tmp_path / "tiny.json"
-    cfg_path.write_text(
-        json.dumps({**TINY, "batch": 1, "checkpoint_interval": 2, "validate": False})
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "nvdrec", "train", str(cfg_path), "--gpus", "2"]
-    cmd += ["--device", "cpu", "--out-dir", str(tmp_path / "run")]
-    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    cfg = {**TINY, "batch": 1, "checkpoint_interval": 2, "validate": False}
+    torchrun(cfg, tmp_path, "run")
     mesh = tmp_path / "run" / "mesh" / "mesh.obj"
     before = mesh.read_bytes()
     mesh.unlink()
-    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    again = torchrun(cfg, tmp_path, "run", "--resume")
     assert again.stdout.count("resumed from pass 2 iteration 2") == 1  # rank 0 says it once
     assert mesh.read_bytes() == before
 
@@ -159,13 +150,7 @@ def test_two_processes_on_an_image_folder(tmp_path):
     write_nerf(data, n=6)
     write_nerf(data, n=2, split="test")
     base = {**TINY, "ref_mesh": str(data), "train_res": [32, 32], "validate": False}
-    cfg_path = tmp_path / "nerf.json"
-    cfg_path.write_text(json.dumps({**base, "batch": 1}))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "nvdrec", "train", str(cfg_path), "--gpus", "2"]
-    cmd += ["--device", "cpu", "--out-dir", str(tmp_path / "ddp")]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    torchrun({**base, "batch": 1}, tmp_path)
     ddp = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert ddp["timing"]["dmtet_pass1"]["max_param_diff_across_ranks"] == 0.0
     one = Trainer(nvdrec.load_config({**base, "batch": 2, "out_dir": str(tmp_path / "one")}))
@@ -177,13 +162,7 @@ def test_two_processes_with_flexicubes(tmp_path):
     """isosurface flexicubes under DDP: ranks stay in sync and match one process with
     the doubled batch."""
     base = {**TINY, "isosurface": "flexicubes", "dmtet_grid": 12, "validate": False}
-    cfg_path = tmp_path / "fc.json"
-    cfg_path.write_text(json.dumps({**base, "batch": 1}))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "nvdrec", "train", str(cfg_path), "--gpus", "2"]
-    cmd += ["--device", "cpu", "--out-dir", str(tmp_path / "ddp")]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    torchrun({**base, "batch": 1}, tmp_path)
     ddp = json.loads((tmp_path / "ddp" / "run.json").read_text())
     for name in ("dmtet_pass1", "mesh_pass"):
         assert ddp["timing"][name]["max_param_diff_across_ranks"] == 0.0

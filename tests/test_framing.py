@@ -4,7 +4,7 @@ import json
 import math
 
 import torch
-from _helpers import run_nvdrec
+from _helpers import TINY_FOLDER, train_cli
 from test_data_nerf import FOV, H, W, _scene
 
 from nvdrec.data.framing import auto_frame
@@ -53,24 +53,8 @@ def test_visual_hull_finds_centre_and_size(tmp_path):
 
 def test_auto_framing_end_to_end(tmp_path):
     _write_offset_scene(tmp_path / "scene", n=6)
-    cfg = {
-        "ref_mesh": str(tmp_path / "scene"),
-        "mesh_scale": "auto",
-        "iter": 3,
-        "batch": 1,
-        "train_res": [24, 24],
-        "texture_res": [32, 32],
-        "dmtet_grid": 16,
-        "light_res": 16,
-        "hash_log2_size": 10,
-        "save_interval": 0,
-        "validate": False,
-        "progress": "none",
-        "out_dir": str(tmp_path / "out"),
-    }
-    f = tmp_path / "a.json"
-    f.write_text(json.dumps(cfg))
-    r = run_nvdrec("train", str(f))
+    cfg = {**TINY_FOLDER, "ref_mesh": str(tmp_path / "scene"), "mesh_scale": "auto"}
+    r = train_cli({**cfg, "validate": False, "out_dir": str(tmp_path / "out")}, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "automatic framing" in r.stdout
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
