@@ -178,3 +178,33 @@ def test_too_few_points_is_a_clear_error(tmp_path):
     cams = _load_cameras(folder)[1:]
     with pytest.raises(DataError, match="sparse points"):
         object_region(*read_points3d(sparse_folder(folder)), *cams)
+
+
+@pytest.mark.parametrize(
+    "error, want",
+    [
+        (ModuleNotFoundError("No module named 'cv2'", name="cv2"), "pip install opencv-python"),
+        (  # an OpenCV built for NumPy 1 under NumPy 2
+            ImportError("numpy.core.multiarray failed to import"),
+            r"installed but does not load \(numpy.core.multiarray failed to import\).*-U",
+        ),
+        (ModuleNotFoundError("No module named 'numpy.core'", name="numpy.core"), "does not load"),
+    ],
+)
+def test_opencv_absent_or_not_loading_says_which(monkeypatch, error, want):
+    import builtins
+
+    from nvdrec.data.automask import require_opencv
+    from nvdrec.errors import MissingDependencyError
+
+    real = builtins.__import__
+
+    def broken(name, *a, **k):
+        if name == "cv2":
+            raise error
+        return real(name, *a, **k)
+
+    monkeypatch.delitem(__import__("sys").modules, "cv2", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(MissingDependencyError, match=want):
+        require_opencv()

@@ -38,16 +38,29 @@ __all__ = ["MasksReport", "ObjectRegion", "auto_masks", "mask_name", "object_reg
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = 0, 1, 2, 3  # OpenCV's GrabCut labels
 
 
-def _cv2():
+def require_opencv():
+    """The ``cv2`` module; MissingDependencyError says whether OpenCV is absent or installed
+    but not loading (an OpenCV before 4.10 does not load under NumPy 2)."""
     try:
         import cv2
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != "cv2":
+            raise _not_loading(e) from None
         raise MissingDependencyError(
             "automatic object masks need the optional OpenCV package: pip install "
             "opencv-python-headless (or pip install 'nvdrec[photos]'); or put one mask "
             "per photo in masks/"
         ) from None
+    except ImportError as e:
+        raise _not_loading(e) from None
     return cv2
+
+
+def _not_loading(e: ImportError) -> MissingDependencyError:
+    return MissingDependencyError(
+        f"automatic object masks need OpenCV, which is installed but does not load ({e}); "
+        "OpenCV 4.10 or newer loads under NumPy 1 and 2: pip install -U opencv-python-headless"
+    )
 
 
 def mask_name(image_name: str) -> str:
@@ -310,7 +323,7 @@ def auto_masks(folder, out=None, max_side: int = 512, progress=print) -> MasksRe
     from ..io.files import atomic_dir
     from ..io.image import read_image, write_image
 
-    cv2 = _cv2()
+    cv2 = require_opencv()
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "masks_auto"
     seconds = {}

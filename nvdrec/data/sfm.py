@@ -267,13 +267,10 @@ def estimate_poses(
     masks = masks if masks.is_dir() and use_masks else None
     if masks is None and auto_masks:
         try:
-            import cv2  # noqa: F401
-        except ImportError:
+            automask.require_opencv()
+        except MissingDependencyError as e:
             auto_masks = False
-            progress(
-                "note: no masks/ and no OpenCV: cameras from the whole photos, no masks "
-                "(pip install opencv-python-headless for automatic masks)"
-            )
+            progress(f"note: no masks/, and {e}. Cameras from the whole photos, no masks")
     seconds: dict = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".nvdrec-poses-", dir=out.parent))
